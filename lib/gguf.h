@@ -1,0 +1,199 @@
+/* gguf.h - GGUF v2/v3 reader (mmap, every read bounds-checked), type traits,
+ * model-level validation helpers and a streaming writer.
+ *
+ * Strings in the file are NOT NUL-terminated: they are (ptr, len) views into
+ * the mapping and stay valid until bn_gguf_close(). */
+#ifndef BN_GGUF_H
+#define BN_GGUF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "util.h"
+
+/* ---- ggml tensor types ---------------------------------------------------- */
+
+/* Ids as in llama.cpp's ggml.h; 36..39 as in bitnet.cpp's fork. Id 39 is TL2
+ * in bitnet.cpp files and MXFP4 in current upstream: see bn_type_resolve(). */
+typedef enum bn_type {
+    BN_TYPE_F32 = 0, BN_TYPE_F16 = 1, BN_TYPE_Q4_0 = 2, BN_TYPE_Q4_1 = 3,
+    BN_TYPE_Q5_0 = 6, BN_TYPE_Q5_1 = 7, BN_TYPE_Q8_0 = 8, BN_TYPE_Q8_1 = 9,
+    BN_TYPE_Q2_K = 10, BN_TYPE_Q3_K = 11, BN_TYPE_Q4_K = 12, BN_TYPE_Q5_K = 13,
+    BN_TYPE_Q6_K = 14, BN_TYPE_Q8_K = 15, BN_TYPE_IQ2_XXS = 16, BN_TYPE_IQ2_XS = 17,
+    BN_TYPE_IQ3_XXS = 18, BN_TYPE_IQ1_S = 19, BN_TYPE_IQ4_NL = 20, BN_TYPE_IQ3_S = 21,
+    BN_TYPE_IQ2_S = 22, BN_TYPE_IQ4_XS = 23, BN_TYPE_I8 = 24, BN_TYPE_I16 = 25,
+    BN_TYPE_I32 = 26, BN_TYPE_I64 = 27, BN_TYPE_F64 = 28, BN_TYPE_IQ1_M = 29,
+    BN_TYPE_BF16 = 30, BN_TYPE_TQ1_0 = 34, BN_TYPE_TQ2_0 = 35,
+    BN_TYPE_I2_S = 36, BN_TYPE_I8_S = 37, BN_TYPE_TL1 = 38, BN_TYPE_TL2 = 39,
+    BN_TYPE_MXFP4 = 1039, /* upstream id 39, remapped here after bn_type_resolve() */
+} bn_type;
+
+typedef struct bn_type_traits {
+    const char *name;    /* "f32", "tq2_0", "i2_s", ... as llama.cpp prints them */
+    uint32_t blck_size;  /* elements per block (I2_S: 128, the packing group) */
+    uint32_t type_size;  /* bytes per block (I2_S: 32) */
+    uint32_t trailer;    /* bytes after the packed data for the whole tensor (I2_S, TL1: 32) */
+    bool is_quantized;
+} bn_type_traits;
+
+/* Traits for a type id (after resolution), NULL if unknown. */
+const bn_type_traits *bn_type_traits_get(uint32_t type);
+const char *bn_type_name(uint32_t type); /* "?" when unknown */
+/* Parse "i2_s", "TQ2_0", "f16"... case-insensitively; -1 if unknown. */
+int bn_type_from_name(const char *name);
+
+/* Bytes a tensor of this type and shape occupies, with the I2_S/TL1/TL2
+ * special sizes (n/4 + 32, ...). Errors on overflow, on element counts that
+ * are not a multiple of the block size, and on unknown types. */
+int bn_type_nbytes(uint32_t type, const int64_t *ne, uint32_t n_dims, uint64_t *out, bn_err *e);
+
+/* ---- metadata values ------------------------------------------------------ */
+
+typedef enum bn_gguf_vtype {
+    BN_GGUF_U8 = 0, BN_GGUF_I8 = 1, BN_GGUF_U16 = 2, BN_GGUF_I16 = 3,
+    BN_GGUF_U32 = 4, BN_GGUF_I32 = 5, BN_GGUF_F32 = 6, BN_GGUF_BOOL = 7,
+    BN_GGUF_STR = 8, BN_GGUF_ARR = 9, BN_GGUF_U64 = 10, BN_GGUF_I64 = 11,
+    BN_GGUF_F64 = 12,
+} bn_gguf_vtype;
+
+const char *bn_gguf_vtype_name(uint32_t vtype);
+
+typedef struct bn_gguf_str {
+    const char *ptr; /* not NUL-terminated */
+    uint64_t len;
+} bn_gguf_str;
+
+/* One metadata pair. Scalars are decoded; arrays keep a pointer to their first
+ * element in the mapping and are read with an iterator. */
+typedef struct bn_gguf_kv {
+    bn_gguf_str key;
+    uint32_t type;          /* bn_gguf_vtype */
+    union {
+        uint64_t u;         /* U8..U64, BOOL */
+        int64_t i;          /* I8..I64 */
+        double f;           /* F32, F64 */
+        bn_gguf_str s;      /* STR */
+    } v;
+    uint32_t arr_type;      /* ARR: element type */
+    uint64_t arr_n;         /* ARR: element count */
+    const uint8_t *arr_data;/* ARR: first element (validated to lie in the file) */
+    uint64_t arr_bytes;     /* ARR: total bytes of the elements */
+} bn_gguf_kv;
+
+/* Walk the elements of an array value (already validated at open). */
+typedef struct bn_gguf_arr_iter {
+    const uint8_t *p, *end;
+    uint32_t type;
+    uint64_t i, n;
+} bn_gguf_arr_iter;
+
+void bn_gguf_arr_iter_init(bn_gguf_arr_iter *it, const bn_gguf_kv *kv);
+/* Next element as a string (STR arrays) / integer / float; false at the end
+ * or when the element type does not fit the request. */
+bool bn_gguf_arr_next_str(bn_gguf_arr_iter *it, bn_gguf_str *out);
+bool bn_gguf_arr_next_i64(bn_gguf_arr_iter *it, int64_t *out);
+bool bn_gguf_arr_next_f64(bn_gguf_arr_iter *it, double *out);
+
+/* ---- tensors -------------------------------------------------------------- */
+
+#define BN_GGUF_MAX_DIMS 4
+#define BN_GGUF_MAX_NAME 64 /* names must be shorter (GGML_MAX_NAME) */
+
+typedef struct bn_gguf_tensor {
+    char name[BN_GGUF_MAX_NAME];  /* NUL-terminated copy */
+    uint32_t type;                /* resolved bn_type */
+    uint32_t n_dims;
+    int64_t ne[BN_GGUF_MAX_DIMS]; /* ne[0] = row length (inputs); unused dims are 1 */
+    uint64_t offset;              /* relative to the data section */
+    uint64_t nbytes;              /* from bn_type_nbytes() */
+    const uint8_t *data;          /* into the mapping */
+} bn_gguf_tensor;
+
+/* ---- the file ------------------------------------------------------------- */
+
+typedef struct bn_gguf bn_gguf; /* opaque */
+
+/* Map and parse a file. Structural checks (GGUF security checklist): magic,
+ * version 2/3, counts against the file size, string and array lengths, value
+ * types, duplicate keys, alignment (u32 power of two), tensor names (< 64
+ * bytes, unique), n_dims <= 4, positive dims, overflow-checked element counts
+ * and byte sizes, block-size multiples, aligned in-bounds non-overlapping data.
+ * On error returns -1 with "path: field: reason" in e. */
+int bn_gguf_open(bn_gguf **out, const char *path, bn_err *e);
+/* The same on a memory buffer (fuzzers, tests); name is used in messages. The
+ * buffer must outlive the bn_gguf. */
+int bn_gguf_open_mem(bn_gguf **out, const void *data, size_t len, const char *name, bn_err *e);
+void bn_gguf_close(bn_gguf *g);
+
+const char *bn_gguf_path(const bn_gguf *g);
+uint32_t bn_gguf_version(const bn_gguf *g);
+uint64_t bn_gguf_file_size(const bn_gguf *g);
+uint32_t bn_gguf_alignment(const bn_gguf *g);
+uint64_t bn_gguf_data_offset(const bn_gguf *g); /* absolute file offset of the data section */
+
+uint64_t bn_gguf_n_kv(const bn_gguf *g);
+const bn_gguf_kv *bn_gguf_kv_at(const bn_gguf *g, uint64_t i);
+const bn_gguf_kv *bn_gguf_find(const bn_gguf *g, const char *key); /* NULL if absent */
+
+/* Typed getters. Return 1 found, 0 absent, -1 present with an unusable type or
+ * out-of-range value (e filled). Integer getters accept any integer type whose
+ * value fits. */
+int bn_gguf_get_u32(const bn_gguf *g, const char *key, uint32_t *out, bn_err *e);
+int bn_gguf_get_i32(const bn_gguf *g, const char *key, int32_t *out, bn_err *e);
+int bn_gguf_get_u64(const bn_gguf *g, const char *key, uint64_t *out, bn_err *e);
+int bn_gguf_get_f32(const bn_gguf *g, const char *key, float *out, bn_err *e);
+int bn_gguf_get_bool(const bn_gguf *g, const char *key, bool *out, bn_err *e);
+int bn_gguf_get_str(const bn_gguf *g, const char *key, bn_gguf_str *out, bn_err *e);
+/* Array of the given element type (BN_GGUF_STR etc.); *n gets its length. */
+int bn_gguf_get_arr(const bn_gguf *g, const char *key, uint32_t elem_type,
+                    const bn_gguf_kv **kv, uint64_t *n, bn_err *e);
+
+/* Compare a file string with a C string. */
+bool bn_gguf_str_eq(bn_gguf_str s, const char *c);
+
+uint64_t bn_gguf_n_tensors(const bn_gguf *g);
+const bn_gguf_tensor *bn_gguf_tensor_at(const bn_gguf *g, uint64_t i);
+const bn_gguf_tensor *bn_gguf_find_tensor(const bn_gguf *g, const char *name); /* NULL if absent */
+
+/* general.architecture as a C string copy into buf ("" if absent). */
+void bn_gguf_arch(const bn_gguf *g, char *buf, size_t n);
+
+/* Model-level checks for the BitNet archs (bitnet-b1.58, bitnet, bitnet-25):
+ * hparams present and consistent, required tensors with the right shapes and
+ * supported types, tokenizer arrays of vocab length, I2_S scales finite > 0.
+ * Appends one line per problem to *report (malloc'd, caller frees) and
+ * returns the number of problems (0 = valid). */
+int bn_gguf_validate_model(const bn_gguf *g, char **report);
+
+/* ---- writer --------------------------------------------------------------- */
+
+/* Streaming writer: set metadata, declare every tensor (name, type, shape),
+ * then write each tensor's data in declaration order, then finish. The file
+ * goes to "<path>.tmp.<pid>" and is renamed over path only by a successful
+ * bn_gguf_writer_finish(); bn_gguf_writer_abort() (or any error) removes it.
+ * Version 3, general.alignment honoured (default 32), little endian. */
+typedef struct bn_gguf_writer bn_gguf_writer;
+
+int bn_gguf_writer_new(bn_gguf_writer **out, const char *path, bn_err *e);
+int bn_gguf_w_u32(bn_gguf_writer *w, const char *key, uint32_t v, bn_err *e);
+int bn_gguf_w_i32(bn_gguf_writer *w, const char *key, int32_t v, bn_err *e);
+int bn_gguf_w_u64(bn_gguf_writer *w, const char *key, uint64_t v, bn_err *e);
+int bn_gguf_w_f32(bn_gguf_writer *w, const char *key, float v, bn_err *e);
+int bn_gguf_w_bool(bn_gguf_writer *w, const char *key, bool v, bn_err *e);
+int bn_gguf_w_str(bn_gguf_writer *w, const char *key, const char *v, bn_err *e);
+int bn_gguf_w_str_n(bn_gguf_writer *w, const char *key, const char *v, size_t len, bn_err *e);
+int bn_gguf_w_arr_str(bn_gguf_writer *w, const char *key, const bn_gguf_str *v, uint64_t n, bn_err *e);
+int bn_gguf_w_arr_f32(bn_gguf_writer *w, const char *key, const float *v, uint64_t n, bn_err *e);
+int bn_gguf_w_arr_i32(bn_gguf_writer *w, const char *key, const int32_t *v, uint64_t n, bn_err *e);
+/* Copy a metadata pair from an open file unchanged (any type, arrays too). */
+int bn_gguf_w_copy_kv(bn_gguf_writer *w, const bn_gguf_kv *kv, bn_err *e);
+/* Declare a tensor; returns its index (>= 0) or -1. */
+int bn_gguf_w_tensor(bn_gguf_writer *w, const char *name, uint32_t type, uint32_t n_dims,
+                     const int64_t *ne, bn_err *e);
+/* Data for tensor idx; must be called in declaration order with exactly
+ * bn_type_nbytes() bytes (may be split over several calls). */
+int bn_gguf_w_data(bn_gguf_writer *w, int idx, const void *data, size_t n, bn_err *e);
+int bn_gguf_writer_finish(bn_gguf_writer *w, bn_err *e); /* frees w */
+void bn_gguf_writer_abort(bn_gguf_writer *w);            /* frees w, removes the temp file */
+
+#endif

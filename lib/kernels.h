@@ -1,0 +1,83 @@
+/* kernels.h - the matmul contract between the forward pass and the per-ISA
+ * kernels. For every weight type there is a scalar reference (lib/quant_*.c,
+ * lib/kernels_scalar.c) and SIMD versions (lib/kernels_avx2.c,
+ * lib/kernels_avx512.c, lib/kernels_neon.c) that must agree with it: bit for
+ * bit on integer parts, within 1e-6 relative on float parts.
+ *
+ * A matmul is  Y[t][r] = sum_k W[r][k] * X[t][k]  for output rows r in
+ * [r0, r1) and tokens t in [0, n). W is a GGUF tensor with ne = [K, M] (row r
+ * is K inputs), X is n rows of K floats quantized once per matmul input into
+ * a bn_act of the kind the weight type needs. One output row is always
+ * computed by one call, in one fixed order, so splitting rows across threads
+ * gives bitwise identical results for any thread count. */
+#ifndef BN_KERNELS_H
+#define BN_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "cpu.h"
+#include "gguf.h"
+
+typedef enum bn_act_kind {
+    BN_ACT_I8S = 0, /* bitnet.cpp I2_S: int8 per token, s = 127/max(|x|,1e-5), q = clamp(rne(x*s)), sum(q) kept */
+    BN_ACT_Q8K,     /* llama.cpp q8_K per 256 block (TQ1_0, TQ2_0, Q6_K weights) */
+    BN_ACT_Q8_0,    /* llama.cpp q8_0 per 32 block (Q8_0 weights) */
+    BN_ACT_F16,     /* activations rounded to f16 (F16 weights, as ggml's vec_dot_f16) */
+    BN_ACT_F32,     /* plain f32 (F32 weights) */
+    BN_ACT_COUNT
+} bn_act_kind;
+
+/* The activation kind a weight type multiplies against; -1 if unsupported. */
+int bn_act_kind_for(uint32_t weight_type);
+
+/* Quantized activations: n rows of K values. Memory is owned by the caller
+ * (bn_act_alloc / bn_act_free) and reused across steps. */
+typedef struct bn_act {
+    bn_act_kind kind;
+    int64_t K;
+    int n, n_cap;
+    void *data;       /* I8S: int8 [n][K]; Q8K/Q8_0: blocks [n][K/blk]; F16: uint16 [n][K]; F32: float [n][K] */
+    float *scale;     /* I8S: per row s (= 127/max) */
+    int32_t *sum;     /* I8S: per row sum of q */
+    size_t row_bytes; /* bytes of one row in data */
+} bn_act;
+
+int bn_act_alloc(bn_act *a, bn_act_kind kind, int64_t K, int n_cap, bn_err *e);
+void bn_act_free(bn_act *a);
+
+/* A weight matrix as the kernels see it (a view into the mmap, never copied). */
+typedef struct bn_qmat {
+    uint32_t type;        /* bn_type: I2_S, TQ2_0, TQ1_0, F16, F32, Q8_0, Q6_K */
+    int64_t K, M;         /* inputs (ne0), outputs (ne1) */
+    const uint8_t *data;  /* tensor data */
+    size_t row_bytes;     /* bytes per row (I2_S: K/4) */
+    float scale;          /* I2_S: per-tensor scale from the trailer; 1 for other types */
+    const void *packed;   /* optional ISA-specific repacked copy (NULL = use data) */
+} bn_qmat;
+
+/* Fill a bn_qmat from a GGUF tensor (checks type and shape, reads the I2_S scale). */
+int bn_qmat_from_tensor(bn_qmat *m, const bn_gguf_tensor *t, bn_err *e);
+
+/* Per-ISA function table. Tables are static const: no mutable state. */
+typedef struct bn_kernels {
+    bn_isa isa;
+    const char *name; /* "scalar", "avx2", "avx512", "avx512-vnni", "neon", "neon-dotprod" */
+
+    /* Quantize rows [t0, t1) of X (row stride ldx floats) into a (rows t0..t1-1). */
+    void (*quantize_act)(bn_act *a, const float *X, int64_t ldx, int t0, int t1);
+
+    /* Y[t*ldy + r] for r in [r0, r1), t in [0, a->n). The act kind must be
+     * bn_act_kind_for(W->type). */
+    void (*matmul)(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy);
+} bn_kernels;
+
+/* The table for an ISA (NULL if not compiled in). */
+const bn_kernels *bn_kernels_for(bn_isa isa);
+
+/* Name of the path a given weight type actually takes on this table, e.g.
+ * "i2_s/avx2" or "tq1_0/scalar" when the ISA has no special kernel for it. */
+void bn_kernels_path(const bn_kernels *k, uint32_t weight_type, char *buf, size_t n);
+/* Whether this table has a real SIMD kernel for the type (strict mode uses it). */
+int bn_kernels_is_native(const bn_kernels *k, uint32_t weight_type);
+
+#endif

@@ -1,7 +1,7 @@
 /* cpu.h - CPU feature detection and choice of kernel path.
  *
- * SIMD sources are compiled with their own -m flags (lib/*_avx2.c,
- * lib/*_avx512.c, lib/*_neon.c) and chosen here at run time, so one binary
+ * SIMD sources are compiled with their own -m flags (lib/X_avx2.c,
+ * lib/X_avx512.c, lib/X_neon.c) and chosen here at run time, so one binary
  * runs on any x86-64. BN_CPU=scalar|avx2|avx512|neon forces a path (tests use
  * it); forcing a path the CPU lacks is an error, not a silent fallback. */
 #ifndef BN_CPU_H

@@ -24,7 +24,15 @@ int bn_errf(bn_err *e, const char *fmt, ...) {
 void bn_err_prefix(bn_err *e, const char *prefix) {
     if (!e || !prefix) return;
     char tmp[BN_ERR_MAX];
-    snprintf(tmp, sizeof tmp, "%s: %s", prefix, e->msg);
+    size_t pl = strlen(prefix);
+    if (pl > BN_ERR_MAX - 3) pl = BN_ERR_MAX - 3;
+    memcpy(tmp, prefix, pl);
+    tmp[pl] = ':';
+    tmp[pl + 1] = ' ';
+    size_t ml = strnlen(e->msg, BN_ERR_MAX);
+    if (ml > BN_ERR_MAX - 1 - (pl + 2)) ml = BN_ERR_MAX - 1 - (pl + 2);
+    memcpy(tmp + pl + 2, e->msg, ml);
+    tmp[pl + 2 + ml] = 0;
     memcpy(e->msg, tmp, sizeof tmp);
 }
 

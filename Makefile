@@ -175,5 +175,12 @@ demo: deps all
 crossval: all
 	BN_BIN=$(abspath $(BIN)) BN_TESTBIN=$(abspath $(BUILD)/tests) BN_SHARED=$(abspath $(SHARED)) tests/crossval.sh
 
+# Benchmarks (never part of make test): bench/run drives them.
+$(BUILD)/bench/%: bench/%.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -D_GNU_SOURCE -O2 -march=native -pthread $(WARN) $< -o $@ -lm
+bench: all $(BUILD)/bench/bwprobe
+	bench/run
+
 clean:
 	rm -rf build bin

@@ -5,7 +5,9 @@
  * buffer much larger than the caches with T threads (each its own slice, as
  * bn-forward splits rows) and reports the best of several passes in GB/s.
  * usage: bwprobe [-t THREADS] [-m MiB] [-r REPEATS]   -> one JSON line */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>

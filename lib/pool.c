@@ -1,0 +1,140 @@
+/* pool.c - persistent worker threads released by a generation counter.
+ * Workers spin briefly on the counter (regions in a decode step follow each
+ * other within microseconds), then sleep on a condition variable. */
+#include "pool.h"
+
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define BN_POOL_SPIN 20000
+
+struct bn_pool {
+    int n;                    /* threads including the caller */
+    pthread_t *tid;
+    pthread_mutex_t mu;
+    pthread_cond_t wake;      /* workers wait here for a new generation */
+    pthread_cond_t done_cv;   /* the caller waits here for pending == 0 */
+    atomic_uint gen;          /* bumped once per region */
+    atomic_int pending;       /* workers still running the current region */
+    atomic_int quit;
+    bn_pool_fn fn;
+    void *ctx;
+    struct bn_pool_arg { struct bn_pool *p; int ith; } *args;
+};
+
+/* Wait until the generation moves past seen; 0 if a quit was requested. */
+static unsigned pool_wait_gen(bn_pool *p, unsigned seen) {
+    for (int i = 0; i < BN_POOL_SPIN; i++) {
+        unsigned g = atomic_load_explicit(&p->gen, memory_order_acquire);
+        if (g != seen) return g;
+        if ((i & 255) == 255) sched_yield();
+    }
+    pthread_mutex_lock(&p->mu);
+    unsigned g;
+    while ((g = atomic_load_explicit(&p->gen, memory_order_acquire)) == seen)
+        pthread_cond_wait(&p->wake, &p->mu);
+    pthread_mutex_unlock(&p->mu);
+    return g;
+}
+
+/* Worker loop: run each region's fn, then signal completion. */
+static void *pool_worker(void *arg) {
+    struct bn_pool_arg *a = arg;
+    bn_pool *p = a->p;
+    unsigned seen = 0;
+    for (;;) {
+        seen = pool_wait_gen(p, seen);
+        if (atomic_load(&p->quit)) return NULL;
+        p->fn(p->ctx, a->ith, p->n);
+        if (atomic_fetch_sub_explicit(&p->pending, 1, memory_order_acq_rel) == 1) {
+            pthread_mutex_lock(&p->mu);
+            pthread_cond_signal(&p->done_cv);
+            pthread_mutex_unlock(&p->mu);
+        }
+    }
+}
+
+/* Create the pool; threads live until bn_pool_free. */
+int bn_pool_new(bn_pool **out, int n_threads, bn_err *e) {
+    *out = NULL;
+    if (n_threads < 1 || n_threads > 1024) return bn_errf(e, "pool: threads: %d out of range 1..1024", n_threads);
+    bn_pool *p = bn_calloc(1, sizeof *p, e);
+    if (!p) return -1;
+    p->n = n_threads;
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->wake, NULL);
+    pthread_cond_init(&p->done_cv, NULL);
+    atomic_init(&p->gen, 0);
+    atomic_init(&p->pending, 0);
+    atomic_init(&p->quit, 0);
+    p->tid = bn_calloc((size_t)n_threads, sizeof *p->tid, e);
+    p->args = bn_calloc((size_t)n_threads, sizeof *p->args, e);
+    if (!p->tid || !p->args) { free(p->tid); free(p->args); free(p); return -1; }
+    for (int i = 1; i < n_threads; i++) {
+        p->args[i].p = p;
+        p->args[i].ith = i;
+        if (pthread_create(&p->tid[i], NULL, pool_worker, &p->args[i]) != 0) {
+            p->n = i; /* only i-1 workers exist */
+            bn_pool_free(p);
+            return bn_errf(e, "pool: pthread_create: failed for thread %d", i);
+        }
+    }
+    *out = p;
+    return 0;
+}
+
+/* Stop and join the workers. */
+void bn_pool_free(bn_pool *p) {
+    if (!p) return;
+    atomic_store(&p->quit, 1);
+    pthread_mutex_lock(&p->mu);
+    atomic_fetch_add_explicit(&p->gen, 1, memory_order_release);
+    pthread_cond_broadcast(&p->wake);
+    pthread_mutex_unlock(&p->mu);
+    for (int i = 1; i < p->n; i++) pthread_join(p->tid[i], NULL);
+    pthread_mutex_destroy(&p->mu);
+    pthread_cond_destroy(&p->wake);
+    pthread_cond_destroy(&p->done_cv);
+    free(p->tid);
+    free(p->args);
+    free(p);
+}
+
+int bn_pool_threads(const bn_pool *p) { return p->n; }
+
+/* One parallel region: publish fn, bump the generation, run share 0 here,
+ * then wait for every worker (the region's single barrier). */
+void bn_pool_run(bn_pool *p, bn_pool_fn fn, void *ctx) {
+    if (p->n == 1) { fn(ctx, 0, 1); return; }
+    p->fn = fn;
+    p->ctx = ctx;
+    atomic_store_explicit(&p->pending, p->n - 1, memory_order_relaxed);
+    pthread_mutex_lock(&p->mu);
+    atomic_fetch_add_explicit(&p->gen, 1, memory_order_release);
+    pthread_cond_broadcast(&p->wake);
+    pthread_mutex_unlock(&p->mu);
+    fn(ctx, 0, p->n);
+    for (int i = 0; i < BN_POOL_SPIN; i++) {
+        if (atomic_load_explicit(&p->pending, memory_order_acquire) == 0) return;
+        if ((i & 255) == 255) sched_yield();
+    }
+    pthread_mutex_lock(&p->mu);
+    while (atomic_load_explicit(&p->pending, memory_order_acquire) != 0)
+        pthread_cond_wait(&p->done_cv, &p->mu);
+    pthread_mutex_unlock(&p->mu);
+}
+
+/* Even split of [0, n) in units of align; deterministic in (n, ith, nth). */
+void bn_pool_split(int64_t n, int ith, int nth, int64_t align, int64_t *lo, int64_t *hi) {
+    if (align < 1) align = 1;
+    int64_t units = (n + align - 1) / align;
+    int64_t u0 = units * ith / nth, u1 = units * (ith + 1) / nth;
+    int64_t a = u0 * align, b = u1 * align;
+    if (a > n) a = n;
+    if (b > n) b = n;
+    *lo = a;
+    *hi = b;
+}

@@ -1,0 +1,30 @@
+/* pool.h - a small pthread pool for the forward pass.
+ *
+ * bn_pool_run(p, fn, ctx) calls fn(ctx, ith, nth) once on each of the nth
+ * threads (the caller is thread 0) and returns when all have finished: one
+ * barrier per parallel region. Work is split by the callee from (ith, nth)
+ * with bn_pool_split(), which is a pure function of its arguments, so which
+ * thread computes which rows is deterministic. */
+#ifndef BN_POOL_H
+#define BN_POOL_H
+
+#include <stdint.h>
+#include "util.h"
+
+typedef struct bn_pool bn_pool; /* opaque */
+
+typedef void (*bn_pool_fn)(void *ctx, int ith, int nth);
+
+/* Start n_threads - 1 workers (n_threads >= 1). */
+int bn_pool_new(bn_pool **out, int n_threads, bn_err *e);
+void bn_pool_free(bn_pool *p);
+int bn_pool_threads(const bn_pool *p);
+
+/* Run fn on every thread and wait for all of them. Not reentrant. */
+void bn_pool_run(bn_pool *p, bn_pool_fn fn, void *ctx);
+
+/* The share [*lo, *hi) of [0, n) for thread ith of nth, with boundaries
+ * rounded to multiples of align (the last share takes the rest). */
+void bn_pool_split(int64_t n, int ith, int nth, int64_t align, int64_t *lo, int64_t *hi);
+
+#endif

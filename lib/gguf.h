@@ -93,6 +93,9 @@ void bn_gguf_arr_iter_init(bn_gguf_arr_iter *it, const bn_gguf_kv *kv);
 bool bn_gguf_arr_next_str(bn_gguf_arr_iter *it, bn_gguf_str *out);
 bool bn_gguf_arr_next_i64(bn_gguf_arr_iter *it, int64_t *out);
 bool bn_gguf_arr_next_f64(bn_gguf_arr_iter *it, double *out);
+/* Nested arrays (element type ARR): describe the next element as an array kv
+ * (key empty) that can be iterated in turn. */
+bool bn_gguf_arr_next_arr(bn_gguf_arr_iter *it, bn_gguf_kv *out);
 
 /* ---- tensors -------------------------------------------------------------- */
 

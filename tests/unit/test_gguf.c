@@ -1,0 +1,312 @@
+/* test_gguf.c - unit tests for the GGUF module: type traits and sizes, the
+ * reader on hand-built buffers (every value type, nested arrays, getters,
+ * iterators), rejection of a few corruptions, and a writer round trip. */
+#include "gguf.h"
+#include "tap.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* ---- a tiny byte builder for hand-made files ------------------------------ */
+
+typedef struct buf {
+    uint8_t *p;
+    size_t n, cap;
+} buf;
+
+static void put(buf *b, const void *d, size_t n) {
+    if (b->n + n > b->cap) {
+        b->cap = (b->n + n) * 2 + 64;
+        b->p = realloc(b->p, b->cap);
+        if (!b->p) abort();
+    }
+    memcpy(b->p + b->n, d, n);
+    b->n += n;
+}
+static void put_u8(buf *b, uint8_t v) { put(b, &v, 1); }
+static void put_u16(buf *b, uint16_t v) { uint8_t x[2] = {(uint8_t)v, (uint8_t)(v >> 8)}; put(b, x, 2); }
+static void put_u32(buf *b, uint32_t v) {
+    uint8_t x[4];
+    for (int i = 0; i < 4; i++) x[i] = (uint8_t)(v >> (8 * i));
+    put(b, x, 4);
+}
+static void put_u64(buf *b, uint64_t v) {
+    uint8_t x[8];
+    for (int i = 0; i < 8; i++) x[i] = (uint8_t)(v >> (8 * i));
+    put(b, x, 8);
+}
+static void put_f32(buf *b, float f) { uint32_t u; memcpy(&u, &f, 4); put_u32(b, u); }
+static void put_f64(buf *b, double f) { uint64_t u; memcpy(&u, &f, 8); put_u64(b, u); }
+static void put_str(buf *b, const char *s) { put_u64(b, strlen(s)); put(b, s, strlen(s)); }
+static void put_key(buf *b, const char *k, uint32_t t) { put_str(b, k); put_u32(b, t); }
+static void pad_to(buf *b, size_t a) { while (b->n % a) put_u8(b, 0); }
+
+/* ---- type traits ------------------------------------------------------------ */
+
+static void test_traits(void) {
+    static const struct { uint32_t id; const char *name; uint32_t blck, size; } want[] = {
+        {0, "f32", 1, 4}, {1, "f16", 1, 2}, {2, "q4_0", 32, 18}, {3, "q4_1", 32, 20},
+        {6, "q5_0", 32, 22}, {7, "q5_1", 32, 24}, {8, "q8_0", 32, 34}, {9, "q8_1", 32, 36},
+        {10, "q2_K", 256, 84}, {11, "q3_K", 256, 110}, {12, "q4_K", 256, 144},
+        {13, "q5_K", 256, 176}, {14, "q6_K", 256, 210}, {15, "q8_K", 256, 292},
+        {16, "iq2_xxs", 256, 66}, {17, "iq2_xs", 256, 74}, {18, "iq3_xxs", 256, 98},
+        {19, "iq1_s", 256, 50}, {20, "iq4_nl", 32, 18}, {21, "iq3_s", 256, 110},
+        {22, "iq2_s", 256, 82}, {23, "iq4_xs", 256, 136}, {24, "i8", 1, 1}, {25, "i16", 1, 2},
+        {26, "i32", 1, 4}, {27, "i64", 1, 8}, {28, "f64", 1, 8}, {29, "iq1_m", 256, 56},
+        {30, "bf16", 1, 2}, {34, "tq1_0", 256, 54}, {35, "tq2_0", 256, 66},
+        {36, "i2_s", 128, 32}, {37, "i8_s", 1, 1}, {38, "tl1", 4, 1}, {39, "tl2", 1, 1},
+        {BN_TYPE_MXFP4, "mxfp4", 32, 17},
+    };
+    int bad = 0;
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        const bn_type_traits *t = bn_type_traits_get(want[i].id);
+        if (!t || strcmp(t->name, want[i].name) || t->blck_size != want[i].blck ||
+            t->type_size != want[i].size) {
+            printf("# type %u: wrong traits\n", want[i].id);
+            bad++;
+        }
+        if (bn_type_from_name(want[i].name) != (int)want[i].id) {
+            printf("# name %s does not parse back\n", want[i].name);
+            bad++;
+        }
+    }
+    CHECK(bad == 0, "type traits of %zu types match llama.cpp/bitnet.cpp", sizeof want / sizeof want[0]);
+    CHECK(!bn_type_traits_get(4) && !bn_type_traits_get(5) && !bn_type_traits_get(31) &&
+              !bn_type_traits_get(33) && !bn_type_traits_get(40) && !bn_type_traits_get(1000),
+          "removed and unknown ids have no traits");
+    CHECK(strcmp(bn_type_name(77), "?") == 0, "unknown type name is ?");
+    CHECK(bn_type_from_name("TQ2_0") == BN_TYPE_TQ2_0 && bn_type_from_name("Q6_k") == BN_TYPE_Q6_K &&
+              bn_type_from_name("nope") == -1,
+          "type names parse case-insensitively");
+
+    bn_err e;
+    uint64_t nb = 0;
+    int64_t ne[4] = {2560, 2560, 1, 1};
+    CHECK(bn_type_nbytes(BN_TYPE_I2_S, ne, 2, &nb, &e) == 0 && nb == 2560ull * 2560 / 4 + 32,
+          "i2_s nbytes = n/4 + 32");
+    CHECK(bn_type_nbytes(BN_TYPE_TL1, ne, 2, &nb, &e) == 0 && nb == 2560ull * 2560 / 4 + 32,
+          "tl1 nbytes = n/4 + 32");
+    int64_t k = 3200, m = 8640;
+    uint64_t tl2 = (uint64_t)(((k - 256) * m / 3) * 5 / 8 + 256 * m / 2 * 4 / 8);
+    tl2 = (tl2 + 31) / 32 * 32 + 32;
+    int64_t ne2[4] = {k, m, 1, 1};
+    CHECK(bn_type_nbytes(BN_TYPE_TL2, ne2, 2, &nb, &e) == 0 && nb == tl2,
+          "tl2 nbytes per bitnet-format 1.2 (%llu)", (unsigned long long)nb);
+    int64_t ne3[4] = {256, 768, 1, 1};
+    CHECK(bn_type_nbytes(BN_TYPE_TQ2_0, ne3, 2, &nb, &e) == 0 && nb == 768ull * 66,
+          "tq2_0 nbytes");
+    CHECK(bn_type_nbytes(BN_TYPE_TQ1_0, ne3, 2, &nb, &e) == 0 && nb == 768ull * 54,
+          "tq1_0 nbytes");
+    int64_t ne4[4] = {96, 4, 1, 1};
+    CHECK(bn_type_nbytes(BN_TYPE_TQ2_0, ne4, 2, &nb, &e) == -1 && strstr(e.msg, "block size"),
+          "ne0 not a multiple of the block size is refused: %s", e.msg);
+    int64_t ne5[4] = {INT64_MAX / 2, 4, 1, 1};
+    CHECK(bn_type_nbytes(BN_TYPE_F32, ne5, 2, &nb, &e) == -1 && strstr(e.msg, "overflow"),
+          "element count overflow is refused: %s", e.msg);
+    int64_t ne6[4] = {256, 0, 1, 1};
+    CHECK(bn_type_nbytes(BN_TYPE_F32, ne6, 2, &nb, &e) == -1, "zero dim is refused");
+    int64_t ne7[4] = {1ll << 40, 1ll << 21, 1, 1};
+    CHECK(bn_type_nbytes(BN_TYPE_F64, ne7, 2, &nb, &e) == -1 && strstr(e.msg, "overflow"),
+          "byte size overflow is refused: %s", e.msg);
+    CHECK(bn_type_nbytes(99, ne, 2, &nb, &e) == -1, "unknown type is refused");
+}
+
+/* ---- the reader on a hand-built file ---------------------------------------- */
+
+/* A file with one key of every type (and a nested array) plus two tensors. */
+static buf build_all_types(uint32_t version) {
+    buf b = {0};
+    put(&b, "GGUF", 4);
+    put_u32(&b, version);
+    put_u64(&b, 2);  /* tensors */
+    put_u64(&b, 19); /* kv */
+    put_key(&b, "general.architecture", BN_GGUF_STR); put_str(&b, "test");
+    put_key(&b, "k.u8", BN_GGUF_U8); put_u8(&b, 200);
+    put_key(&b, "k.i8", BN_GGUF_I8); put_u8(&b, (uint8_t)-5);
+    put_key(&b, "k.u16", BN_GGUF_U16); put_u16(&b, 60000);
+    put_key(&b, "k.i16", BN_GGUF_I16); put_u16(&b, (uint16_t)-30000);
+    put_key(&b, "k.u32", BN_GGUF_U32); put_u32(&b, 4000000000u);
+    put_key(&b, "k.i32", BN_GGUF_I32); put_u32(&b, (uint32_t)-7);
+    put_key(&b, "k.f32", BN_GGUF_F32); put_f32(&b, 0.25f);
+    put_key(&b, "k.bool", BN_GGUF_BOOL); put_u8(&b, 1);
+    put_key(&b, "k.u64", BN_GGUF_U64); put_u64(&b, 1ull << 40);
+    put_key(&b, "k.i64", BN_GGUF_I64); put_u64(&b, (uint64_t)-3);
+    put_key(&b, "k.f64", BN_GGUF_F64); put_f64(&b, -1.5);
+    put_key(&b, "k.arr_str", BN_GGUF_ARR); put_u32(&b, BN_GGUF_STR); put_u64(&b, 3);
+    put_str(&b, "a"); put_str(&b, ""); put_str(&b, "hello");
+    put_key(&b, "k.arr_i32", BN_GGUF_ARR); put_u32(&b, BN_GGUF_I32); put_u64(&b, 3);
+    put_u32(&b, 1); put_u32(&b, (uint32_t)-2); put_u32(&b, 3);
+    put_key(&b, "k.arr_f32", BN_GGUF_ARR); put_u32(&b, BN_GGUF_F32); put_u64(&b, 2);
+    put_f32(&b, 1.5f); put_f32(&b, -2.0f);
+    put_key(&b, "k.arr_nested", BN_GGUF_ARR); put_u32(&b, BN_GGUF_ARR); put_u64(&b, 2);
+    put_u32(&b, BN_GGUF_U8); put_u64(&b, 2); put_u8(&b, 7); put_u8(&b, 8);
+    put_u32(&b, BN_GGUF_STR); put_u64(&b, 1); put_str(&b, "xy");
+    put_key(&b, "k.arr_empty", BN_GGUF_ARR); put_u32(&b, BN_GGUF_U64); put_u64(&b, 0);
+    put_key(&b, "k.str_nul", BN_GGUF_STR); put_u64(&b, 3); put(&b, "a\0b", 3);
+    put_key(&b, "general.alignment", BN_GGUF_U32); put_u32(&b, 64);
+    /* tensors: f32 [4,2] at 0, q8_0 [32, 3] at 64 */
+    put_str(&b, "w.a"); put_u32(&b, 2); put_u64(&b, 4); put_u64(&b, 2);
+    put_u32(&b, BN_TYPE_F32); put_u64(&b, 0);
+    put_str(&b, "w.b"); put_u32(&b, 2); put_u64(&b, 32); put_u64(&b, 3);
+    put_u32(&b, BN_TYPE_Q8_0); put_u64(&b, 64);
+    pad_to(&b, 64);
+    for (int i = 0; i < 8; i++) put_f32(&b, (float)i);
+    pad_to(&b, 64);
+    for (int i = 0; i < 3 * 34; i++) put_u8(&b, (uint8_t)i);
+    return b;
+}
+
+static void test_reader(void) {
+    buf b = build_all_types(3);
+    bn_gguf *g = NULL;
+    bn_err e = {{0}};
+    int rc = bn_gguf_open_mem(&g, b.p, b.n, "mem.gguf", &e);
+    CHECK(rc == 0, "hand-built v3 file with every value type opens (%s)", rc ? e.msg : "ok");
+    if (rc) return;
+    CHECK(bn_gguf_version(g) == 3 && bn_gguf_n_kv(g) == 19 && bn_gguf_n_tensors(g) == 2,
+          "version and counts");
+    CHECK(bn_gguf_alignment(g) == 64 && bn_gguf_data_offset(g) % 64 == 0, "alignment 64 honoured");
+    char arch[16];
+    bn_gguf_arch(g, arch, sizeof arch);
+    CHECK(strcmp(arch, "test") == 0, "arch");
+    uint32_t u32;
+    int32_t i32;
+    uint64_t u64;
+    float f;
+    bool bo;
+    bn_gguf_str s;
+    CHECK(bn_gguf_get_u32(g, "k.u8", &u32, &e) == 1 && u32 == 200, "u8 as u32");
+    CHECK(bn_gguf_get_i32(g, "k.i8", &i32, &e) == 1 && i32 == -5, "i8 as i32");
+    CHECK(bn_gguf_get_u32(g, "k.u16", &u32, &e) == 1 && u32 == 60000, "u16");
+    CHECK(bn_gguf_get_i32(g, "k.i16", &i32, &e) == 1 && i32 == -30000, "i16");
+    CHECK(bn_gguf_get_u32(g, "k.u32", &u32, &e) == 1 && u32 == 4000000000u, "u32");
+    CHECK(bn_gguf_get_i32(g, "k.u32", &i32, &e) == -1 && strstr(e.msg, "out of range"),
+          "u32 4e9 does not fit i32: %s", e.msg);
+    CHECK(bn_gguf_get_u32(g, "k.i32", &u32, &e) == -1, "negative i32 does not fit u32");
+    CHECK(bn_gguf_get_f32(g, "k.f32", &f, &e) == 1 && f == 0.25f, "f32");
+    CHECK(bn_gguf_get_bool(g, "k.bool", &bo, &e) == 1 && bo, "bool");
+    CHECK(bn_gguf_get_u64(g, "k.u64", &u64, &e) == 1 && u64 == 1ull << 40, "u64");
+    CHECK(bn_gguf_get_u32(g, "k.u64", &u32, &e) == -1, "2^40 does not fit u32");
+    CHECK(bn_gguf_get_i32(g, "k.i64", &i32, &e) == 1 && i32 == -3, "i64 as i32");
+    CHECK(bn_gguf_get_f32(g, "k.f64", &f, &e) == 1 && f == -1.5f, "f64 as f32");
+    CHECK(bn_gguf_get_str(g, "general.architecture", &s, &e) == 1 && bn_gguf_str_eq(s, "test"), "str");
+    CHECK(bn_gguf_get_str(g, "k.str_nul", &s, &e) == 1 && s.len == 3 && s.ptr[1] == 0,
+          "strings are length-counted (embedded NUL kept)");
+    CHECK(bn_gguf_get_str(g, "k.u32", &s, &e) == -1 && strstr(e.msg, "expected str, got u32"),
+          "wrong type: %s", e.msg);
+    CHECK(bn_gguf_get_u32(g, "absent", &u32, &e) == 0, "absent key returns 0");
+    CHECK(bn_gguf_get_bool(g, "k.u8", &bo, &e) == -1, "u8 is not a bool");
+
+    const bn_gguf_kv *kv;
+    uint64_t n;
+    CHECK(bn_gguf_get_arr(g, "k.arr_str", BN_GGUF_STR, &kv, &n, &e) == 1 && n == 3, "str array");
+    bn_gguf_arr_iter it;
+    bn_gguf_arr_iter_init(&it, kv);
+    bn_gguf_str s1, s2, s3, s4;
+    bool ok = bn_gguf_arr_next_str(&it, &s1) && bn_gguf_arr_next_str(&it, &s2) &&
+              bn_gguf_arr_next_str(&it, &s3) && !bn_gguf_arr_next_str(&it, &s4);
+    CHECK(ok && bn_gguf_str_eq(s1, "a") && s2.len == 0 && bn_gguf_str_eq(s3, "hello"),
+          "iterate str array");
+    CHECK(bn_gguf_get_arr(g, "k.arr_str", BN_GGUF_I32, &kv, &n, &e) == -1 &&
+              strstr(e.msg, "expected arr[i32], got arr[str]"),
+          "array element type is checked: %s", e.msg);
+    CHECK(bn_gguf_get_arr(g, "k.arr_i32", BN_GGUF_I32, &kv, &n, &e) == 1, "i32 array");
+    bn_gguf_arr_iter_init(&it, kv);
+    int64_t a, bb, c;
+    double d;
+    ok = bn_gguf_arr_next_i64(&it, &a) && bn_gguf_arr_next_i64(&it, &bb) &&
+         bn_gguf_arr_next_i64(&it, &c) && !bn_gguf_arr_next_i64(&it, &a);
+    CHECK(ok && bb == -2 && c == 3, "iterate i32 array");
+    bn_gguf_arr_iter_init(&it, kv);
+    CHECK(!bn_gguf_arr_next_f64(&it, &d) && !bn_gguf_arr_next_str(&it, &s1),
+          "iterator refuses a mismatched request");
+    CHECK(bn_gguf_get_arr(g, "k.arr_f32", BN_GGUF_F32, &kv, &n, &e) == 1, "f32 array");
+    bn_gguf_arr_iter_init(&it, kv);
+    double d2;
+    CHECK(bn_gguf_arr_next_f64(&it, &d) && bn_gguf_arr_next_f64(&it, &d2) && d == 1.5 && d2 == -2.0,
+          "iterate f32 array");
+    CHECK(bn_gguf_get_arr(g, "k.arr_nested", BN_GGUF_ARR, &kv, &n, &e) == 1 && n == 2, "nested array");
+    bn_gguf_arr_iter_init(&it, kv);
+    bn_gguf_kv sub1, sub2, sub3;
+    ok = bn_gguf_arr_next_arr(&it, &sub1) && bn_gguf_arr_next_arr(&it, &sub2) &&
+         !bn_gguf_arr_next_arr(&it, &sub3);
+    CHECK(ok && sub1.arr_type == BN_GGUF_U8 && sub1.arr_n == 2 && sub2.arr_type == BN_GGUF_STR,
+          "iterate nested array");
+    bn_gguf_arr_iter it2;
+    bn_gguf_arr_iter_init(&it2, &sub2);
+    CHECK(bn_gguf_arr_next_str(&it2, &s1) && bn_gguf_str_eq(s1, "xy"), "inner string array");
+    CHECK(bn_gguf_get_arr(g, "k.arr_empty", BN_GGUF_U64, &kv, &n, &e) == 1 && n == 0, "empty array");
+
+    const bn_gguf_tensor *ta = bn_gguf_find_tensor(g, "w.a"), *tb = bn_gguf_find_tensor(g, "w.b");
+    CHECK(ta && tb && !bn_gguf_find_tensor(g, "w.c"), "find tensors by name");
+    if (ta && tb) {
+        float v;
+        memcpy(&v, ta->data + 7 * 4, 4);
+        CHECK(ta->type == BN_TYPE_F32 && ta->n_dims == 2 && ta->ne[0] == 4 && ta->ne[1] == 2 &&
+                  ta->ne[2] == 1 && ta->nbytes == 32 && v == 7.0f,
+              "tensor a: shape, size, data");
+        CHECK(tb->type == BN_TYPE_Q8_0 && tb->nbytes == 3 * 34 && tb->offset == 64 &&
+                  tb->data[5] == 5 && tb->data == b.p + bn_gguf_data_offset(g) + 64,
+              "tensor b: q8_0 size, offset, data");
+    }
+    bn_gguf_close(g);
+
+    /* same file as version 2 */
+    memcpy(b.p + 4, "\x02\0\0\0", 4);
+    rc = bn_gguf_open_mem(&g, b.p, b.n, "mem.gguf", &e);
+    CHECK(rc == 0 && bn_gguf_version(g) == 2, "version 2 is read too");
+    bn_gguf_close(g);
+
+    /* every truncation fails cleanly */
+    memcpy(b.p + 4, "\x03\0\0\0", 4);
+    int trunc_ok = 0;
+    for (size_t cut = 0; cut < b.n; cut++) {
+        uint8_t *copy = malloc(cut ? cut : 1);
+        memcpy(copy, b.p, cut);
+        if (bn_gguf_open_mem(&g, copy, cut, "t.gguf", &e) == -1 && strncmp(e.msg, "t.gguf: ", 8) == 0)
+            trunc_ok++;
+        else
+            bn_gguf_close(g);
+        free(copy);
+    }
+    CHECK(trunc_ok == (int)b.n, "all %zu truncations are rejected with a path-prefixed message", b.n);
+    free(b.p);
+}
+
+/* Small corruptions of a good file, each with the message fragment expected. */
+static void test_corrupt(void) {
+    bn_gguf *g;
+    bn_err e;
+    struct { const char *what; const char *frag; } cases[] = {
+        {"bad magic", "not a GGUF file"}, {"v1", "version 1"}, {"v4", "unsupported GGUF version"},
+        {"huge n_kv", "cannot fit"}, {"huge n_tensors", "cannot fit"},
+    };
+    for (int i = 0; i < 5; i++) {
+        buf b = build_all_types(3);
+        switch (i) {
+        case 0: b.p[0] = 'X'; break;
+        case 1: b.p[4] = 1; break;
+        case 2: b.p[4] = 4; break;
+        case 3: memset(b.p + 16, 0xff, 7); break;
+        case 4: memset(b.p + 8, 0xff, 7); break;
+        }
+        int rc = bn_gguf_open_mem(&g, b.p, b.n, "c.gguf", &e);
+        CHECK(rc == -1 && strstr(e.msg, cases[i].frag), "%s: %s", cases[i].what, rc ? e.msg : "accepted");
+        if (!rc) bn_gguf_close(g);
+        free(b.p);
+    }
+    CHECK(bn_gguf_open_mem(&g, NULL, 0, "empty", &e) == -1 && strstr(e.msg, "too small"),
+          "empty buffer: %s", e.msg);
+    CHECK(bn_gguf_open(&g, "/nonexistent/x.gguf", &e) == -1 && strstr(e.msg, "/nonexistent/x.gguf: open"),
+          "missing file: %s", e.msg);
+}
+
+int main(void) {
+    test_traits();
+    test_reader();
+    test_corrupt();
+    return tap_done();
+}

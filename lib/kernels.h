@@ -42,6 +42,8 @@ typedef struct bn_act {
     size_t row_bytes; /* bytes of one row in data */
 } bn_act;
 
+/* Allocate room for n_cap rows of K values (64-byte aligned); a->n = 0.
+ * Fails if K is not a multiple of the kind's block (Q8K 256, Q8_0 32). */
 int bn_act_alloc(bn_act *a, bn_act_kind kind, int64_t K, int n_cap, bn_err *e);
 void bn_act_free(bn_act *a);
 
@@ -59,6 +61,17 @@ typedef struct bn_qmat {
 int bn_qmat_from_tensor(bn_qmat *m, const bn_gguf_tensor *t, bn_err *e);
 
 /* Per-ISA function table. Tables are static const: no mutable state. */
+/* Weight kinds that have kernels (index into the per-type slots below). */
+typedef enum bn_wkind {
+    BN_W_I2S = 0, BN_W_TQ2_0, BN_W_TQ1_0, BN_W_Q8_0, BN_W_Q6_K, BN_W_F16, BN_W_F32, BN_W_COUNT
+} bn_wkind;
+
+/* The kernel slot of a weight type; -1 if no kernel exists for it. */
+int bn_wkind_of(uint32_t weight_type);
+
+typedef void (*bn_matmul_fn)(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy);
+typedef void (*bn_quantize_act_fn)(bn_act *a, const float *X, int64_t ldx, int t0, int t1);
+
 typedef struct bn_kernels {
     bn_isa isa;
     const char *name; /* "scalar", "avx2", "avx512", "avx512-vnni", "neon", "neon-dotprod" */
@@ -69,6 +82,13 @@ typedef struct bn_kernels {
     /* Y[t*ldy + r] for r in [r0, r1), t in [0, a->n). The act kind must be
      * bn_act_kind_for(W->type). */
     void (*matmul)(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy);
+
+    /* Per-type slots the two entry points above dispatch to, and the ISA
+     * name of the code in each slot ("scalar" where this table falls back). */
+    bn_matmul_fn mm[BN_W_COUNT];
+    const char *mm_isa[BN_W_COUNT];
+    bn_quantize_act_fn qa[BN_ACT_COUNT];
+    const char *qa_isa[BN_ACT_COUNT];
 } bn_kernels;
 
 /* The table for an ISA (NULL if not compiled in). */
@@ -79,5 +99,48 @@ const bn_kernels *bn_kernels_for(bn_isa isa);
 void bn_kernels_path(const bn_kernels *k, uint32_t weight_type, char *buf, size_t n);
 /* Whether this table has a real SIMD kernel for the type (strict mode uses it). */
 int bn_kernels_is_native(const bn_kernels *k, uint32_t weight_type);
+
+/* a->n (rows in use) is set by the caller before quantize_act / matmul, so
+ * several threads may quantize disjoint row ranges; this helper does both
+ * for the single-threaded case: a->n = n, then quantize rows [0, n). */
+void bn_act_quantize(const bn_kernels *k, bn_act *a, const float *X, int64_t ldx, int n);
+
+/* Bytes of one weight row of K inputs for a type with a kernel (0 if none). */
+size_t bn_qmat_row_bytes(uint32_t type, int64_t K);
+
+/* ---- implementation interface between lib/kernels*.c (not for callers) ---- */
+
+/* The tables, defined in each ISA file (only the ones compiled in exist). */
+extern const bn_kernels bn_kernels_scalar;
+extern const bn_kernels bn_kernels_avx2;
+extern const bn_kernels bn_kernels_avx512;      /* no VNNI: AVX2 integer kernels */
+extern const bn_kernels bn_kernels_avx512_vnni;
+extern const bn_kernels bn_kernels_neon;
+extern const bn_kernels bn_kernels_neon_dotprod;
+
+/* Dispatch through a table's slots (used by every table's entry points). */
+void bn_kernels_matmul_via(const bn_kernels *k, const bn_qmat *W, const bn_act *a,
+                           int64_t r0, int64_t r1, float *Y, int64_t ldy);
+void bn_kernels_quantize_via(const bn_kernels *k, bn_act *a, const float *X, int64_t ldx, int t0, int t1);
+
+/* Scalar references (lib/kernels_scalar.c), also the fallbacks of SIMD tables. */
+void bn_qa_i8s_scalar(bn_act *a, const float *X, int64_t ldx, int t0, int t1);
+void bn_qa_q8k_scalar(bn_act *a, const float *X, int64_t ldx, int t0, int t1);
+void bn_qa_q8_0_scalar(bn_act *a, const float *X, int64_t ldx, int t0, int t1);
+void bn_qa_f16_scalar(bn_act *a, const float *X, int64_t ldx, int t0, int t1);
+void bn_qa_f32_scalar(bn_act *a, const float *X, int64_t ldx, int t0, int t1);
+void bn_mm_i2s_scalar(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy);
+void bn_mm_tq2_0_scalar(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy);
+void bn_mm_tq1_0_scalar(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy);
+void bn_mm_q8_0_scalar(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy);
+void bn_mm_q6_K_scalar(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy);
+void bn_mm_f16_scalar(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy);
+void bn_mm_f32_scalar(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy);
+
+/* The I2_S epilogue shared by every ISA (one formula, so results are bitwise
+ * equal): y = ((float)sumi - (float)act_sum) / act_scale * w_scale. */
+static inline float bn_i2s_out(int32_t sumi, int32_t act_sum, float act_scale, float w_scale) {
+    return ((float)sumi - (float)act_sum) / act_scale * w_scale;
+}
 
 #endif

@@ -182,7 +182,7 @@ if [ -z "$file" ]; then
     if [ ${#ggufs[@]} -eq 0 ]; then
         die "$spec: no .gguf file in $owner/$repo (files: ${names[*]:-none}); name one as hf:$owner/$repo:FILE"
     elif [ ${#ggufs[@]} -gt 1 ]; then
-        die "$spec: ${#ggufs[@]} .gguf files in $owner/$repo, pick one: $(printf 'hf:%s/%s:%s ' "$owner" "$repo" "${ggufs[@]}")"
+        die "$spec: ${#ggufs[@]} .gguf files in $owner/$repo, pick one: $(printf "hf:$owner/$repo:%s " "${ggufs[@]}")"
     fi
     file=${ggufs[0]}
     check_file "$file" || die "$spec: the hub lists an unusable file name: $file"

@@ -13,7 +13,8 @@ binds 127.0.0.1 only, on a free port it writes to --port-file, and serves
                                            size, lfs.sha256
 from ROOT/OWNER/REPO/FILE. Faults on demand: --cut-after N (close the
 connection after N body bytes, for the first --cut-times data requests),
---stall-after N (send N bytes, then nothing), --bad-sha (advertise a wrong
+--stall-after N (send N bytes, then nothing), --chunk-delay S (sleep S
+seconds after each 16 KiB, a slow link), --bad-sha (advertise a wrong
 sha256), --no-range (ignore Range). Every request is logged to --log as
 "METHOD PATH range=RANGE". The server exits by itself after --max-seconds.
 
@@ -218,6 +219,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     break
                 self.wfile.write(blk)
                 sent += len(blk)
+                if opts.chunk_delay > 0:
+                    self.wfile.flush()
+                    time.sleep(opts.chunk_delay)
         self.wfile.flush()
         if limit is not None and sent < n:
             if cut:
@@ -290,6 +294,7 @@ def main(argv):
     ap.add_argument("--cut-times", type=int, default=1)
     ap.add_argument("--stall-after", type=int)
     ap.add_argument("--stall-seconds", type=float, default=30.0)
+    ap.add_argument("--chunk-delay", type=float, default=0.0)
     ap.add_argument("--bad-sha", action="store_true")
     ap.add_argument("--no-range", action="store_true")
     ap.add_argument("--max-seconds", type=float, default=120.0)

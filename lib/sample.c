@@ -3,6 +3,7 @@
 
 #include <math.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 /* ======================== PRNG ======================== */
@@ -373,4 +374,83 @@ int bn_stop_find(const char *text, size_t len, size_t from, const char *const *s
     }
     if (best >= 0 && at) *at = best_at;
     return best;
+}
+
+/* ======================== command-line and output helpers ======================== */
+
+/* "ID+BIAS" or "ID-BIAS": the sign belongs to the bias, as in llama.cpp. */
+int bn_logit_bias_parse(const char *s, bn_logit_bias *out, bn_err *e) {
+    const char *p = s;
+    if (!*p || *p < '0' || *p > '9') return bn_errf(e, "logit-bias: '%s': expected ID+BIAS or ID-BIAS", s);
+    long id = 0;
+    while (*p >= '0' && *p <= '9') {
+        id = id * 10 + (*p - '0');
+        if (id > INT32_MAX) return bn_errf(e, "logit-bias: '%s': id too large", s);
+        p++;
+    }
+    if (*p != '+' && *p != '-') return bn_errf(e, "logit-bias: '%s': expected + or - after the id", s);
+    float v;
+    if (strcmp(p + 1, "inf") == 0) {
+        v = INFINITY;
+    } else {
+        char *end;
+        v = strtof(p + 1, &end);
+        if (end == p + 1 || *end || !isfinite(v) || p[1] == '-' || p[1] == '+')
+            return bn_errf(e, "logit-bias: '%s': bad bias", s);
+    }
+    if (*p == '-') v = -v;
+    if (v == INFINITY) return bn_errf(e, "logit-bias: '%s': +inf is not allowed (use a large finite bias)", s);
+    out->id = (int32_t)id;
+    out->bias = v;
+    return 0;
+}
+
+/* Length of a valid UTF-8 sequence starting at s (n bytes left), 0 if invalid. */
+static size_t utf8_len(const unsigned char *s, size_t n) {
+    unsigned c = s[0];
+    size_t l;
+    uint32_t cp;
+    if (c < 0x80) return 1;
+    if ((c & 0xe0) == 0xc0) { l = 2; cp = c & 0x1f; }
+    else if ((c & 0xf0) == 0xe0) { l = 3; cp = c & 0x0f; }
+    else if ((c & 0xf8) == 0xf0) { l = 4; cp = c & 0x07; }
+    else return 0;
+    if (l > n) return 0;
+    for (size_t i = 1; i < l; i++) {
+        if ((s[i] & 0xc0) != 0x80) return 0;
+        cp = (cp << 6) | (s[i] & 0x3f);
+    }
+    if ((l == 2 && cp < 0x80) || (l == 3 && cp < 0x800) || (l == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+        (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;
+    return l;
+}
+
+/* Tokens can hold partial UTF-8; JSON consumers need valid text, so broken
+ * bytes become \u00XX (the byte value, like Python's surrogateescape-ish view). */
+int bn_json_quote(char *buf, size_t cap, size_t *len, const char *bytes, size_t n) {
+    size_t o = *len;
+#define PUT(ch) do { if (o + 1 >= cap) return -1; buf[o++] = (char)(ch); } while (0)
+    PUT('"');
+    const unsigned char *s = (const unsigned char *)bytes;
+    for (size_t i = 0; i < n;) {
+        unsigned c = s[i];
+        size_t l = utf8_len(s + i, n - i);
+        if (l > 1) {
+            for (size_t j = 0; j < l; j++) PUT(s[i + j]);
+            i += l;
+            continue;
+        }
+        if (l == 1 && c >= 0x20 && c != '"' && c != '\\') { PUT(c); i++; continue; }
+        const char *esc = c == '"' ? "\\\"" : c == '\\' ? "\\\\" : c == '\n' ? "\\n" : c == '\t' ? "\\t" : c == '\r' ? "\\r" : NULL;
+        char tmp[8];
+        if (!esc) { snprintf(tmp, sizeof tmp, "\\u%04x", c); esc = tmp; }
+        for (const char *q = esc; *q; q++) PUT(*q);
+        i++;
+    }
+    PUT('"');
+#undef PUT
+    buf[o] = 0;
+    *len = o;
+    return 0;
 }

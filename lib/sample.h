@@ -128,4 +128,15 @@ long bn_repeat_find(const int32_t *toks, size_t n, size_t k);
  * the stop's index, or -1; *at gets the match offset. */
 int bn_stop_find(const char *text, size_t len, size_t from, const char *const *stops, size_t n_stops, size_t *at);
 
+
+/* ---- command-line and output helpers ------------------------------------ */
+
+/* Parse llama.cpp's --logit-bias syntax "ID+BIAS" / "ID-BIAS" ("-inf" bans). */
+int bn_logit_bias_parse(const char *s, bn_logit_bias *out, bn_err *e);
+
+/* Append a JSON string literal (quotes, escapes, invalid UTF-8 bytes as
+ * \u00XX) of bytes[0..n) to buf (capacity cap, *len updated). Returns -1
+ * when it does not fit. */
+int bn_json_quote(char *buf, size_t cap, size_t *len, const char *bytes, size_t n);
+
 #endif

@@ -370,6 +370,30 @@ static void test_stops(void) {
     CHECK(bn_stop_find("", 0, 0, stops, 3, &at) == -1, "stop: empty text");
 }
 
+static void test_cli_helpers(void) {
+    bn_logit_bias b;
+    bn_err e;
+    CHECK(bn_logit_bias_parse("15043+1.5", &b, &e) == 0 && b.id == 15043 && b.bias == 1.5f, "logit-bias ID+BIAS");
+    CHECK(bn_logit_bias_parse("7-2", &b, &e) == 0 && b.id == 7 && b.bias == -2.0f, "logit-bias ID-BIAS");
+    CHECK(bn_logit_bias_parse("2-inf", &b, &e) == 0 && b.id == 2 && b.bias == -INFINITY, "logit-bias ID-inf bans");
+    CHECK(bn_logit_bias_parse("2+inf", &b, &e) == -1, "logit-bias +inf rejected");
+    CHECK(bn_logit_bias_parse("x+1", &b, &e) == -1, "logit-bias needs an id");
+    CHECK(bn_logit_bias_parse("3", &b, &e) == -1, "logit-bias needs a sign");
+    CHECK(bn_logit_bias_parse("3+", &b, &e) == -1, "logit-bias needs a value");
+    CHECK(bn_logit_bias_parse("3+1x", &b, &e) == -1, "logit-bias trailing junk");
+    CHECK(bn_logit_bias_parse("3--1", &b, &e) == -1, "logit-bias double sign");
+    CHECK(bn_logit_bias_parse("99999999999+1", &b, &e) == -1, "logit-bias id overflow");
+    char buf[64];
+    size_t len = 0;
+    CHECK(bn_json_quote(buf, sizeof buf, &len, "a\"b\\c\n\x01", 7) == 0 && strcmp(buf, "\"a\\\"b\\\\c\\n\\u0001\"") == 0,
+          "json quote escapes: %s", buf);
+    len = 0;
+    CHECK(bn_json_quote(buf, sizeof buf, &len, "\xc3\xa9\xe2", 3) == 0 && strcmp(buf, "\"\xc3\xa9\\u00e2\"") == 0,
+          "json quote keeps valid UTF-8, escapes a partial sequence: %s", buf);
+    len = 0;
+    CHECK(bn_json_quote(buf, 4, &len, "abcdef", 6) == -1, "json quote reports overflow");
+}
+
 int main(void) {
     test_rng();
     test_greedy();
@@ -381,5 +405,6 @@ int main(void) {
     test_distribution();
     test_determinism();
     test_stops();
+    test_cli_helpers();
     return tap_done();
 }

@@ -304,9 +304,256 @@ static void test_corrupt(void) {
           "missing file: %s", e.msg);
 }
 
+/* ---- writer round trip ------------------------------------------------------ */
+
+static char tmpdir[64];
+
+static void fill(uint8_t *p, size_t n, unsigned seed) {
+    for (size_t i = 0; i < n; i++) p[i] = (uint8_t)(seed * 131 + i * 7 + (i >> 8));
+}
+
+static bool kv_equal(const bn_gguf_kv *a, const bn_gguf_kv *b) {
+    if (a->key.len != b->key.len || memcmp(a->key.ptr, b->key.ptr, a->key.len) || a->type != b->type)
+        return false;
+    switch (a->type) {
+    case BN_GGUF_STR: return a->v.s.len == b->v.s.len && !memcmp(a->v.s.ptr, b->v.s.ptr, a->v.s.len);
+    case BN_GGUF_ARR:
+        return a->arr_type == b->arr_type && a->arr_n == b->arr_n && a->arr_bytes == b->arr_bytes &&
+               !memcmp(a->arr_data, b->arr_data, a->arr_bytes);
+    case BN_GGUF_F32: case BN_GGUF_F64: return a->v.f == b->v.f;
+    default: return a->v.u == b->v.u;
+    }
+}
+
+static int count_files(const char *dir) {
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "ls -A %s | wc -l", dir);
+    FILE *p = popen(cmd, "r");
+    int n = -1;
+    if (p) { if (fscanf(p, "%d", &n) != 1) n = -1; pclose(p); }
+    return n;
+}
+
+/* Write a file with every writer entry point, read it back, compare. */
+static void test_writer(uint32_t align) {
+    char path[128];
+    snprintf(path, sizeof path, "%s/w%u.gguf", tmpdir, align);
+    bn_err e = {{0}};
+    bn_gguf_writer *w;
+    CHECK(bn_gguf_writer_new(&w, path, &e) == 0, "writer_new (%s)", e.msg);
+    bn_gguf_str toks[3] = {{"<s>", 3}, {"a\0b", 3}, {"", 0}};
+    float sc[3] = {0.5f, -1.0f, 3.25f};
+    int32_t ty[3] = {3, 1, -6};
+    int ok = 0;
+    ok |= bn_gguf_w_str(w, "general.architecture", "bitnet-25", &e);
+    if (align != 32) ok |= bn_gguf_w_u32(w, "general.alignment", align, &e);
+    ok |= bn_gguf_w_u32(w, "a.u32", 123456, &e);
+    ok |= bn_gguf_w_i32(w, "a.i32", -99, &e);
+    ok |= bn_gguf_w_u64(w, "a.u64", 1ull << 50, &e);
+    ok |= bn_gguf_w_f32(w, "a.f32", 1e-5f, &e);
+    ok |= bn_gguf_w_bool(w, "a.bool", true, &e);
+    ok |= bn_gguf_w_str_n(w, "a.strn", "xyz", 2, &e);
+    ok |= bn_gguf_w_arr_str(w, "a.toks", toks, 3, &e);
+    ok |= bn_gguf_w_arr_f32(w, "a.scores", sc, 3, &e);
+    ok |= bn_gguf_w_arr_i32(w, "a.types", ty, 3, &e);
+    CHECK(ok == 0, "metadata written (%s)", e.msg);
+    struct { const char *name; uint32_t type, nd; int64_t ne[4]; } ts[] = {
+        {"t.f32", BN_TYPE_F32, 1, {5}}, {"t.f16", BN_TYPE_F16, 2, {3, 7}},
+        {"t.q8_0", BN_TYPE_Q8_0, 3, {64, 2, 3}}, {"t.i2_s", BN_TYPE_I2_S, 2, {256, 64}},
+        {"t.tq2_0", BN_TYPE_TQ2_0, 2, {256, 3}}, {"t.tl2", BN_TYPE_TL2, 2, {384, 32}},
+        {"t.bf16", BN_TYPE_BF16, 4, {2, 2, 2, 2}},
+    };
+    int nt = (int)(sizeof ts / sizeof ts[0]);
+    uint64_t nbytes[8];
+    for (int i = 0; i < nt; i++) {
+        int idx = bn_gguf_w_tensor(w, ts[i].name, ts[i].type, ts[i].nd, ts[i].ne, &e);
+        bn_type_nbytes(ts[i].type, (int64_t[4]){ts[i].ne[0], ts[i].nd > 1 ? ts[i].ne[1] : 1,
+                       ts[i].nd > 2 ? ts[i].ne[2] : 1, ts[i].nd > 3 ? ts[i].ne[3] : 1}, ts[i].nd, &nbytes[i], &e);
+        CHECK(idx == i, "declare %s -> %d", ts[i].name, idx);
+    }
+    CHECK(bn_gguf_w_u32(w, "late", 1, &e) == 0, "metadata after declarations is allowed before data");
+    for (int i = 0; i < nt; i++) {
+        uint8_t *d = malloc(nbytes[i]);
+        fill(d, nbytes[i], (unsigned)i);
+        size_t half = nbytes[i] / 2;
+        int r = bn_gguf_w_data(w, i, d, half, &e) | bn_gguf_w_data(w, i, d + half, nbytes[i] - half, &e);
+        CHECK(r == 0, "data for %s in two pieces (%s)", ts[i].name, r ? e.msg : "ok");
+        free(d);
+    }
+    CHECK(bn_gguf_writer_finish(w, &e) == 0, "finish (%s)", e.msg);
+    CHECK(count_files(tmpdir) >= 1, "file in place");
+
+    bn_gguf *g;
+    int rc = bn_gguf_open(&g, path, &e);
+    CHECK(rc == 0, "written file reads back (%s)", rc ? e.msg : "ok");
+    if (rc) return;
+    CHECK(bn_gguf_version(g) == 3 && bn_gguf_alignment(g) == align && bn_gguf_data_offset(g) % align == 0,
+          "version 3, alignment %u", align);
+    CHECK(bn_gguf_file_size(g) == bn_gguf_data_offset(g) + bn_gguf_tensor_at(g, nt - 1)->offset +
+                                      ((nbytes[nt - 1] + align - 1) / align * align),
+          "file ends with the padded last tensor");
+    uint32_t u32; int32_t i32; uint64_t u64; float f; bool b; bn_gguf_str s;
+    CHECK(bn_gguf_get_u32(g, "a.u32", &u32, &e) == 1 && u32 == 123456, "u32 back");
+    CHECK(bn_gguf_get_i32(g, "a.i32", &i32, &e) == 1 && i32 == -99, "i32 back");
+    CHECK(bn_gguf_get_u64(g, "a.u64", &u64, &e) == 1 && u64 == 1ull << 50, "u64 back");
+    CHECK(bn_gguf_get_f32(g, "a.f32", &f, &e) == 1 && f == 1e-5f, "f32 back");
+    CHECK(bn_gguf_get_bool(g, "a.bool", &b, &e) == 1 && b, "bool back");
+    CHECK(bn_gguf_get_str(g, "a.strn", &s, &e) == 1 && bn_gguf_str_eq(s, "xy"), "str_n back");
+    CHECK(bn_gguf_get_u32(g, "late", &u32, &e) == 1, "late key back");
+    const bn_gguf_kv *kv;
+    uint64_t n;
+    bn_gguf_arr_iter it;
+    bn_gguf_str s1, s2, s3;
+    CHECK(bn_gguf_get_arr(g, "a.toks", BN_GGUF_STR, &kv, &n, &e) == 1 && n == 3, "str array back");
+    bn_gguf_arr_iter_init(&it, kv);
+    CHECK(bn_gguf_arr_next_str(&it, &s1) && bn_gguf_arr_next_str(&it, &s2) && bn_gguf_arr_next_str(&it, &s3) &&
+              bn_gguf_str_eq(s1, "<s>") && s2.len == 3 && s2.ptr[1] == 0 && s3.len == 0,
+          "str array contents");
+    double d;
+    int64_t x;
+    CHECK(bn_gguf_get_arr(g, "a.scores", BN_GGUF_F32, &kv, &n, &e) == 1, "f32 array back");
+    bn_gguf_arr_iter_init(&it, kv);
+    int good = 0;
+    for (int i = 0; i < 3; i++) good += bn_gguf_arr_next_f64(&it, &d) && d == sc[i];
+    CHECK(good == 3, "f32 array contents");
+    CHECK(bn_gguf_get_arr(g, "a.types", BN_GGUF_I32, &kv, &n, &e) == 1, "i32 array back");
+    bn_gguf_arr_iter_init(&it, kv);
+    good = 0;
+    for (int i = 0; i < 3; i++) good += bn_gguf_arr_next_i64(&it, &x) && x == ty[i];
+    CHECK(good == 3, "i32 array contents");
+    good = 0;
+    for (int i = 0; i < nt; i++) {
+        const bn_gguf_tensor *t = bn_gguf_tensor_at(g, (uint64_t)i);
+        uint8_t *dd = malloc(nbytes[i]);
+        fill(dd, nbytes[i], (unsigned)i);
+        bool same = strcmp(t->name, ts[i].name) == 0 && t->type == ts[i].type && t->n_dims == ts[i].nd &&
+                    t->nbytes == nbytes[i] && t->offset % align == 0 && !memcmp(t->data, dd, nbytes[i]);
+        for (uint32_t dd2 = 0; dd2 < ts[i].nd; dd2++) same &= t->ne[dd2] == ts[i].ne[dd2];
+        if (!same) printf("# tensor %s differs\n", ts[i].name);
+        good += same;
+        free(dd);
+    }
+    CHECK(good == nt, "all %d tensors read back identically (tl2 resolved by arch bitnet-25)", nt);
+
+    /* copy every kv into a second file: byte-identical metadata */
+    char path2[160];
+    snprintf(path2, sizeof path2, "%s/copy%u.gguf", tmpdir, align);
+    bn_gguf_writer *w2;
+    rc = bn_gguf_writer_new(&w2, path2, &e);
+    for (uint64_t i = 0; i < bn_gguf_n_kv(g) && rc == 0; i++) rc = bn_gguf_w_copy_kv(w2, bn_gguf_kv_at(g, i), &e);
+    if (rc == 0) rc = bn_gguf_writer_finish(w2, &e);
+    else bn_gguf_writer_abort(w2);
+    CHECK(rc == 0, "copy_kv of every pair (%s)", rc ? e.msg : "ok");
+    bn_gguf *g2;
+    if (rc == 0 && bn_gguf_open(&g2, path2, &e) == 0) {
+        good = bn_gguf_n_kv(g2) == bn_gguf_n_kv(g);
+        for (uint64_t i = 0; good && i < bn_gguf_n_kv(g); i++) good = kv_equal(bn_gguf_kv_at(g, i), bn_gguf_kv_at(g2, i));
+        CHECK(good, "copied kvs identical");
+        bn_gguf_close(g2);
+    } else {
+        CHECK(0, "copied file opens (%s)", e.msg);
+    }
+    bn_gguf_close(g);
+    unlink(path);
+    unlink(path2);
+}
+
+/* Misuse is an error and never leaves a file (final or temp) behind. */
+static void test_writer_errors(void) {
+    char path[128];
+    snprintf(path, sizeof path, "%s/bad.gguf", tmpdir);
+    int before = count_files(tmpdir);
+    bn_err e;
+    bn_gguf_writer *w;
+    int64_t ne[2] = {32, 2};
+    uint8_t d[68] = {0};
+
+    bn_gguf_writer_new(&w, path, &e);
+    bn_gguf_w_u32(w, "k", 1, &e);
+    CHECK(bn_gguf_w_u32(w, "k", 2, &e) == -1 && strstr(e.msg, "duplicate key"), "duplicate key: %s", e.msg);
+    CHECK(bn_gguf_writer_finish(w, &e) == -1, "finish after failure fails");
+    CHECK(count_files(tmpdir) == before, "no file left after a failed writer");
+
+    bn_gguf_writer_new(&w, path, &e);
+    bn_gguf_w_tensor(w, "x", BN_TYPE_Q8_0, 2, ne, &e);
+    CHECK(bn_gguf_w_tensor(w, "x", BN_TYPE_Q8_0, 2, ne, &e) == -1 && strstr(e.msg, "duplicate tensor"),
+          "duplicate tensor: %s", e.msg);
+    bn_gguf_writer_abort(w);
+
+    bn_gguf_writer_new(&w, path, &e);
+    CHECK(bn_gguf_w_i32(w, "general.alignment", 64, &e) == -1 && strstr(e.msg, "must be u32"),
+          "alignment must be u32: %s", e.msg);
+    bn_gguf_writer_abort(w);
+    bn_gguf_writer_new(&w, path, &e);
+    CHECK(bn_gguf_w_u32(w, "general.alignment", 48, &e) == -1 && strstr(e.msg, "power of two"),
+          "alignment must be a power of two: %s", e.msg);
+    bn_gguf_writer_abort(w);
+
+    bn_gguf_writer_new(&w, path, &e);
+    int64_t bad_ne[2] = {33, 2};
+    CHECK(bn_gguf_w_tensor(w, "y", BN_TYPE_Q8_0, 2, bad_ne, &e) == -1 && strstr(e.msg, "block size"),
+          "bad shape: %s", e.msg);
+    bn_gguf_writer_abort(w);
+
+    bn_gguf_writer_new(&w, path, &e);
+    bn_gguf_w_tensor(w, "a", BN_TYPE_Q8_0, 2, ne, &e);
+    bn_gguf_w_tensor(w, "b", BN_TYPE_Q8_0, 2, ne, &e);
+    CHECK(bn_gguf_w_data(w, 1, d, 68, &e) == -1 && strstr(e.msg, "order"), "out of order: %s", e.msg);
+    bn_gguf_writer_abort(w);
+
+    bn_gguf_writer_new(&w, path, &e);
+    bn_gguf_w_tensor(w, "a", BN_TYPE_Q8_0, 2, ne, &e);
+    CHECK(bn_gguf_w_data(w, 0, d, 60, &e) == 0, "partial data accepted");
+    CHECK(bn_gguf_w_u32(w, "late", 1, &e) == -1 && strstr(e.msg, "after tensor data"),
+          "metadata after data started: %s", e.msg);
+    bn_gguf_writer_abort(w);
+    bn_gguf_writer_new(&w, path, &e);
+    bn_gguf_w_tensor(w, "a", BN_TYPE_Q8_0, 2, ne, &e);
+    CHECK(bn_gguf_w_data(w, 0, d, 60, &e) == 0, "partial data accepted");
+    CHECK(bn_gguf_writer_finish(w, &e) == -1 && strstr(e.msg, "incomplete"), "incomplete: %s", e.msg);
+
+    bn_gguf_writer_new(&w, path, &e);
+    bn_gguf_w_tensor(w, "a", BN_TYPE_Q8_0, 2, ne, &e);
+    CHECK(bn_gguf_w_data(w, 0, d, 69, &e) == -1 && strstr(e.msg, "exceed"), "too much data: %s", e.msg);
+    bn_gguf_writer_abort(w);
+    CHECK(count_files(tmpdir) == before, "no file left after any misuse");
+
+    CHECK(bn_gguf_writer_new(&w, "/nonexistent/dir/x.gguf", &e) == -1 && strstr(e.msg, "create"),
+          "unwritable path: %s", e.msg);
+}
+
+/* Id 39 without bitnet.cpp context is upstream MXFP4. */
+static void test_id39(void) {
+    char path[128];
+    snprintf(path, sizeof path, "%s/mx.gguf", tmpdir);
+    bn_err e;
+    bn_gguf_writer *w;
+    int64_t ne[2] = {64, 2};
+    uint8_t d[68];
+    memset(d, 1, sizeof d);
+    bn_gguf_writer_new(&w, path, &e);
+    bn_gguf_w_str(w, "general.architecture", "llama", &e);
+    bn_gguf_w_tensor(w, "m", BN_TYPE_MXFP4, 2, ne, &e);
+    bn_gguf_w_data(w, 0, d, 68, &e);
+    CHECK(bn_gguf_writer_finish(w, &e) == 0, "mxfp4 file written (%s)", e.msg);
+    bn_gguf *g;
+    CHECK(bn_gguf_open(&g, path, &e) == 0 && bn_gguf_tensor_at(g, 0)->type == BN_TYPE_MXFP4 &&
+              bn_gguf_tensor_at(g, 0)->nbytes == 68,
+          "id 39 under arch llama reads as mxfp4");
+    bn_gguf_close(g);
+    unlink(path);
+}
+
 int main(void) {
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/test_gguf.XXXXXX");
+    if (!mkdtemp(tmpdir)) { perror("mkdtemp"); return 1; }
     test_traits();
     test_reader();
     test_corrupt();
+    test_writer(32);
+    test_writer(128);
+    test_writer_errors();
+    test_id39();
+    rmdir(tmpdir);
     return tap_done();
 }

@@ -435,8 +435,9 @@ static int cmp_off(const void *a, const void *b, void *arg) {
  * sizes, unique names (building the lookup hash), aligned in-bounds data,
  * no overlaps. */
 static int check_tensors(bn_gguf *g, uint64_t infos_end, bn_err *e) {
-    if (g->n_t == 0) {
-        g->data_offset = infos_end;
+    if (g->n_t == 0) { /* older writers did not pad files without tensors */
+        if (!bn_align_up_u64(infos_end, g->alignment, &g->data_offset) || g->data_offset > g->size)
+            g->data_offset = infos_end;
         return 0;
     }
     if (!bn_align_up_u64(infos_end, g->alignment, &g->data_offset))

@@ -337,8 +337,9 @@ static int write_header(bn_gguf_writer *w, bn_err *e) {
         bad |= fput_le(w, t->type == BN_TYPE_MXFP4 ? 39 : t->type, 4) || fput_le(w, t->offset, 8);
         pos += 8 + nl + 4 + 8ull * t->n_dims + 4 + 8;
     }
+    /* llama.cpp pads to the alignment even when there are no tensors */
     uint64_t aligned = pos;
-    if (w->n_t) bn_align_up_u64(pos, w->alignment, &aligned);
+    bn_align_up_u64(pos, w->alignment, &aligned);
     if (bad || write_zeros(w, aligned - pos)) {
         bn_errf(e, "%s: write: %s", w->tmp, strerror(errno));
         return fail(w, e);

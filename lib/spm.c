@@ -1,0 +1,127 @@
+/* spm.c - SentencePiece-style encoding of one escaped fragment (spaces
+ * already U+2581), the algorithm of llama.cpp's llm_tokenizer_spm and of
+ * SentencePiece's BPE model: start from UTF-8 characters, repeatedly merge
+ * the adjacent pair whose concatenation is a token with the highest score
+ * (leftmost on ties), then emit each symbol's token or its <0xNN> bytes.
+ * A binary heap of candidate pairs with lazy invalidation makes it
+ * O(n log n) in the fragment length. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "unicode.h"
+#include "vocab.h"
+
+typedef struct sym {
+    int32_t prev, next;
+    uint32_t start, n; /* n == 0: merged away */
+} sym;
+
+typedef struct bigram {
+    float score;
+    int32_t left, right;
+    uint32_t size;
+} bigram;
+
+typedef struct heap {
+    bigram *a;
+    size_t n, cap;
+} heap;
+
+/* Heap order: higher score first, then the leftmost pair. */
+static bool before(const bigram *x, const bigram *y) {
+    if (x->score != y->score) return x->score > y->score;
+    return x->left < y->left;
+}
+
+static int heap_push(heap *h, bigram b, bn_err *e) {
+    if (h->n == h->cap) {
+        size_t cap = h->cap ? h->cap * 2 : 64;
+        bigram *p = realloc(h->a, cap * sizeof *p);
+        if (!p) return bn_errf(e, "tokenize: out of memory");
+        h->a = p;
+        h->cap = cap;
+    }
+    size_t i = h->n++;
+    while (i > 0) {
+        size_t par = (i - 1) / 2;
+        if (!before(&b, &h->a[par])) break;
+        h->a[i] = h->a[par];
+        i = par;
+    }
+    h->a[i] = b;
+    return 0;
+}
+
+static bigram heap_pop(heap *h) {
+    bigram top = h->a[0], last = h->a[--h->n];
+    size_t i = 0;
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= h->n) break;
+        if (c + 1 < h->n && before(&h->a[c + 1], &h->a[c])) c++;
+        if (!before(&h->a[c], &last)) break;
+        h->a[i] = h->a[c];
+        i = c;
+    }
+    if (h->n) h->a[i] = last;
+    return top;
+}
+
+/* Queue the pair (left, right) if their joined text is a token. */
+static int try_bigram(const bn_vocab *v, const char *text, const sym *s, int32_t left, int32_t right,
+                      heap *h, bn_err *e) {
+    if (left < 0 || right < 0) return 0;
+    uint32_t n = s[left].n + s[right].n;
+    int32_t id = bn_vocab_find(v, text + s[left].start, n);
+    if (id < 0) return 0;
+    return heap_push(h, (bigram){v->scores[id], left, right, n}, e);
+}
+
+/* Token for each byte of an unknown symbol: <0xNN>, else <unk>. */
+static int byte_fallback(const bn_vocab *v, const char *p, uint32_t n, bn_ids *out, bn_err *e) {
+    for (uint32_t i = 0; i < n; i++) {
+        int32_t id = v->byte_tok[(uint8_t)p[i]];
+        if (id < 0) id = v->unk;
+        if (id < 0)
+            return bn_errf(e, "tokenize: byte 0x%02X has no token and the vocabulary has no <unk>", (uint8_t)p[i]);
+        if (bn_ids_push(out, id, e) < 0) return -1;
+    }
+    return 0;
+}
+
+int bn_spm_encode(const bn_vocab *v, const char *text, size_t len, bn_ids *out, bn_err *e) {
+    if (len == 0) return 0;
+    if (len > INT32_MAX) return bn_errf(e, "tokenize: fragment too long");
+    sym *s = malloc(len * sizeof *s);
+    heap h = {0};
+    if (!s) return bn_errf(e, "tokenize: out of memory");
+    int32_t ns = 0;
+    for (size_t off = 0; off < len;) {
+        size_t l = bn_utf8_seq_len((uint8_t)text[off]);
+        if (l > len - off) l = len - off;
+        s[ns] = (sym){ns - 1, -1, (uint32_t)off, (uint32_t)l};
+        if (ns > 0) s[ns - 1].next = ns;
+        ns++;
+        off += l;
+    }
+    int rc = 0;
+    for (int32_t i = 1; i < ns && rc == 0; i++) rc = try_bigram(v, text, s, i - 1, i, &h, e);
+    while (rc == 0 && h.n > 0) {
+        bigram b = heap_pop(&h);
+        sym *l = &s[b.left], *r = &s[b.right];
+        if (l->n == 0 || r->n == 0 || l->n + r->n != b.size || l->next != b.right) continue;
+        l->n += r->n;
+        r->n = 0;
+        l->next = r->next;
+        if (r->next >= 0) s[r->next].prev = b.left;
+        rc = try_bigram(v, text, s, l->prev, b.left, &h, e);
+        if (rc == 0) rc = try_bigram(v, text, s, b.left, l->next, &h, e);
+    }
+    for (int32_t i = 0; rc == 0 && i >= 0 && ns > 0; i = s[i].next) {
+        int32_t id = bn_vocab_find(v, text + s[i].start, s[i].n);
+        rc = id >= 0 ? bn_ids_push(out, id, e) : byte_fallback(v, text + s[i].start, s[i].n, out, e);
+    }
+    free(h.a);
+    free(s);
+    return rc;
+}

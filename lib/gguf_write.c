@@ -369,7 +369,7 @@ int bn_gguf_w_data(bn_gguf_writer *w, int idx, const void *data, size_t n, bn_er
     }
     w->cur_done += n;
     if (w->cur_done == t->nbytes) {
-        uint64_t end = t->offset + t->nbytes, aligned;
+        uint64_t end = t->offset + t->nbytes, aligned = end;
         bn_align_up_u64(end, w->alignment, &aligned);
         if (write_zeros(w, aligned - end)) {
             bn_errf(e, "%s: write: %s", w->tmp, strerror(errno));

@@ -197,7 +197,9 @@ if hex=$(index_lookup "$full"); then
 fi
 
 # Metadata: the hub answers the resolve URL of an LFS file with a redirect
-# carrying X-Linked-Etag (the sha256) and X-Linked-Size.
+# carrying X-Linked-Etag (the sha256) and X-Linked-Size. A small file kept in
+# git itself (config.json, tokenizer files) has its git blob sha1 as ETag
+# instead; that is verified too, and the file is stored under its sha256.
 url=$base/$owner/$repo/resolve/main/$file
 code=$(curl "${copts[@]}" --max-time "$timeout" -I -L -o /dev/null -D "$tmpd/hdr" -w '%{http_code}' "$url" 2>"$tmpd/err")
 [ "$code" = 200 ] || http_error "$code" "$url"
@@ -214,18 +216,26 @@ if [ -n "$want_sha" ] && [ -n "$hub_sha" ] && [ "$want_sha" != "$hub_sha" ]; the
     die "$spec: the hub's sha256 is $hub_sha but --sha256 asks for $want_sha (file changed upstream?)"
 fi
 hex=${want_sha:-$hub_sha}
-[ -n "$hex" ] || die "$spec: the hub gives no sha256 for $file (not an LFS file?); pass --sha256 HEX"
+git_sha=""
+if [ -z "$hex" ]; then
+    git_sha=$(grep -i '^etag:' "$tmpd/hdr2" | sed -e 's/^[^:]*:[[:space:]]*//' -e 's/^W\///' -e 's/"//g' |
+              tr 'A-F' 'a-f' | grep -E '^[0-9a-f]{40}$' | head -n 1)
+    [ -n "$git_sha" ] || die "$spec: the hub gives no sha256 or git hash for $file; pass --sha256 HEX"
+    key=gitsha1-$git_sha
+else
+    key=sha256-$hex
+fi
 
 blob=$cache/blobs/sha256-$hex
-part=$cache/partial/sha256-$hex.part
+part=$cache/partial/$key.part
 
-# One downloader per blob: others wait, then find the blob there.
-exec 9>"$cache/locks/sha256-$hex.lock" || die "$cache/locks: cannot create a lock file"
+# One downloader per file: others wait, then find the blob there.
+exec 9>"$cache/locks/$key.lock" || die "$cache/locks: cannot create a lock file"
 if ! flock -n 9; then
     say "waiting for another fetch of $file"
-    flock 9 || die "cannot lock $cache/locks/sha256-$hex.lock"
+    flock 9 || die "cannot lock $cache/locks/$key.lock"
 fi
-if [ -f "$blob" ]; then
+if [ -n "$hex" ] && [ -f "$blob" ]; then
     index_put "$hex" "$spec" "$full"
     hit "$hex"
 fi
@@ -264,10 +274,21 @@ if [ -n "$size" ] && [ "$have" != "$size" ]; then
     rm -f "$part"
     die "$spec: size mismatch: got $have bytes, the hub says $size; download discarded"
 fi
-got=$(sha256sum "$part" | cut -d' ' -f1) || die "$part: cannot hash the download"
-if [ "$got" != "$hex" ]; then
-    rm -f "$part"
-    die "$spec: sha256 mismatch: expected $hex, got $got; download discarded"
+if [ -n "$git_sha" ]; then
+    # git's blob id: sha1 of "blob SIZE\0" followed by the content
+    got=$({ printf 'blob %s\0' "$have"; cat "$part"; } | sha1sum | cut -d' ' -f1) || die "$part: cannot hash the download"
+    if [ "$got" != "$git_sha" ]; then
+        rm -f "$part"
+        die "$spec: git blob hash mismatch: expected $git_sha, got $got; download discarded"
+    fi
+    hex=$(sha256sum "$part" | cut -d' ' -f1) || die "$part: cannot hash the download"
+    blob=$cache/blobs/sha256-$hex
+else
+    got=$(sha256sum "$part" | cut -d' ' -f1) || die "$part: cannot hash the download"
+    if [ "$got" != "$hex" ]; then
+        rm -f "$part"
+        die "$spec: sha256 mismatch: expected $hex, got $got; download discarded"
+    fi
 fi
 
 # A GGUF is checked by bn-gguf before its first use.
@@ -292,8 +313,12 @@ if [[ ${file,,} == *.gguf ]] && [ "${BN_FETCH_VALIDATE:-1}" != 0 ]; then
     fi
 fi
 
-chmod a-w "$part" 2>/dev/null
-mv -f "$part" "$blob" || die "$blob: cannot move the download into the cache"
+if [ -f "$blob" ]; then
+    rm -f "$part"          # the same content is already cached under another name
+else
+    chmod a-w "$part" 2>/dev/null
+    mv -f "$part" "$blob" || die "$blob: cannot move the download into the cache"
+fi
 index_put "$hex" "$spec" "$full"
 say "cached $full as $blob"
 printf '%s\n' "$blob"

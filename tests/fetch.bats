@@ -159,6 +159,25 @@ ndata_gets() { grep -c '^GET /cdn/' "$HUB_LOG" || true; }
     [ ! -s "$BN_CACHE/index" ]
 }
 
+@test "fetch: a small non-LFS file is verified by its git blob hash, stored by sha256" {
+    start_hub
+    run --separate-stderr fetch hf:o/r:README.md
+    assert_success
+    sha=$(sha256sum "$HUB_ROOT/o/r/README.md" | cut -d' ' -f1)
+    [ "${lines[-1]}" = "$BN_CACHE/blobs/sha256-$sha" ]
+    cmp "$HUB_ROOT/o/r/README.md" "${lines[-1]}"
+    ! grep -q '^GET /cdn/' "$HUB_LOG"
+    stop_hub
+    start_hub --bad-sha
+    run --separate-stderr fetch hf:o/r:README.md --quiet
+    assert_success          # still served from the cache
+    rm -rf "$BN_CACHE"
+    run --separate-stderr fetch hf:o/r:README.md
+    assert_failure 1
+    [[ $stderr == *"git blob hash mismatch"* ]]
+    [ "$(nblobs)" -eq 0 ]
+}
+
 @test "fetch: --sha256 pins the content: wrong pin fails, right pin hits the cache offline" {
     start_hub
     run --separate-stderr fetch hf:o/r:model.gguf --sha256 "$(printf '0%.0s' {1..64})"

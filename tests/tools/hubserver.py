@@ -5,9 +5,10 @@ Why: the fetch step (pipelines/fetch-model.sh) must be tested for resuming,
 verification, timeouts and errors without touching the internet. This server
 binds 127.0.0.1 only, on a free port it writes to --port-file, and serves
 
-  GET|HEAD /OWNER/REPO/resolve/main/FILE   302 to /cdn/OWNER/REPO/FILE with
-                                           X-Linked-Etag (sha256) and X-Linked-Size,
-                                           as the hub does for LFS files
+  GET|HEAD /OWNER/REPO/resolve/main/FILE   LFS files (.gguf .safetensors .bin):
+                                           302 to /cdn/OWNER/REPO/FILE with
+                                           X-Linked-Etag (sha256) and X-Linked-Size;
+                                           other files: the bytes, ETag = git blob sha1
   GET|HEAD /cdn/OWNER/REPO/FILE            the bytes, with HTTP Range support
   GET      /api/models/OWNER/REPO          JSON listing: siblings[].rfilename,
                                            size, lfs.sha256
@@ -46,6 +47,21 @@ def sha256_file(path):
     return h.hexdigest()
 
 
+def git_blob_sha1(path):
+    """git's blob id, which the hub sends as ETag for files not in LFS."""
+    with open(path, "rb") as f:
+        data = f.read()
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+
+
+LFS_EXT = (".gguf", ".safetensors", ".bin")
+
+
+def is_lfs(path):
+    """Like a hub repo's .gitattributes: big binary files live in LFS."""
+    return path.lower().endswith(LFS_EXT)
+
+
 class State:
     """Shared, lock-protected server state: options, fault counters, log."""
 
@@ -69,15 +85,15 @@ class State:
             self.cuts_done += 1
             return True
 
-    def sha(self, path):
+    def sha(self, path, kind="sha256"):
         st = os.stat(path)
-        key = (path, st.st_size, st.st_mtime_ns)
+        key = (path, kind, st.st_size, st.st_mtime_ns)
         with self.lock:
             if key in self.sha_cache:
                 return self.sha_cache[key]
-        h = sha256_file(path)
+        h = sha256_file(path) if kind == "sha256" else git_blob_sha1(path)
         if self.opts.bad_sha:
-            h = hashlib.sha256(h.encode()).hexdigest()  # a well-formed but wrong digest
+            h = hashlib.sha256(h.encode()).hexdigest()[:len(h)]  # well-formed but wrong
         with self.lock:
             self.sha_cache[key] = h
         return h
@@ -136,6 +152,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             f = safe_join(root, parts[:2] + parts[4:])
             if f is None or not os.path.isfile(f):
                 return self.not_found(head)
+            if not is_lfs(f):  # a plain git file: served in place, ETag = git blob id
+                return self.data(f, head, self.st.sha(f, "git"))
             loc = "/cdn/" + "/".join(parts[:2] + parts[4:])
             sha = self.st.sha(f)
             self.send_response(302)
@@ -151,7 +169,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             f = safe_join(root, parts[1:])
             if f is None or not os.path.isfile(f):
                 return self.not_found(head)
-            return self.data(f, head)
+            return self.data(f, head, self.st.sha(f))
         return self.not_found(head, "RepositoryNotFound")
 
     def api(self, owner, repo, head):
@@ -164,12 +182,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
             f = os.path.join(d, name)
             if os.path.isfile(f):
                 size = os.path.getsize(f)
-                sib.append({"rfilename": name, "size": size,
-                            "lfs": {"sha256": self.st.sha(f), "size": size, "pointerSize": 134}})
+                ent = {"rfilename": name, "size": size}
+                if is_lfs(f):
+                    ent["lfs"] = {"sha256": self.st.sha(f), "size": size, "pointerSize": 134}
+                else:
+                    ent["blobId"] = self.st.sha(f, "git")
+                sib.append(ent)
         self.send_json(200, {"id": owner + "/" + repo, "modelId": owner + "/" + repo,
                              "sha": "0" * 40, "siblings": sib}, head)
 
-    def data(self, f, head):
+    def data(self, f, head, etag):
         size = os.path.getsize(f)
         start, end = 0, size - 1
         rng = self.headers.get("Range")
@@ -191,7 +213,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.send_response(206 if partial else 200)
         self.send_header("Content-Type", "application/octet-stream")
         self.send_header("Accept-Ranges", "bytes")
-        self.send_header("ETag", '"%s"' % self.st.sha(f))
+        self.send_header("ETag", '"%s"' % etag)
         self.send_header("Content-Length", str(n))
         if partial:
             self.send_header("Content-Range", "bytes %d-%d/%d" % (start, end, size))

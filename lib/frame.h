@@ -71,6 +71,9 @@ typedef struct bn_frame {
     uint64_t count;          /* TIMING: tokens (or items) the duration covers */
     uint64_t t_start_ns;     /* TIMING: start time on the producer's monotonic clock, 0 if unknown */
 
+    bool more;               /* END: only sequence `seq` ended, more frames follow (wire "more");
+                              * false (default): end of the whole stream */
+
     uint8_t *raw;            /* UNKNOWN: the frame's bytes, to pass through unchanged */
     size_t raw_len;
 
@@ -99,6 +102,24 @@ int bn_frame_reader_feed(bn_frame_reader *r, const void *data, size_t n, bn_err 
 int bn_frame_reader_next(bn_frame_reader *r, bn_frame *f, bn_err *e);
 /* Bytes buffered but not yet a complete frame (non-zero at EOF = truncated stream). */
 size_t bn_frame_reader_pending(const bn_frame_reader *r);
+/* Zero-copy feeding: get at least `want` writable bytes at *buf (*avail says
+ * how many), read into them, then commit the count actually read. */
+int bn_frame_reader_reserve(bn_frame_reader *r, size_t want, uint8_t **buf, size_t *avail, bn_err *e);
+void bn_frame_reader_commit(bn_frame_reader *r, size_t n);
+/* Stream offset of the first byte not yet returned as a frame. */
+uint64_t bn_frame_reader_offset(const bn_frame_reader *r);
+/* Notes: next() returning -1 on a frame that is valid msgpack but has wrong
+ * fields steps over that frame (a caller may go on); bytes that are not
+ * msgpack break the stream for good (next() keeps returning -1). */
+
+/* One JSON object per frame (debugging, bn-frames): {"kind":"tokens",...};
+ * logits are summarised unless full is true; unknown frames print their raw
+ * bytes as hex. malloc'd NUL-terminated string in *out. */
+int bn_frame_to_json(const bn_frame *f, bool full, char **out, bn_err *e);
+/* The reverse, for tests and hand-written streams: a JSON object with the
+ * wire field names ("data"/"logprobs" as arrays of numbers). The frame owns
+ * its buffers (free with bn_frame_free). */
+int bn_frame_from_json(const char *json, size_t len, bn_frame *f, bn_err *e);
 
 /* Convenience constructors for frames whose pointers the caller owns. */
 void bn_frame_tokens(bn_frame *f, int32_t *ids, uint32_t n, uint32_t pos);

@@ -14,13 +14,26 @@
 
 typedef struct bn_conn bn_conn; /* opaque */
 
+/* timeout_ms value meaning "the transport's default": 30000 ms for ZeroMQ,
+ * none for pipes and files (EOF tells us the writer is gone). */
+#define BN_TIMEOUT_DEFAULT (-2)
+
+/* Receives one line (no newline) about security events, e.g. a CURVE client
+ * refused; called from a helper thread. Tools print it to stderr. */
+typedef void (*bn_conn_log_fn)(void *ud, const char *line);
+
 typedef struct bn_conn_opts {
     int timeout_ms;          /* < 0: wait forever for the first frame / between frames; default from BN_TIMEOUT_MS */
     const char *curve_dir;   /* --curve-keys DIR: enables CURVE on tcp:// endpoints (NULL = off) */
     bool insecure;           /* allow plaintext tcp binds on non-loopback addresses */
     const char *peer_name;   /* used in messages: "bn-forward" */
+    bn_conn_log_fn log;      /* security log (CURVE refusals); NULL = not reported */
+    void *log_ud;
 } bn_conn_opts;
 
+/* Zero everything; timeout_ms = BN_TIMEOUT_MS from the environment if set
+ * (-1 = forever), else BN_TIMEOUT_DEFAULT. An explicit timeout also applies
+ * to pipes and files (poll before each read). */
 void bn_conn_opts_default(bn_conn_opts *o);
 
 /* Open an input (frames are read) or output (frames are written) endpoint. */
@@ -35,6 +48,28 @@ int bn_conn_write(bn_conn *c, const bn_frame *f, bn_err *e);
 int bn_conn_flush(bn_conn *c, bn_err *e);
 /* The endpoint actually bound (useful when binding tcp://127.0.0.1:* or ipc temp paths). */
 const char *bn_conn_endpoint(const bn_conn *c);
+/* Finish an output: an output file written to PATH.tmp.PID is renamed to
+ * PATH only here (or in close, if no write failed). 0 ok, -1 a write failed. */
+int bn_conn_finish(bn_conn *c, bn_err *e);
+/* Close; ZeroMQ outputs wait at most the timeout (30 s by default) for
+ * queued frames to leave, never forever. */
 void bn_conn_close(bn_conn *c);
+
+/* A private ipc:// endpoint in a fresh temp directory (mode 0700), e.g. for
+ * bn-forward's feedback socket: "ipc:///tmp/bn-XXXXXX/NAME". The directory
+ * is removed by bn_conn_close of a connection bound to it. */
+int bn_conn_temp_ipc(char *out, size_t cap, const char *name, bn_err *e);
+
+/* CURVE keys (z85 text files, see docs/man/bn-keygen.md):
+ *   DIR/server.key DIR/server.pub   the binding side's pair
+ *   DIR/client.key DIR/client.pub   the connecting side's pair
+ *   DIR/authorized/NAME.pub         public keys the binding side accepts
+ * true if this libzmq can do CURVE. */
+bool bn_curve_available(void);
+/* Write a key pair DIR/NAME.key (0600) + DIR/NAME.pub; with authorize, also
+ * DIR/authorized/NAME.pub. Refuses to overwrite unless force. */
+int bn_curve_keygen(const char *dir, const char *name, bool authorize, bool force, bn_err *e);
+/* Read a 40-character z85 key from a file (trailing whitespace allowed). */
+int bn_curve_read_key(const char *path, char z85[41], bn_err *e);
 
 #endif

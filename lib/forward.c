@@ -1,0 +1,500 @@
+/* forward.c - the transformer step, in the order of the math (see llama2.c's
+ * forward()): embed -> for each layer { attention block, FFN block } ->
+ * output norm -> head. Each block is a few parallel regions on the pool. */
+#include "forward.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pool.h"
+
+enum { SITE_EMBD = 0, SITE_ATT, SITE_FF, SITE_COUNT }; /* matmul inputs of width n_embd, q_dim, n_ff */
+#define ROW_ALIGN 16
+
+struct bn_forward {
+    const bn_model *m;
+    const bn_kernels *k;
+    bn_pool *pool;
+    int n_ctx, n_batch, n_threads, pos;
+    bn_kv_type kv;
+    int q_dim, kv_dim, qkv_dim;
+
+    /* activations for the current batch (row-major [n_batch][width]) */
+    float *x;        /* residual stream [n_embd] */
+    float *xn;       /* normalized matmul input [max(n_embd, q_dim, n_ff)] */
+    float *qkv;      /* q | k | v  [qkv_dim] */
+    float *att;      /* attention output [q_dim] */
+    float *gu;       /* gate | up [2 n_ff] */
+    float *y;        /* wo / down output [n_embd] */
+    float *rope;     /* cos, sin per (token, pair) [n_rot] */
+    bn_act act[SITE_COUNT][BN_ACT_COUNT]; /* kind unused: data == NULL */
+
+    void *kc, *vc;   /* caches [n_layer][n_ctx][kv_dim], f16 or f32 */
+    float *f16tab;   /* f16 -> f32, 65536 entries (f16 cache only) */
+    float *scores;   /* per thread [n_ctx] */
+    float *qtmp;     /* per thread [head_dim] */
+};
+
+/* ---- small numeric blocks, as ggml computes them ------------------------ */
+
+/* ggml rms_norm + mul: sum of squares in double, scale in float, then * w. */
+static void rmsnorm(float *o, const float *x, const float *w, int n, float eps) {
+    double sum = 0.0;
+    for (int i = 0; i < n; i++) sum += (double)(x[i] * x[i]);
+    const float mean = (float)(sum / n);
+    const float scale = 1.0f / sqrtf(mean + eps);
+    for (int i = 0; i < n; i++) o[i] = (x[i] * scale) * w[i];
+}
+
+/* ggml rope cache: theta_i = pos * base^(-2i/n_rot) by repeated float multiplication. */
+static void rope_cache(float *cs, int pos, int n_rot, float base) {
+    const float theta_scale = powf(base, -2.0f / (float)n_rot);
+    float theta = (float)pos;
+    for (int i = 0; i < n_rot / 2; i++) {
+        cs[2 * i] = cosf(theta);
+        cs[2 * i + 1] = sinf(theta);
+        theta *= theta_scale;
+    }
+}
+
+/* NEOX rotation: pairs (i, i + n_rot/2). */
+static void rope_neox(float *v, const float *cs, int n_rot) {
+    const int h = n_rot / 2;
+    for (int i = 0; i < h; i++) {
+        const float c = cs[2 * i], s = cs[2 * i + 1];
+        const float x0 = v[i], x1 = v[i + h];
+        v[i] = x0 * c - x1 * s;
+        v[i + h] = x0 * s + x1 * c;
+    }
+}
+
+/* Which act kinds a set of weights needs (bitmask). */
+static unsigned kinds_of(const bn_qmat *const *w, int n) {
+    unsigned mask = 0;
+    for (int i = 0; i < n; i++) mask |= 1u << bn_act_kind_for(w[i]->type);
+    return mask;
+}
+
+/* ---- parallel regions ---------------------------------------------------- */
+
+/* A region's shared arguments. Fields used depend on the region. */
+typedef struct job {
+    bn_forward *f;
+    int n;                    /* tokens in the batch */
+    int t_first;              /* first token index (output rows) */
+    const float *in;          /* norm input rows */
+    int64_t ld_in;
+    const float *norm_w;      /* norm weight (NULL: input already normalized) */
+    int width;                /* row width of in / norm */
+    int site;
+    unsigned kinds;           /* act kinds to fill */
+    /* matmul group */
+    int nw;
+    const bn_qmat *w[3];
+    float *y[3];
+    float scale[3];
+    int64_t ldy;
+    float *resid;             /* y[0] rows added into resid (same ld) when not NULL */
+    const bn_layer *L;
+    int layer;
+} job;
+
+/* Norm (optional) + quantize rows of the batch, split over tokens. */
+static void region_norm_quant(void *arg, int ith, int nth) {
+    job *j = arg;
+    bn_forward *f = j->f;
+    int64_t lo, hi;
+    bn_pool_split(j->n, ith, nth, 1, &lo, &hi);
+    if (lo >= hi) return;
+    const int64_t ldx = j->width;
+    for (int64_t t = lo; t < hi; t++) {
+        if (j->norm_w)
+            rmsnorm(f->xn + t * ldx, j->in + (j->t_first + t) * j->ld_in, j->norm_w, j->width, f->m->hp.rms_eps);
+        else if (j->in != f->xn)
+            memcpy(f->xn + t * ldx, j->in + (j->t_first + t) * j->ld_in, (size_t)j->width * sizeof(float));
+    }
+    for (int kd = 0; kd < BN_ACT_COUNT; kd++)
+        if (j->kinds & (1u << kd)) f->k->quantize_act(&f->act[j->site][kd], f->xn, ldx, (int)lo, (int)hi);
+}
+
+/* Rows of several weights sharing one input, as one range over their
+ * concatenated rows; optional per-tensor scale and residual add. */
+static void region_matmul(void *arg, int ith, int nth) {
+    job *j = arg;
+    bn_forward *f = j->f;
+    int64_t total = 0;
+    for (int i = 0; i < j->nw; i++) total += j->w[i]->M;
+    int64_t lo, hi;
+    bn_pool_split(total, ith, nth, ROW_ALIGN, &lo, &hi);
+    int64_t base = 0;
+    for (int i = 0; i < j->nw; i++) {
+        const bn_qmat *W = j->w[i];
+        int64_t r0 = lo > base ? lo - base : 0, r1 = hi - base < W->M ? hi - base : W->M;
+        base += W->M;
+        if (r0 >= r1) continue;
+        bn_act *a = &f->act[j->site][bn_act_kind_for(W->type)];
+        f->k->matmul(W, a, r0, r1, j->y[i], j->ldy);
+        for (int t = 0; t < j->n; t++) {
+            float *yr = j->y[i] + (int64_t)t * j->ldy;
+            if (j->scale[i] != 1.0f)
+                for (int64_t r = r0; r < r1; r++) yr[r] *= j->scale[i];
+            if (j->resid) {
+                float *xr = j->resid + (int64_t)t * j->ldy;
+                for (int64_t r = r0; r < r1; r++) xr[r] += yr[r];
+            }
+        }
+    }
+}
+
+/* Store a head vector into the cache row (f16 or f32). */
+static void cache_put(bn_forward *f, void *cache, int64_t row, int off, const float *v, int n) {
+    if (f->kv == BN_KV_F16) {
+        uint16_t *c = (uint16_t *)cache + row * f->kv_dim + off;
+        for (int i = 0; i < n; i++) c[i] = bn_f32_to_f16(v[i]);
+    } else {
+        memcpy((float *)cache + row * f->kv_dim + off, v, (size_t)n * sizeof(float));
+    }
+}
+
+/* RoPE on q and k heads, then K and V into the cache; items = (token, head). */
+static void region_rope_store(void *arg, int ith, int nth) {
+    job *j = arg;
+    bn_forward *f = j->f;
+    const bn_hparams *hp = &f->m->hp;
+    const int nh = hp->n_head + hp->n_head_kv, hd = hp->head_dim;
+    int64_t lo, hi;
+    bn_pool_split((int64_t)j->n * nh, ith, nth, 1, &lo, &hi);
+    for (int64_t it = lo; it < hi; it++) {
+        const int t = (int)(it / nh), h = (int)(it % nh);
+        float *row = f->qkv + (int64_t)t * f->qkv_dim;
+        const float *cs = f->rope + (int64_t)t * hp->n_rot;
+        const int64_t crow = (int64_t)j->layer * f->n_ctx + f->pos + t;
+        if (h < hp->n_head) {
+            rope_neox(row + h * hd, cs, hp->n_rot);
+        } else {
+            const int g = h - hp->n_head;
+            float *kv = row + f->q_dim + g * hd;
+            rope_neox(kv, cs, hp->n_rot);
+            cache_put(f, f->kc, crow, g * hd, kv, hd);
+            cache_put(f, f->vc, crow, g * hd, row + f->q_dim + f->kv_dim + g * hd, hd);
+        }
+    }
+}
+
+/* Causal attention for items (token, q head) against the cache. */
+static void region_attention(void *arg, int ith, int nth) {
+    job *j = arg;
+    bn_forward *f = j->f;
+    const bn_hparams *hp = &f->m->hp;
+    const int hd = hp->head_dim, group = hp->n_head / hp->n_head_kv;
+    const float scale = 1.0f / sqrtf((float)hd);
+    const float *tab = f->f16tab;
+    float *sc = f->scores + (int64_t)ith * f->n_ctx;
+    float *q = f->qtmp + (int64_t)ith * hd;
+    int64_t lo, hi;
+    bn_pool_split((int64_t)j->n * hp->n_head, ith, nth, 1, &lo, &hi);
+    for (int64_t it = lo; it < hi; it++) {
+        const int t = (int)(it / hp->n_head), h = (int)(it % hp->n_head);
+        const int kvo = (h / group) * hd, n_kv = f->pos + t + 1;
+        const float *qsrc = f->qkv + (int64_t)t * f->qkv_dim + h * hd;
+        float *out = f->att + (int64_t)t * f->q_dim + h * hd;
+        const int64_t c0 = (int64_t)j->layer * f->n_ctx;
+        /* scores = (q . k_j) * scale; q rounded to f16 like ggml's vec_dot_f16 */
+        float mx = -INFINITY;
+        if (f->kv == BN_KV_F16) {
+            for (int d = 0; d < hd; d++) q[d] = tab[bn_f32_to_f16(qsrc[d])];
+            for (int p = 0; p < n_kv; p++) {
+                const uint16_t *kr = (const uint16_t *)f->kc + (c0 + p) * f->kv_dim + kvo;
+                float s = 0.0f;
+                for (int d = 0; d < hd; d++) s += q[d] * tab[kr[d]];
+                sc[p] = s * scale;
+                mx = sc[p] > mx ? sc[p] : mx;
+            }
+        } else {
+            for (int p = 0; p < n_kv; p++) {
+                const float *kr = (const float *)f->kc + (c0 + p) * f->kv_dim + kvo;
+                float s = 0.0f;
+                for (int d = 0; d < hd; d++) s += qsrc[d] * kr[d];
+                sc[p] = s * scale;
+                mx = sc[p] > mx ? sc[p] : mx;
+            }
+        }
+        /* softmax: expf of max-subtracted scores, sum in double, scale by 1/sum */
+        double sum = 0.0;
+        for (int p = 0; p < n_kv; p++) {
+            const float v = expf(sc[p] - mx);
+            sum += (double)v;
+            sc[p] = v;
+        }
+        const float inv = (float)(1.0 / sum);
+        /* out = sum_p p_j v_j with p rounded to f16 for the f16 cache */
+        for (int d = 0; d < hd; d++) out[d] = 0.0f;
+        for (int p = 0; p < n_kv; p++) {
+            float w = sc[p] * inv;
+            if (f->kv == BN_KV_F16) {
+                w = tab[bn_f32_to_f16(w)];
+                const uint16_t *vr = (const uint16_t *)f->vc + (c0 + p) * f->kv_dim + kvo;
+                for (int d = 0; d < hd; d++) out[d] += w * tab[vr[d]];
+            } else {
+                const float *vr = (const float *)f->vc + (c0 + p) * f->kv_dim + kvo;
+                for (int d = 0; d < hd; d++) out[d] += w * vr[d];
+            }
+        }
+    }
+}
+
+/* FFN middle: act(gate) * up into xn, sub-norm, quantize for down. */
+static void region_ffn_act(void *arg, int ith, int nth) {
+    job *j = arg;
+    bn_forward *f = j->f;
+    const int nff = f->m->hp.n_ff;
+    int64_t lo, hi;
+    bn_pool_split(j->n, ith, nth, 1, &lo, &hi);
+    if (lo >= hi) return;
+    for (int64_t t = lo; t < hi; t++) {
+        const float *g = f->gu + t * 2 * nff, *u = g + nff;
+        float *h = f->xn + t * nff;
+        if (f->m->act == BN_FFN_SILU) {
+            for (int i = 0; i < nff; i++) h[i] = (g[i] / (1.0f + expf(-g[i]))) * u[i];
+        } else {
+            for (int i = 0; i < nff; i++) {
+                const float r = g[i] > 0.0f ? g[i] : 0.0f;
+                h[i] = (r * r) * u[i];
+            }
+        }
+        rmsnorm(h, h, j->L->ffn_sub_norm, nff, f->m->hp.rms_eps);
+    }
+    for (int kd = 0; kd < BN_ACT_COUNT; kd++)
+        if (j->kinds & (1u << kd)) f->k->quantize_act(&f->act[SITE_FF][kd], f->xn, nff, (int)lo, (int)hi);
+}
+
+/* ---- the step ----------------------------------------------------------- */
+
+static void run_norm_quant(bn_forward *f, int n, int t_first, const float *in, int64_t ld_in, const float *w, int width,
+                           int site, unsigned kinds) {
+    job j = {.f = f, .n = n, .t_first = t_first, .in = in, .ld_in = ld_in, .norm_w = w, .width = width, .site = site,
+             .kinds = kinds};
+    for (int kd = 0; kd < BN_ACT_COUNT; kd++)
+        if (kinds & (1u << kd)) f->act[site][kd].n = n;
+    bn_pool_run(f->pool, region_norm_quant, &j);
+}
+
+static void run_matmul(bn_forward *f, int n, int site, int nw, const bn_qmat *const *w, float *const *y, const float *scale,
+                       int64_t ldy, float *resid) {
+    job j = {.f = f, .n = n, .site = site, .nw = nw, .ldy = ldy, .resid = resid};
+    for (int i = 0; i < nw; i++) { j.w[i] = w[i]; j.y[i] = y[i]; j.scale[i] = scale[i]; }
+    bn_pool_run(f->pool, region_matmul, &j);
+}
+
+/* One batch of n tokens at f->pos; logits for batch rows [first_out, n). */
+static int eval_batch(bn_forward *f, const int32_t *tok, int n, float *logits, int first_out, bn_err *e) {
+    const bn_model *m = f->m;
+    const bn_hparams *hp = &m->hp;
+    const int D = hp->n_embd, FF = hp->n_ff;
+    const bool use_scales = strcmp(m->arch, "bitnet") == 0; /* only the bitnet graph multiplies blk.N.*.scale */
+
+    for (int t = 0; t < n; t++) { /* embedding rows; rope angles per position */
+        if (bn_model_embed(m, tok[t], f->x + (int64_t)t * D, e) < 0) return -1;
+        rope_cache(f->rope + (int64_t)t * hp->n_rot, f->pos + t, hp->n_rot, hp->rope_base);
+    }
+    for (int il = 0; il < hp->n_layer; il++) {
+        const bn_layer *L = &m->layers[il];
+        /* attention block: n = rmsnorm(x); q,k,v = W·n; rope; cache; attend */
+        const bn_qmat *qkvw[3] = {&L->wq, &L->wk, &L->wv};
+        run_norm_quant(f, n, 0, f->x, D, L->attn_norm, D, SITE_EMBD, kinds_of(qkvw, 3));
+        float *qkvy[3] = {f->qkv, f->qkv + f->q_dim, f->qkv + f->q_dim + f->kv_dim};
+        float s3[3] = {use_scales ? L->sq : 1, use_scales ? L->sk : 1, use_scales ? L->sv : 1};
+        run_matmul(f, n, SITE_EMBD, 3, qkvw, qkvy, s3, f->qkv_dim, NULL);
+        job ja = {.f = f, .n = n, .layer = il, .L = L};
+        bn_pool_run(f->pool, region_rope_store, &ja);
+        bn_pool_run(f->pool, region_attention, &ja);
+        /* x += Wo · subnorm(att) */
+        const bn_qmat *wo[1] = {&L->wo};
+        run_norm_quant(f, n, 0, f->att, f->q_dim, L->attn_sub_norm, f->q_dim, SITE_ATT, kinds_of(wo, 1));
+        float *yo[1] = {f->y};
+        float so[1] = {use_scales ? L->so : 1};
+        run_matmul(f, n, SITE_ATT, 1, wo, yo, so, D, f->x);
+        /* FFN block: m = rmsnorm(x); x += Wdown · subnorm(act(Wgate·m) * (Wup·m)) */
+        const bn_qmat *guw[2] = {&L->wgate, &L->wup};
+        run_norm_quant(f, n, 0, f->x, D, L->ffn_norm, D, SITE_EMBD, kinds_of(guw, 2));
+        float *guy[2] = {f->gu, f->gu + FF};
+        float s2[2] = {use_scales ? L->sgate : 1, use_scales ? L->sup : 1};
+        run_matmul(f, n, SITE_EMBD, 2, guw, guy, s2, 2 * FF, NULL);
+        const bn_qmat *wd[1] = {&L->wdown};
+        job jf = {.f = f, .n = n, .L = L, .kinds = kinds_of(wd, 1)};
+        for (int kd = 0; kd < BN_ACT_COUNT; kd++)
+            if (jf.kinds & (1u << kd)) f->act[SITE_FF][kd].n = n;
+        bn_pool_run(f->pool, region_ffn_act, &jf);
+        float *yd[1] = {f->y};
+        float sd[1] = {use_scales ? L->sdown : 1};
+        run_matmul(f, n, SITE_FF, 1, wd, yd, sd, D, f->x);
+    }
+    f->pos += n;
+    const int n_out = n - first_out;
+    if (n_out <= 0) return 0;
+    /* logits = head · rmsnorm_out(x) for the requested rows only */
+    const bn_qmat *hw[1] = {&m->head};
+    run_norm_quant(f, n_out, first_out, f->x, D, m->output_norm, D, SITE_EMBD, kinds_of(hw, 1));
+    float *hy[1] = {logits};
+    float one[1] = {1};
+    run_matmul(f, n_out, SITE_EMBD, 1, hw, hy, one, hp->n_vocab, NULL);
+    return 0;
+}
+
+int bn_forward_eval(bn_forward *f, const int32_t *tokens, int n, float *logits, int n_out, bn_err *e) {
+    if (n < 0 || n_out < 0 || n_out > n) return bn_errf(e, "forward: n_out: %d not in 0..%d", n_out, n);
+    if ((int64_t)f->pos + n > f->n_ctx)
+        return bn_errf(e, "forward: context: %d tokens at position %d exceed the context size %d (-c)", n, f->pos, f->n_ctx);
+    for (int i = 0; i < n; i++)
+        if (tokens[i] < 0 || tokens[i] >= f->m->hp.n_vocab)
+            return bn_errf(e, "forward: token: id %d out of range 0..%d", tokens[i], f->m->hp.n_vocab - 1);
+    const int first_out = n - n_out;
+    for (int b0 = 0; b0 < n; b0 += f->n_batch) {
+        const int nb = n - b0 < f->n_batch ? n - b0 : f->n_batch;
+        int fo = first_out - b0; /* first row of this batch whose logits are wanted */
+        if (fo < 0) fo = 0;
+        if (fo > nb) fo = nb;
+        float *dst = logits ? logits + (int64_t)(b0 + fo - first_out) * f->m->hp.n_vocab : NULL;
+        if (eval_batch(f, tokens + b0, nb, dst, fo, e) < 0) return -1;
+    }
+    return 0;
+}
+
+/* ---- setup -------------------------------------------------------------- */
+
+int bn_forward_new(bn_forward **out, const bn_model *m, const bn_forward_opts *o, bn_err *e) {
+    *out = NULL;
+    const bn_hparams *hp = &m->hp;
+    if (!o->kern) return bn_errf(e, "forward: kernels: no kernel table");
+    bn_forward *f = bn_calloc(1, sizeof *f, e);
+    if (!f) return -1;
+    f->m = m;
+    f->k = o->kern;
+    f->kv = o->kv;
+    f->n_ctx = o->n_ctx > 0 ? o->n_ctx : hp->n_ctx_train;
+    f->n_batch = o->n_batch > 0 ? o->n_batch : 128;
+    f->n_threads = o->n_threads > 0 ? o->n_threads : 1;
+    f->q_dim = hp->n_head * hp->head_dim;
+    f->kv_dim = hp->n_head_kv * hp->head_dim;
+    f->qkv_dim = f->q_dim + 2 * f->kv_dim;
+    if (f->n_ctx > (1 << 24)) { bn_forward_free(f); return bn_errf(e, "forward: n_ctx: %d too large", f->n_ctx); }
+
+    /* every weight's act kind must exist in this kernel table */
+    uint32_t types[16];
+    int nt = bn_model_weight_types(m, types, 16);
+    for (int i = 0; i < nt; i++)
+        if (bn_act_kind_for(types[i]) < 0) {
+            bn_forward_free(f);
+            return bn_errf(e, "forward: kernels: no matmul for weight type %s", bn_type_name(types[i]));
+        }
+
+    const size_t B = (size_t)f->n_batch;
+    int wmax = hp->n_embd > f->q_dim ? hp->n_embd : f->q_dim;
+    wmax = wmax > hp->n_ff ? wmax : hp->n_ff;
+    f->x = bn_malloc(B * hp->n_embd * sizeof(float), e);
+    f->xn = f->x ? bn_malloc(B * wmax * sizeof(float), e) : NULL;
+    f->qkv = f->xn ? bn_malloc(B * f->qkv_dim * sizeof(float), e) : NULL;
+    f->att = f->qkv ? bn_malloc(B * f->q_dim * sizeof(float), e) : NULL;
+    f->gu = f->att ? bn_malloc(B * 2 * hp->n_ff * sizeof(float), e) : NULL;
+    f->y = f->gu ? bn_malloc(B * hp->n_embd * sizeof(float), e) : NULL;
+    f->rope = f->y ? bn_malloc(B * hp->n_rot * sizeof(float), e) : NULL;
+    f->scores = f->rope ? bn_malloc((size_t)f->n_threads * f->n_ctx * sizeof(float), e) : NULL;
+    f->qtmp = f->scores ? bn_malloc((size_t)f->n_threads * hp->head_dim * sizeof(float), e) : NULL;
+    size_t esz = f->kv == BN_KV_F16 ? 2 : 4, cache_n;
+    if (!f->qtmp || !bn_mul_size((size_t)hp->n_layer * f->n_ctx, (size_t)f->kv_dim * esz, &cache_n)) {
+        bn_forward_free(f);
+        return e->msg[0] ? -1 : bn_errf(e, "forward: kv cache: size overflow");
+    }
+    f->kc = bn_calloc(cache_n, 1, e);
+    f->vc = f->kc ? bn_calloc(cache_n, 1, e) : NULL;
+    if (!f->vc) { bn_forward_free(f); bn_err_prefix(e, "forward: kv cache"); return -1; }
+    if (f->kv == BN_KV_F16) {
+        f->f16tab = bn_malloc(65536 * sizeof(float), e);
+        if (!f->f16tab) { bn_forward_free(f); return -1; }
+        for (uint32_t i = 0; i < 65536; i++) f->f16tab[i] = bn_f16_to_f32((uint16_t)i);
+    }
+
+    /* acts per input site for the kinds its consumers need */
+    unsigned need[SITE_COUNT] = {0};
+    for (int il = 0; il < hp->n_layer; il++) {
+        const bn_layer *L = &m->layers[il];
+        const bn_qmat *emb[5] = {&L->wq, &L->wk, &L->wv, &L->wgate, &L->wup};
+        need[SITE_EMBD] |= kinds_of(emb, 5);
+        const bn_qmat *wo = &L->wo, *wd = &L->wdown;
+        need[SITE_ATT] |= kinds_of(&wo, 1);
+        need[SITE_FF] |= kinds_of(&wd, 1);
+    }
+    const bn_qmat *hw = &m->head;
+    need[SITE_EMBD] |= kinds_of(&hw, 1);
+    const int64_t widths[SITE_COUNT] = {hp->n_embd, f->q_dim, hp->n_ff};
+    for (int s = 0; s < SITE_COUNT; s++)
+        for (int kd = 0; kd < BN_ACT_COUNT; kd++)
+            if (need[s] & (1u << kd))
+                if (bn_act_alloc(&f->act[s][kd], (bn_act_kind)kd, widths[s], f->n_batch, e) < 0) {
+                    bn_forward_free(f);
+                    return -1;
+                }
+    if (bn_pool_new(&f->pool, f->n_threads, e) < 0) { bn_forward_free(f); return -1; }
+    *out = f;
+    return 0;
+}
+
+void bn_forward_free(bn_forward *f) {
+    if (!f) return;
+    if (f->pool) bn_pool_free(f->pool);
+    for (int s = 0; s < SITE_COUNT; s++)
+        for (int kd = 0; kd < BN_ACT_COUNT; kd++)
+            if (f->act[s][kd].data) bn_act_free(&f->act[s][kd]);
+    free(f->x); free(f->xn); free(f->qkv); free(f->att); free(f->gu); free(f->y); free(f->rope);
+    free(f->scores); free(f->qtmp); free(f->kc); free(f->vc); free(f->f16tab);
+    free(f);
+}
+
+int bn_forward_n_ctx(const bn_forward *f) { return f->n_ctx; }
+int bn_forward_pos(const bn_forward *f) { return f->pos; }
+void bn_forward_reset(bn_forward *f) { f->pos = 0; }
+
+/* "i2_s/avx2 f16/avx2 threads=2 kv=f16" */
+void bn_forward_receipt(const bn_forward *f, char *buf, size_t n) {
+    uint32_t types[16];
+    int nt = bn_model_weight_types(f->m, types, 16);
+    size_t used = 0;
+    buf[0] = 0;
+    for (int i = 0; i < nt && used < n; i++) {
+        char p[64];
+        bn_kernels_path(f->k, types[i], p, sizeof p);
+        used += (size_t)snprintf(buf + used, n - used, "%s%s", i ? " " : "", p);
+    }
+    if (used < n) snprintf(buf + used, n - used, " threads=%d kv=%s", f->n_threads, f->kv == BN_KV_F16 ? "f16" : "f32");
+}
+
+/* ---- logits helpers ------------------------------------------------------ */
+
+int32_t bn_argmax(const float *v, int n) {
+    int32_t a = 0;
+    for (int i = 1; i < n; i++)
+        if (v[i] > v[a]) a = i;
+    return a;
+}
+
+double bn_log_softmax_at(const float *v, int n, int32_t id) {
+    double mx = v[0];
+    for (int i = 1; i < n; i++) mx = v[i] > mx ? v[i] : mx;
+    double s = 0.0;
+    for (int i = 0; i < n; i++) s += exp((double)v[i] - mx);
+    return (double)v[id] - mx - log(s);
+}
+
+int bn_logits_check(const float *v, int n, bn_err *e) {
+    int bad = 0;
+    bool all_eq = true;
+    for (int i = 0; i < n; i++) {
+        if (!isfinite(v[i])) bad++;
+        if (v[i] != v[0]) all_eq = false;
+    }
+    if (bad) return bn_errf(e, "logits: %d NaN or Inf values", bad);
+    if (all_eq && n > 1) return bn_errf(e, "logits: all %d values equal (%g)", n, v[0]);
+    return 0;
+}

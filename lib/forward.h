@@ -1,0 +1,55 @@
+/* forward.h - the transformer step: embedding -> layers -> logits, for a
+ * bn_model, with a KV cache, batched prefill and a thread pool.
+ *
+ * Numerics follow ggml's CPU graph for build_bitnet(_158): rmsnorm sums in
+ * double, NEOX RoPE with theta by repeated multiplication in float, Q·K and
+ * P·V against an F16 cache with q and p rounded to f16 (ggml vec_dot_f16),
+ * softmax in f32 with a double sum. Every output row (matmul row, attention
+ * head) is computed by one thread in a fixed order, so results are bitwise
+ * identical for any thread count and any batch size. */
+#ifndef BN_FORWARD_H
+#define BN_FORWARD_H
+
+#include <stdint.h>
+#include "kernels.h"
+#include "model.h"
+#include "util.h"
+
+typedef enum bn_kv_type { BN_KV_F16 = 0, BN_KV_F32 } bn_kv_type;
+
+typedef struct bn_forward_opts {
+    int n_ctx;               /* 0: the model's context_length */
+    int n_batch;             /* tokens per batch in prefill; 0: 128 */
+    int n_threads;           /* >= 1 */
+    bn_kv_type kv;
+    const bn_kernels *kern;  /* kernel table (bn_kernels_for(isa)) */
+} bn_forward_opts;
+
+typedef struct bn_forward bn_forward; /* opaque */
+
+int bn_forward_new(bn_forward **out, const bn_model *m, const bn_forward_opts *o, bn_err *e);
+void bn_forward_free(bn_forward *f);
+
+int bn_forward_n_ctx(const bn_forward *f);
+int bn_forward_pos(const bn_forward *f); /* tokens already in the cache */
+void bn_forward_reset(bn_forward *f);     /* start a new sequence at position 0 */
+
+/* Evaluate n tokens at the current position (prefill when n > 1, in batches
+ * of n_batch). Writes the logits of the last n_out tokens (0 <= n_out <= n)
+ * to logits[n_out][n_vocab]. Running past n_ctx or a bad id is an error
+ * before anything is computed. */
+int bn_forward_eval(bn_forward *f, const int32_t *tokens, int n, float *logits, int n_out, bn_err *e);
+
+/* Receipt: "i2_s/avx512-vnni f16/avx512 threads=2 kv=f16" for the types used. */
+void bn_forward_receipt(const bn_forward *f, char *buf, size_t n);
+
+/* ---- helpers on logits rows ---------------------------------------------- */
+
+/* argmax, ties -> lowest id. */
+int32_t bn_argmax(const float *v, int n);
+/* log softmax(v)[id], computed in double. */
+double bn_log_softmax_at(const float *v, int n, int32_t id);
+/* 0 if the row is usable; -1 with a reason for NaN/Inf or all-equal values. */
+int bn_logits_check(const float *v, int n, bn_err *e);
+
+#endif

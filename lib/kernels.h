@@ -137,6 +137,16 @@ void bn_mm_q6_K_scalar(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1
 void bn_mm_f16_scalar(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy);
 void bn_mm_f32_scalar(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy);
 
+/* AVX2 kernels (lib/kernels_avx2.c), reused by the AVX-512 tables. */
+void bn_qa_i8s_avx2(bn_act *a, const float *X, int64_t ldx, int t0, int t1);
+void bn_qa_q8k_avx2(bn_act *a, const float *X, int64_t ldx, int t0, int t1);
+void bn_qa_f16_avx2(bn_act *a, const float *X, int64_t ldx, int t0, int t1);
+void bn_mm_i2s_avx2(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy);
+void bn_mm_tq2_0_avx2(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy);
+void bn_mm_q8_0_avx2(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy);
+void bn_mm_f16_avx2(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy);
+void bn_mm_f32_avx2(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy);
+
 /* The I2_S epilogue shared by every ISA (one formula, so results are bitwise
  * equal): y = ((float)sumi - (float)act_sum) / act_scale * w_scale. */
 static inline float bn_i2s_out(int32_t sumi, int32_t act_sum, float act_scale, float w_scale) {

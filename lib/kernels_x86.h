@@ -1,0 +1,218 @@
+/* kernels_x86.h - x86 integer kernel bodies shared by lib/kernels_avx2.c
+ * (BN_X86_VNNI 0: maddubs + madd) and lib/kernels_avx512.c (BN_X86_VNNI 1:
+ * vpdpbusd on 256-bit vectors). Internal to those two files: it needs their
+ * -m flags and defines static functions. Both variants produce exact int32
+ * dot products, so results equal the scalar reference bit for bit.
+ *
+ * Why 256-bit VNNI and not 512: on Zen 4 a zmm op costs two ymm ops, and an
+ * I2_S block (128 weights = 32 bytes) maps naturally onto one ymm of codes
+ * against four contiguous ymm of activations; zmm would need lane shuffles of
+ * the activations (two blocks per register). */
+#ifndef BN_KERNELS_X86_H
+#define BN_KERNELS_X86_H
+
+#include <immintrin.h>
+#include <string.h>
+
+#include "kernels.h"
+#include "quant.h"
+
+#ifndef BN_X86_VNNI
+#error "define BN_X86_VNNI before including kernels_x86.h"
+#endif
+
+#ifdef __clang__
+#pragma STDC FP_CONTRACT OFF
+#endif
+
+#define BN_AI static inline __attribute__((always_inline))
+
+/* Sum of the 8 int32 lanes (exact, order irrelevant). */
+BN_AI int32_t x86_hsum_i32(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+    return _mm_cvtsi128_si32(s);
+}
+
+/* acc += dot of 4 groups of unsigned codes (0..3) with signed activations:
+ * per int32 lane the sum of 4 u8*s8 products from each pair. Without VNNI the
+ * four maddubs results are summed in int16 first (|each| <= 2*3*128, so the
+ * sum of four fits easily) and widened once. */
+BN_AI __m256i x86_dot4(__m256i acc, __m256i c0, __m256i q0, __m256i c1, __m256i q1, __m256i c2, __m256i q2,
+                       __m256i c3, __m256i q3) {
+#if BN_X86_VNNI
+    acc = _mm256_dpbusd_epi32(acc, c0, q0);
+    acc = _mm256_dpbusd_epi32(acc, c1, q1);
+    acc = _mm256_dpbusd_epi32(acc, c2, q2);
+    acc = _mm256_dpbusd_epi32(acc, c3, q3);
+    return acc;
+#else
+    __m256i s01 = _mm256_add_epi16(_mm256_maddubs_epi16(c0, q0), _mm256_maddubs_epi16(c1, q1));
+    __m256i s23 = _mm256_add_epi16(_mm256_maddubs_epi16(c2, q2), _mm256_maddubs_epi16(c3, q3));
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_add_epi16(s01, s23), _mm256_set1_epi16(1)));
+#endif
+}
+
+/* ---- I2_S ------------------------------------------------------------------
+ * One 32-byte block holds 128 codes: element 32g+p at byte p, bits 6-2g. The
+ * four groups g are shifted down and masked, then dotted with the 4 x 32
+ * activations of the block. A tile is RB weight rows x TB tokens; the codes of
+ * a row are unpacked once per block and reused for every token in the tile,
+ * and the activations of a token are loaded once and reused for every row. */
+BN_AI void x86_i2s_tile(const uint8_t *const *w, const int RB, const int8_t *const *q, const int TB, int64_t nb,
+                        int32_t *out) {
+    const __m256i m3 = _mm256_set1_epi8(3);
+    __m256i acc[16];
+    for (int i = 0; i < RB * TB; i++) acc[i] = _mm256_setzero_si256();
+    for (int64_t b = 0; b < nb; b++) {
+        for (int r = 0; r < RB; r++) {
+            _mm_prefetch((const char *)(w[r] + 32 * b + 512), _MM_HINT_T0);
+            __m256i wv = _mm256_loadu_si256((const __m256i *)(w[r] + 32 * b));
+            __m256i c0 = _mm256_and_si256(_mm256_srli_epi16(wv, 6), m3);
+            __m256i c1 = _mm256_and_si256(_mm256_srli_epi16(wv, 4), m3);
+            __m256i c2 = _mm256_and_si256(_mm256_srli_epi16(wv, 2), m3);
+            __m256i c3 = _mm256_and_si256(wv, m3);
+            for (int t = 0; t < TB; t++) {
+                const int8_t *qb = q[t] + 128 * b;
+                acc[r * TB + t] = x86_dot4(acc[r * TB + t], c0, _mm256_loadu_si256((const __m256i *)qb), c1,
+                                           _mm256_loadu_si256((const __m256i *)(qb + 32)), c2,
+                                           _mm256_loadu_si256((const __m256i *)(qb + 64)), c3,
+                                           _mm256_loadu_si256((const __m256i *)(qb + 96)));
+            }
+        }
+    }
+    for (int i = 0; i < RB * TB; i++) out[i] = x86_hsum_i32(acc[i]);
+}
+
+/* Rows [r0, r1) x all tokens. Decode (one token) runs 4 rows at a time so the
+ * activation loads are shared; prefill runs 1 row x 4 tokens so each block's
+ * codes are unpacked once for 4 tokens. The epilogue is bn_i2s_out. */
+static void x86_mm_i2s(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy) {
+    const int64_t nb = W->K / 128;
+    const int8_t *qa = (const int8_t *)a->data;
+    int t = 0;
+    for (; t + 4 <= a->n; t += 4) {
+        const int8_t *q[4] = { qa + (size_t)t * a->row_bytes, qa + (size_t)(t + 1) * a->row_bytes,
+                               qa + (size_t)(t + 2) * a->row_bytes, qa + (size_t)(t + 3) * a->row_bytes };
+        for (int64_t r = r0; r < r1; r++) {
+            const uint8_t *w[1] = { W->data + (size_t)r * W->row_bytes };
+            int32_t s[4];
+            x86_i2s_tile(w, 1, q, 4, nb, s);
+            for (int j = 0; j < 4; j++)
+                Y[(int64_t)(t + j) * ldy + r] = bn_i2s_out(s[j], a->sum[t + j], a->scale[t + j], W->scale);
+        }
+    }
+    for (; t < a->n; t++) {
+        const int8_t *q[1] = { qa + (size_t)t * a->row_bytes };
+        int64_t r = r0;
+        for (; r + 4 <= r1; r += 4) {
+            const uint8_t *w[4] = { W->data + (size_t)r * W->row_bytes, W->data + (size_t)(r + 1) * W->row_bytes,
+                                    W->data + (size_t)(r + 2) * W->row_bytes,
+                                    W->data + (size_t)(r + 3) * W->row_bytes };
+            int32_t s[4];
+            x86_i2s_tile(w, 4, q, 1, nb, s);
+            for (int j = 0; j < 4; j++)
+                Y[(int64_t)t * ldy + r + j] = bn_i2s_out(s[j], a->sum[t], a->scale[t], W->scale);
+        }
+        for (; r < r1; r++) {
+            const uint8_t *w[1] = { W->data + (size_t)r * W->row_bytes };
+            int32_t s[1];
+            x86_i2s_tile(w, 1, q, 1, nb, s);
+            Y[(int64_t)t * ldy + r] = bn_i2s_out(s[0], a->sum[t], a->scale[t], W->scale);
+        }
+    }
+}
+
+/* ---- TQ2_0 -----------------------------------------------------------------
+ * Block: qs[64] then f16 d. Byte 32c+m bits 2n hold element 128c+32n+m, so
+ * one 32-byte load gives 4 code vectors for 128 contiguous q8_K values.
+ * sum (code-1)*q = sum code*q - sum q, with sum q from the q8_K bsums. Per
+ * block the int32 total is exact; the float chain is the scalar one. */
+BN_AI __m256i x86_tq2_block(const bn_block_tq2_0 *x, const bn_block_q8_K *y) {
+    const __m256i m3 = _mm256_set1_epi8(3);
+    __m256i acc = _mm256_sub_epi32(_mm256_setzero_si256(),
+                                   _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)y->bsums),
+                                                     _mm256_set1_epi16(1)));
+    for (int c = 0; c < 2; c++) {
+        __m256i wv = _mm256_loadu_si256((const __m256i *)(x->qs + 32 * c));
+        const int8_t *qb = y->qs + 128 * c;
+        acc = x86_dot4(acc, _mm256_and_si256(wv, m3), _mm256_loadu_si256((const __m256i *)qb),
+                       _mm256_and_si256(_mm256_srli_epi16(wv, 2), m3), _mm256_loadu_si256((const __m256i *)(qb + 32)),
+                       _mm256_and_si256(_mm256_srli_epi16(wv, 4), m3), _mm256_loadu_si256((const __m256i *)(qb + 64)),
+                       _mm256_and_si256(_mm256_srli_epi16(wv, 6), m3), _mm256_loadu_si256((const __m256i *)(qb + 96)));
+    }
+    return acc;
+}
+
+/* Horizontal sums of 8 vectors at once: lane i of the result = sum of v[i]. */
+BN_AI __m256i x86_hsum8(const __m256i *v) {
+    __m256i a01 = _mm256_hadd_epi32(v[0], v[1]), a23 = _mm256_hadd_epi32(v[2], v[3]);
+    __m256i a45 = _mm256_hadd_epi32(v[4], v[5]), a67 = _mm256_hadd_epi32(v[6], v[7]);
+    __m256i a = _mm256_hadd_epi32(a01, a23), b = _mm256_hadd_epi32(a45, a67);
+    return _mm256_add_epi32(_mm256_permute2x128_si256(a, b, 0x20), _mm256_permute2x128_si256(a, b, 0x31));
+}
+
+static void x86_mm_tq2_0(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy) {
+    const int64_t nb = W->K / BN_QK_K;
+    for (int t = 0; t < a->n; t++) {
+        const bn_block_q8_K *y = (const bn_block_q8_K *)((const uint8_t *)a->data + (size_t)t * a->row_bytes);
+        for (int64_t r = r0; r < r1; r++) {
+            const bn_block_tq2_0 *x = (const bn_block_tq2_0 *)(W->data + (size_t)r * W->row_bytes);
+            float sumf = 0.0f;
+            int64_t i = 0;
+            for (; i + 8 <= nb; i += 8) {
+                __m256i v[8];
+                for (int j = 0; j < 8; j++) v[j] = x86_tq2_block(&x[i + j], &y[i + j]);
+                int32_t s[8];
+                _mm256_storeu_si256((__m256i *)s, x86_hsum8(v));
+                for (int j = 0; j < 8; j++) sumf += (float)s[j] * (y[i + j].d * _cvtsh_ss(x[i + j].d));
+            }
+            for (; i < nb; i++) {
+                int32_t s = x86_hsum_i32(x86_tq2_block(&x[i], &y[i]));
+                sumf += (float)s * (y[i].d * _cvtsh_ss(x[i].d));
+            }
+            Y[(int64_t)t * ldy + r] = sumf;
+        }
+    }
+}
+
+/* ---- Q8_0 ------------------------------------------------------------------
+ * s8 x s8 through the unsigned path: |w| times q with w's sign moved onto q.
+ * Exact as long as q != -128, which q8_0 activations never are (|q| <= 127). */
+BN_AI __m256i x86_q8_0_block(const bn_block_q8_0 *x, const bn_block_q8_0 *y) {
+    __m256i wv = _mm256_loadu_si256((const __m256i *)x->qs);
+    __m256i qv = _mm256_loadu_si256((const __m256i *)y->qs);
+    __m256i ax = _mm256_sign_epi8(wv, wv), sy = _mm256_sign_epi8(qv, wv);
+#if BN_X86_VNNI
+    return _mm256_dpbusd_epi32(_mm256_setzero_si256(), ax, sy);
+#else
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(ax, sy), _mm256_set1_epi16(1));
+#endif
+}
+
+static void x86_mm_q8_0(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy) {
+    const int64_t nb = W->K / BN_QK8_0;
+    for (int t = 0; t < a->n; t++) {
+        const bn_block_q8_0 *y = (const bn_block_q8_0 *)((const uint8_t *)a->data + (size_t)t * a->row_bytes);
+        for (int64_t r = r0; r < r1; r++) {
+            const bn_block_q8_0 *x = (const bn_block_q8_0 *)(W->data + (size_t)r * W->row_bytes);
+            float sumf = 0.0f;
+            int64_t i = 0;
+            for (; i + 8 <= nb; i += 8) {
+                __m256i v[8];
+                for (int j = 0; j < 8; j++) v[j] = x86_q8_0_block(&x[i + j], &y[i + j]);
+                int32_t s[8];
+                _mm256_storeu_si256((__m256i *)s, x86_hsum8(v));
+                for (int j = 0; j < 8; j++) sumf += (float)s[j] * (_cvtsh_ss(x[i + j].d) * _cvtsh_ss(y[i + j].d));
+            }
+            for (; i < nb; i++) {
+                int32_t s = x86_hsum_i32(x86_q8_0_block(&x[i], &y[i]));
+                sumf += (float)s * (_cvtsh_ss(x[i].d) * _cvtsh_ss(y[i].d));
+            }
+            Y[(int64_t)t * ldy + r] = sumf;
+        }
+    }
+}
+
+#endif

@@ -1,0 +1,365 @@
+/* test_kernels.c - every kernel table compiled in and supported by this CPU
+ * against the scalar reference: activation quantizers byte for byte, matmul
+ * outputs bitwise (integer parts are exact and the float epilogues share one
+ * formula and order; the F16/F32 dots use the same 32-lane schedule). Also
+ * checks the scalar kernels against an independent double-precision dot of
+ * the dequantized operands, the row-range contract, and dispatch metadata.
+ * No zmq/msgpack/gguf code: this file is also cross-built for `make test-neon`. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels.h"
+#include "quant.h"
+#include "tap.h"
+
+/* xorshift64*: deterministic inputs without global state in the library. */
+static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
+static uint64_t rng_u64(void) {
+    rng_state ^= rng_state >> 12;
+    rng_state ^= rng_state << 25;
+    rng_state ^= rng_state >> 27;
+    return rng_state * 2685821657736338717ull;
+}
+static float rng_unif(void) { return (float)((rng_u64() >> 40) * (1.0 / 16777216.0)) * 2.0f - 1.0f; }
+static float rng_normal(void) {
+    float s = 0;
+    for (int i = 0; i < 4; i++) s += rng_unif();
+    return s * 0.8660254f;
+}
+
+enum { WT_TERNARY_RANDOM, WT_ALL_PLUS, WT_ALL_MINUS, WT_ZERO_HEAVY, WT_GENERAL };
+enum { ACT_RANDOM, ACT_ZERO, ACT_OUTLIER, ACT_SATURATE, ACT_TIES, ACT_TINY, ACT_MODES };
+static const char *act_mode_name[ACT_MODES] = { "random", "zero", "outlier", "saturate", "ties", "tiny" };
+
+/* Float weights for a type: ternary*s for the ternary formats, otherwise general values. */
+static void make_weights(float *w, int64_t n, uint32_t type, int mode) {
+    float s = 0.046875f; /* 3/64: exact in f16 */
+    for (int64_t i = 0; i < n; i++) {
+        int t;
+        switch (mode) {
+        case WT_ALL_PLUS: t = 1; break;
+        case WT_ALL_MINUS: t = -1; break;
+        case WT_ZERO_HEAVY: t = (rng_u64() % 10 == 0) ? ((rng_u64() & 1) ? 1 : -1) : 0; break;
+        default: t = (int)(rng_u64() % 3) - 1; break;
+        }
+        if (type == BN_TYPE_I2_S || type == BN_TYPE_TQ1_0 || type == BN_TYPE_TQ2_0)
+            w[i] = (float)t * s;
+        else if (mode == WT_ALL_PLUS)
+            w[i] = 0.5f;
+        else if (mode == WT_ALL_MINUS)
+            w[i] = -0.5f;
+        else
+            w[i] = rng_normal() * 0.1f;
+    }
+}
+
+static void make_acts(float *x, int64_t n, int mode) {
+    for (int64_t i = 0; i < n; i++) {
+        switch (mode) {
+        case ACT_ZERO: x[i] = 0; break;
+        case ACT_OUTLIER: x[i] = rng_normal() * 0.01f; break;
+        case ACT_SATURATE: x[i] = (rng_u64() & 1) ? 3.0f : -3.0f; break;
+        case ACT_TIES: x[i] = (float)((int)(rng_u64() % 255) - 127) + 0.5f; break;
+        case ACT_TINY: x[i] = rng_normal() * 1e-7f; break;
+        default: x[i] = rng_normal(); break;
+        }
+    }
+    if (mode == ACT_OUTLIER && n > 0) x[rng_u64() % (uint64_t)n] = 1000.0f;
+    if (mode == ACT_TIES && n > 0) x[0] = 127.0f; /* max 127 -> s = 1: exact .5 ties */
+}
+
+/* Quantize an M x K float matrix into the storage of a weight type. */
+static uint8_t *quantize_weights(const float *w, int64_t K, int64_t M, uint32_t type, size_t *nbytes) {
+    size_t rb = bn_qmat_row_bytes(type, K);
+    size_t n = rb * (size_t)M + 64;
+    uint8_t *buf = calloc(1, n);
+    if (type == BN_TYPE_I2_S) {
+        bn_quantize_i2_s_ref(w, buf, K * M);
+    } else {
+        for (int64_t r = 0; r < M; r++) {
+            const float *src = w + r * K;
+            uint8_t *dst = buf + rb * (size_t)r;
+            switch (type) {
+            case BN_TYPE_TQ2_0: bn_quantize_row_tq2_0_ref(src, (bn_block_tq2_0 *)dst, K); break;
+            case BN_TYPE_TQ1_0: bn_quantize_row_tq1_0_ref(src, (bn_block_tq1_0 *)dst, K); break;
+            case BN_TYPE_Q8_0: bn_quantize_row_q8_0_ref(src, (bn_block_q8_0 *)dst, K); break;
+            case BN_TYPE_Q6_K: bn_quantize_row_q6_K_ref(src, (bn_block_q6_K *)dst, K); break;
+            case BN_TYPE_F16:
+                for (int64_t k = 0; k < K; k++) ((uint16_t *)dst)[k] = bn_f32_to_f16(src[k]);
+                break;
+            case BN_TYPE_F32: memcpy(dst, src, (size_t)K * 4); break;
+            }
+        }
+    }
+    *nbytes = n;
+    return buf;
+}
+
+static int make_qmat(bn_qmat *m, uint32_t type, int64_t K, int64_t M, const uint8_t *buf, size_t nbytes) {
+    bn_gguf_tensor t;
+    memset(&t, 0, sizeof t);
+    snprintf(t.name, sizeof t.name, "test");
+    t.type = type;
+    t.n_dims = 2;
+    t.ne[0] = K;
+    t.ne[1] = M;
+    t.ne[2] = t.ne[3] = 1;
+    t.data = buf;
+    t.nbytes = nbytes;
+    bn_err e;
+    if (bn_qmat_from_tensor(m, &t, &e)) {
+        printf("# qmat: %s\n", e.msg);
+        return -1;
+    }
+    return 0;
+}
+
+/* Dequantized weight row r (independent of the kernels). */
+static void dequant_row(const bn_qmat *m, int64_t r, float *out) {
+    const uint8_t *row = m->data + m->row_bytes * (size_t)r;
+    switch (m->type) {
+    case BN_TYPE_I2_S: bn_dequantize_row_i2_s(row, m->scale, out, m->K); break;
+    case BN_TYPE_TQ2_0: bn_dequantize_row_tq2_0((const bn_block_tq2_0 *)row, out, m->K); break;
+    case BN_TYPE_TQ1_0: bn_dequantize_row_tq1_0((const bn_block_tq1_0 *)row, out, m->K); break;
+    case BN_TYPE_Q8_0: bn_dequantize_row_q8_0((const bn_block_q8_0 *)row, out, m->K); break;
+    case BN_TYPE_Q6_K: bn_dequantize_row_q6_K((const bn_block_q6_K *)row, out, m->K); break;
+    case BN_TYPE_F16:
+        for (int64_t k = 0; k < m->K; k++) out[k] = bn_f16_to_f32(((const uint16_t *)row)[k]);
+        break;
+    case BN_TYPE_F32: memcpy(out, row, (size_t)m->K * 4); break;
+    }
+}
+
+/* Dequantized activation row t. */
+static void dequant_act(const bn_act *a, int t, float *out) {
+    const uint8_t *row = (const uint8_t *)a->data + a->row_bytes * (size_t)t;
+    switch (a->kind) {
+    case BN_ACT_I8S:
+        for (int64_t k = 0; k < a->K; k++) out[k] = (float)((const int8_t *)row)[k] / a->scale[t];
+        break;
+    case BN_ACT_Q8K: bn_dequantize_row_q8_K((const bn_block_q8_K *)row, out, a->K); break;
+    case BN_ACT_Q8_0: bn_dequantize_row_q8_0((const bn_block_q8_0 *)row, out, a->K); break;
+    case BN_ACT_F16:
+        for (int64_t k = 0; k < a->K; k++) out[k] = bn_f16_to_f32(((const uint16_t *)row)[k]);
+        break;
+    default: memcpy(out, row, (size_t)a->K * 4); break;
+    }
+}
+
+static int act_equal(const bn_act *a, const bn_act *b, int n) {
+    if (memcmp(a->data, b->data, a->row_bytes * (size_t)n)) return 0;
+    if (a->kind == BN_ACT_I8S) {
+        if (memcmp(a->scale, b->scale, sizeof(float) * (size_t)n)) return 0;
+        if (memcmp(a->sum, b->sum, sizeof(int32_t) * (size_t)n)) return 0;
+    }
+    return 1;
+}
+
+static const uint32_t all_types[] = { BN_TYPE_I2_S, BN_TYPE_TQ2_0, BN_TYPE_TQ1_0, BN_TYPE_Q8_0,
+                                      BN_TYPE_Q6_K, BN_TYPE_F16, BN_TYPE_F32 };
+
+/* K values per type: odd block counts and, for F16/F32, non-multiples of 32. */
+static int k_values(uint32_t type, int64_t *ks) {
+    int n = 0;
+    switch (type) {
+    case BN_TYPE_I2_S: ks[n++] = 128; ks[n++] = 384; ks[n++] = 128 * 21; ks[n++] = 2560; ks[n++] = 6912; ks[n++] = 8192; break;
+    case BN_TYPE_Q8_0: ks[n++] = 32; ks[n++] = 96; ks[n++] = 32 * 9; ks[n++] = 32 * 81; ks[n++] = 2560; ks[n++] = 6912; break;
+    case BN_TYPE_F16:
+    case BN_TYPE_F32: ks[n++] = 1; ks[n++] = 37; ks[n++] = 256; ks[n++] = 1000; ks[n++] = 2560 + 13; ks[n++] = 8192; break;
+    default: ks[n++] = 256; ks[n++] = 768; ks[n++] = 256 * 7; ks[n++] = 2560; ks[n++] = 6912; ks[n++] = 8192; break;
+    }
+    return n;
+}
+
+/* One table vs scalar for one type over shapes x activation modes. */
+static void compare_table(const bn_kernels *k, uint32_t type) {
+    const bn_kernels *ref = bn_kernels_for(BN_ISA_SCALAR);
+    int64_t ks[8];
+    int nk = k_values(type, ks);
+    char path[64];
+    bn_kernels_path(k, type, path, sizeof path);
+    int bad_act = 0, bad_y = 0, bad_range = 0, cases = 0;
+    char first_bad[256] = "";
+    for (int ik = 0; ik < nk; ik++) {
+        for (int mode = 0; mode < ACT_MODES; mode++) {
+            const int64_t K = ks[ik];
+            const int64_t M = (ik % 2) ? 7 : 13;
+            const int n = 1 + (int)((ik * 3 + mode) % 9);
+            int wmode = mode == ACT_SATURATE ? WT_ALL_PLUS : mode == ACT_ZERO ? WT_ALL_MINUS
+                      : mode == ACT_TINY ? WT_ZERO_HEAVY : WT_TERNARY_RANDOM;
+            float *w = malloc(sizeof(float) * (size_t)(K * M));
+            float *x = malloc(sizeof(float) * (size_t)(K * n));
+            make_weights(w, K * M, type, wmode);
+            make_acts(x, K * n, mode);
+            size_t nbytes;
+            uint8_t *buf = quantize_weights(w, K, M, type, &nbytes);
+            bn_qmat qm;
+            bn_act a_ref, a_k;
+            bn_err e;
+            if (make_qmat(&qm, type, K, M, buf, nbytes) ||
+                bn_act_alloc(&a_ref, bn_act_kind_for(type), K, n, &e) || bn_act_alloc(&a_k, bn_act_kind_for(type), K, n, &e)) {
+                CHECK(0, "%s: setup K=%lld", path, (long long)K);
+                free(w); free(x); free(buf);
+                return;
+            }
+            bn_act_quantize(ref, &a_ref, x, K, n);
+            /* quantize in two pieces to exercise row ranges */
+            a_k.n = n;
+            k->quantize_act(&a_k, x, K, 0, n / 2);
+            k->quantize_act(&a_k, x, K, n / 2, n);
+            if (!act_equal(&a_ref, &a_k, n)) {
+                bad_act++;
+                if (!first_bad[0]) snprintf(first_bad, sizeof first_bad, "act K=%lld n=%d mode=%s", (long long)K, n, act_mode_name[mode]);
+            }
+            const float sentinel = -12345.5f;
+            float *y_ref = malloc(sizeof(float) * (size_t)(M * n));
+            float *y_k = malloc(sizeof(float) * (size_t)(M * n));
+            for (int64_t i = 0; i < M * n; i++) y_ref[i] = y_k[i] = sentinel;
+            ref->matmul(&qm, &a_ref, 0, M, y_ref, M);
+            /* rows split in two calls, at an odd boundary */
+            int64_t split = M / 2 + 1;
+            k->matmul(&qm, &a_ref, 1, split, y_k, M);
+            k->matmul(&qm, &a_ref, split, M, y_k, M);
+            for (int t = 0; t < n; t++) {
+                if (y_k[(int64_t)t * M] != sentinel) bad_range++;
+                y_k[(int64_t)t * M] = y_ref[(int64_t)t * M];
+            }
+            if (memcmp(y_ref, y_k, sizeof(float) * (size_t)(M * n))) {
+                bad_y++;
+                for (int64_t i = 0; i < M * n; i++)
+                    if (memcmp(&y_ref[i], &y_k[i], sizeof(float))) {
+                        if (!first_bad[0])
+                            snprintf(first_bad, sizeof first_bad, "Y K=%lld M=%lld n=%d mode=%s i=%lld ref=%.9g got=%.9g",
+                                     (long long)K, (long long)M, n, act_mode_name[mode], (long long)i, y_ref[i], y_k[i]);
+                        break;
+                    }
+            }
+            cases++;
+            bn_act_free(&a_ref);
+            bn_act_free(&a_k);
+            free(w); free(x); free(buf); free(y_ref); free(y_k);
+        }
+    }
+    CHECK(bad_act == 0, "%s vs scalar: activations bytewise equal (%d cases) %s", path, cases, bad_act ? first_bad : "");
+    CHECK(bad_y == 0, "%s vs scalar: Y bitwise equal, K in [%lld..%lld], n 1..9, 6 act modes (%d cases) %s", path,
+          (long long)ks[0], (long long)ks[nk - 1], cases, bad_y ? first_bad : "");
+    CHECK(bad_range == 0, "%s: rows outside [r0, r1) untouched", path);
+}
+
+/* Scalar kernels against a double dot of the dequantized operands: tests the
+ * kernels' reading of each layout independently of the SIMD code. */
+static void scalar_vs_dequant(uint32_t type) {
+    const bn_kernels *ref = bn_kernels_for(BN_ISA_SCALAR);
+    const int64_t K = type == BN_TYPE_F32 || type == BN_TYPE_F16 ? 1000 : 2560 + (type == BN_TYPE_Q8_0 ? 0 : 0);
+    const int64_t M = 5;
+    const int n = 3;
+    float *w = malloc(sizeof(float) * (size_t)(K * M)), *x = malloc(sizeof(float) * (size_t)(K * n));
+    make_weights(w, K * M, type, WT_TERNARY_RANDOM);
+    make_acts(x, K * n, ACT_RANDOM);
+    size_t nbytes;
+    uint8_t *buf = quantize_weights(w, K, M, type, &nbytes);
+    bn_qmat qm;
+    bn_act a;
+    bn_err e;
+    make_qmat(&qm, type, K, M, buf, nbytes);
+    bn_act_alloc(&a, bn_act_kind_for(type), K, n, &e);
+    bn_act_quantize(ref, &a, x, K, n);
+    float y[15];
+    ref->matmul(&qm, &a, 0, M, y, M);
+    float *wd = malloc(sizeof(float) * (size_t)K), *xd = malloc(sizeof(float) * (size_t)K);
+    double worst = 0;
+    for (int t = 0; t < n; t++) {
+        dequant_act(&a, t, xd);
+        for (int64_t r = 0; r < M; r++) {
+            dequant_row(&qm, r, wd);
+            double s = 0, sa = 0;
+            for (int64_t k = 0; k < K; k++) { s += (double)wd[k] * xd[k]; sa += fabs((double)wd[k] * xd[k]); }
+            double rel = fabs(y[t * M + r] - s) / (sa > 0 ? sa : 1);
+            if (rel > worst) worst = rel;
+        }
+    }
+    char path[64];
+    bn_kernels_path(ref, type, path, sizeof path);
+    CHECK(worst < 1e-5, "%s: scalar matches double dot of dequantized operands (worst rel %.2g)", path, worst);
+    free(w); free(x); free(buf); free(wd); free(xd);
+    bn_act_free(&a);
+}
+
+/* The hand-written formula of the I2_S path on a tiny case. */
+static void i2s_hand(void) {
+    const int64_t K = 128;
+    float w[128], x[128];
+    for (int i = 0; i < 128; i++) { w[i] = 0; x[i] = 0; }
+    w[0] = 0.5f; w[32] = -0.5f; w[127] = 0.5f;
+    x[0] = 127.0f; x[32] = 2.5f; x[127] = -3.5f; x[1] = 1.0f;
+    uint8_t buf[128 / 4 + 32 + 64];
+    memset(buf, 0, sizeof buf);
+    bn_quantize_i2_s_ref(w, buf, K);
+    bn_qmat qm;
+    make_qmat(&qm, BN_TYPE_I2_S, K, 1, buf, K / 4 + 32);
+    for (int isa = 0; isa < BN_ISA_COUNT; isa++) {
+        const bn_kernels *k = bn_kernels_for((bn_isa)isa);
+        bn_cpu_info ci;
+        bn_cpu_detect(&ci);
+        if (!k || !bn_isa_supported(&ci, (bn_isa)isa)) continue;
+        bn_act a;
+        bn_err e;
+        bn_act_alloc(&a, BN_ACT_I8S, K, 1, &e);
+        bn_act_quantize(k, &a, x, K, 1);
+        /* s = 1: q0 = 127, q32 = 2 (tie to even), q127 = -4 (tie to even), q1 = 1; sum = 126 */
+        const int8_t *q = a.data;
+        int qok = a.scale[0] == 1.0f && q[0] == 127 && q[32] == 2 && q[127] == -4 && q[1] == 1 && a.sum[0] == 126;
+        float y;
+        k->matmul(&qm, &a, 0, 1, &y, 1);
+        /* codes: 2 at 0, 0 at 32, 2 at 127, 1 elsewhere: sumi = 2*127 + 0*2 + 2*(-4) + 1*1 = 247;
+         * y = (247 - 126) / 1 * 0.5 = 60.5 = (127 - 2 - 4) * 0.5 */
+        CHECK(qok && y == 60.5f, "%s: I2_S hand-computed case (q ties-to-even, sum, y = %g, want 60.5)", k->name, y);
+        bn_act_free(&a);
+    }
+}
+
+int main(void) {
+    bn_cpu_info ci;
+    bn_cpu_detect(&ci);
+    int ran = 0;
+    for (size_t i = 0; i < sizeof all_types / sizeof all_types[0]; i++) scalar_vs_dequant(all_types[i]);
+    i2s_hand();
+    for (int isa = 1; isa < BN_ISA_COUNT; isa++) {
+        const bn_kernels *k = bn_kernels_for((bn_isa)isa);
+        if (!k) {
+            printf("# %s: not compiled in\n", bn_isa_name((bn_isa)isa));
+            continue;
+        }
+        if (!bn_isa_supported(&ci, (bn_isa)isa)) {
+            printf("# %s: not supported by this CPU, skipped\n", bn_isa_name((bn_isa)isa));
+            continue;
+        }
+        printf("# running table %s\n", k->name);
+        ran++;
+        CHECK(k->isa == (bn_isa)isa, "%s: table isa field", k->name);
+        for (size_t i = 0; i < sizeof all_types / sizeof all_types[0]; i++) {
+            uint32_t ty = all_types[i];
+            char path[64];
+            bn_kernels_path(k, ty, path, sizeof path);
+            printf("# %s: %s (%s)\n", k->name, path, bn_kernels_is_native(k, ty) ? "native" : "fallback");
+            compare_table(k, ty);
+        }
+    }
+    printf("# %d SIMD table(s) tested\n", ran);
+    /* dispatch metadata */
+    const bn_kernels *s = bn_kernels_for(BN_ISA_SCALAR);
+    char p[64];
+    bn_kernels_path(s, BN_TYPE_Q6_K, p, sizeof p);
+    CHECK(!strcmp(p, "q6_k/scalar") && bn_kernels_is_native(s, BN_TYPE_Q6_K), "scalar path name %s", p);
+    CHECK(bn_act_kind_for(BN_TYPE_I2_S) == BN_ACT_I8S && bn_act_kind_for(BN_TYPE_TQ1_0) == BN_ACT_Q8K &&
+          bn_act_kind_for(BN_TYPE_TQ2_0) == BN_ACT_Q8K && bn_act_kind_for(BN_TYPE_Q6_K) == BN_ACT_Q8K &&
+          bn_act_kind_for(BN_TYPE_Q8_0) == BN_ACT_Q8_0 && bn_act_kind_for(BN_TYPE_F16) == BN_ACT_F16 &&
+          bn_act_kind_for(BN_TYPE_F32) == BN_ACT_F32 && bn_act_kind_for(BN_TYPE_Q4_0) == -1,
+          "bn_act_kind_for mapping");
+    bn_act a;
+    bn_err e;
+    CHECK(bn_act_alloc(&a, BN_ACT_Q8K, 300, 1, &e) == -1, "act alloc rejects K %% 256 != 0 for Q8K: %s", e.msg);
+    return tap_done();
+}

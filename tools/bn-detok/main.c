@@ -1,0 +1,197 @@
+/* bn-detok - token ids in, UTF-8 text out, flushed after every token. Reads
+ * token/tokens/text frames (or plain ids with --ids); prints the pipeline's
+ * timing summary on stderr at the end. Logic: lib/detok.c, lib/vocab.c. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "detok.h"
+#include "frame.h"
+#include "transport.h"
+#include "vocab.h"
+
+static const char *tool = "bn-detok";
+
+/* Print the synopsis and options. */
+static void usage(FILE *f) {
+    fprintf(f,
+        "usage: bn-detok -m MODEL [options]\n"
+        "Turn token frames (stdin, or --in) into text on stdout, as they arrive.\n"
+        "  -m, --model FILE     GGUF or tokenizer.model holding the vocabulary\n"
+        "  -i, --in ENDPOINT    where frames come from (default - = stdin)\n"
+        "      --ids            read plain decimal ids from stdin instead of frames\n"
+        "      --special        show control tokens such as <|eot_id|> (hidden by default)\n"
+        "      --stats FILE     write the timing summary as JSON\n"
+        "  -q, --quiet          no timing summary on stderr\n"
+        "      --timeout MS     transport timeout\n"
+        "  -h, --help, --version\n");
+}
+
+typedef struct run {
+    bn_detok d;
+    bn_detok_timing t;
+    uint64_t ns, n_tok;
+    bool out_broken;
+} run;
+
+/* Write text now; a reader that went away ends the run quietly. */
+static void emit(run *r, const char *s, size_t n) {
+    if (r->out_broken || n == 0) return;
+    if (fwrite(s, 1, n, stdout) != n || fflush(stdout) != 0) r->out_broken = true;
+}
+
+static void push_id(run *r, int32_t id) {
+    bn_err e;
+    const char *s;
+    size_t n;
+    uint64_t t0 = bn_now_ns();
+    if (bn_detok_push(&r->d, id, &s, &n, &e) < 0) bn_die_err(tool, &e);
+    r->ns += bn_now_ns() - t0;
+    r->n_tok++;
+    emit(r, s, n);
+}
+
+static void finish_seq(run *r) {
+    const char *s;
+    size_t n;
+    bn_detok_finish(&r->d, &s, &n);
+    emit(r, s, n);
+    bn_detok_reset(&r->d);
+}
+
+/* --ids: numbers separated by whitespace, each pushed as soon as it ends. */
+static void read_ids(run *r) {
+    char num[24];
+    size_t nl = 0;
+    uint64_t off = 0;
+    for (;;) {
+        char buf[4096];
+        ssize_t k = read(0, buf, sizeof buf);
+        if (k < 0 && errno == EINTR) continue;
+        if (k < 0) bn_die(tool, 1, "stdin: read error: %s", strerror(errno));
+        for (ssize_t i = 0; i <= k; i++) {
+            char c = i < k ? buf[i] : ' ';
+            if (k == 0 && i == 0) c = ' ';
+            if (c == ' ' || c == '\n' || c == '\t' || c == '\r' || c == ',') {
+                if (nl) {
+                    num[nl] = 0;
+                    long id;
+                    if (!bn_parse_long(num, INT32_MIN, INT32_MAX, &id))
+                        bn_die(tool, 1, "stdin: byte %llu: bad token id '%s'", (unsigned long long)(off - nl), num);
+                    push_id(r, (int32_t)id);
+                    nl = 0;
+                }
+            } else if (i < k) {
+                if (nl + 1 >= sizeof num || !((c >= '0' && c <= '9') || (c == '-' && nl == 0)))
+                    bn_die(tool, 1, "stdin: byte %llu: not a token id (0x%02x)", (unsigned long long)off,
+                           (unsigned char)c);
+                num[nl++] = c;
+            }
+            if (i < k) off++;
+        }
+        if (k == 0) break;
+    }
+}
+
+/* Frames: hello (vocabulary check), tokens/token, text, timing, end, error. */
+static void read_frames(run *r, const bn_vocab *v, const char *in, int timeout) {
+    bn_conn_opts o;
+    bn_conn_opts_default(&o);
+    if (timeout >= -1) o.timeout_ms = timeout;
+    o.peer_name = "upstream";
+    bn_conn *c;
+    bn_err e;
+    if (bn_conn_open_in(&c, in, &o, &e) < 0) bn_die_err(tool, &e);
+    bn_frame f;
+    int rc;
+    while (!r->out_broken && (rc = bn_conn_read(c, &f, &e)) == 1) {
+        switch (f.kind) {
+        case BN_FRAME_HELLO:
+            if (f.hello.vocab_fp[0] && strcmp(f.hello.vocab_fp, v->fingerprint) != 0)
+                bn_die(tool, 1, "vocabulary mismatch: tokenizer %.16s vs model %.16s (from %s)", f.hello.vocab_fp,
+                       v->fingerprint, f.hello.stage[0] ? f.hello.stage : "upstream");
+            break;
+        case BN_FRAME_TOKENS:
+        case BN_FRAME_TOKEN:
+            for (uint32_t i = 0; i < f.n_tokens; i++) push_id(r, f.tokens[i]);
+            break;
+        case BN_FRAME_TEXT: emit(r, f.text, f.text_len); break;
+        case BN_FRAME_TIMING: bn_detok_timing_add(&r->t, f.stage, f.event, f.ns, f.count); break;
+        case BN_FRAME_END: finish_seq(r); break;
+        case BN_FRAME_ERROR: bn_die(tool, 1, "upstream %s: %s", f.stage, f.text ? f.text : "error");
+        default: break;
+        }
+        bn_frame_free(&f);
+    }
+    if (!r->out_broken && rc < 0) bn_die_err(tool, &e);
+    bn_conn_close(c);
+}
+
+/* The summary on stderr and, with --stats, as JSON (temp file + rename). */
+static void report(run *r, bool quiet, const char *stats) {
+    bn_detok_timing_add(&r->t, tool, "detok", r->ns, r->n_tok);
+    if (!quiet) {
+        char *s = bn_detok_timing_text(&r->t);
+        if (s) fprintf(stderr, "%s: timing:\n%s", tool, s);
+        free(s);
+    }
+    if (stats) {
+        char tmp[4096];
+        snprintf(tmp, sizeof tmp, "%s.tmp.%d", stats, (int)getpid());
+        char *j = bn_detok_timing_json(&r->t);
+        FILE *f = fopen(tmp, "w");
+        if (!j || !f || fputs(j, f) < 0 || fclose(f) != 0 || rename(tmp, stats) != 0) {
+            unlink(tmp);
+            bn_die(tool, 1, "%s: cannot write stats", stats);
+        }
+        free(j);
+    }
+}
+
+int main(int argc, char **argv) {
+    enum { O_IDS = 256, O_SPECIAL, O_STATS, O_TIMEOUT, O_VERSION };
+    static const struct option opts[] = {
+        {"model", required_argument, 0, 'm'}, {"in", required_argument, 0, 'i'},
+        {"ids", no_argument, 0, O_IDS}, {"special", no_argument, 0, O_SPECIAL},
+        {"stats", required_argument, 0, O_STATS}, {"quiet", no_argument, 0, 'q'},
+        {"timeout", required_argument, 0, O_TIMEOUT}, {"help", no_argument, 0, 'h'},
+        {"version", no_argument, 0, O_VERSION}, {0, 0, 0, 0}};
+    const char *model = NULL, *in = "-", *stats = NULL;
+    bool ids = false, special = false, quiet = false;
+    long timeout = -2;
+    int c;
+    while ((c = getopt_long(argc, argv, "m:i:qh", opts, NULL)) != -1) {
+        switch (c) {
+        case 'm': model = optarg; break;
+        case 'i': in = optarg; break;
+        case 'q': quiet = true; break;
+        case O_IDS: ids = true; break;
+        case O_SPECIAL: special = true; break;
+        case O_STATS: stats = optarg; break;
+        case O_TIMEOUT:
+            if (!bn_parse_long(optarg, -1, 86400000L, &timeout)) bn_die(tool, 2, "--timeout: bad value '%s'", optarg);
+            break;
+        case 'h': usage(stdout); return 0;
+        case O_VERSION: bn_print_version(tool, stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (!model || optind < argc || (ids && strcmp(in, "-") != 0)) { usage(stderr); return 2; }
+    bn_ignore_sigpipe();
+    bn_err e;
+    bn_vocab v;
+    if (bn_vocab_load_file(&v, model, &e) < 0) bn_die_err(tool, &e);
+    run r = {0};
+    if (bn_detok_init(&r.d, &v, special, &e) < 0) bn_die_err(tool, &e);
+    if (ids) read_ids(&r);
+    else read_frames(&r, &v, in, (int)timeout);
+    finish_seq(&r);
+    report(&r, quiet, stats);
+    bn_detok_free(&r.d);
+    bn_vocab_free(&v);
+    return bn_close_stdout(tool);
+}

@@ -732,7 +732,7 @@ int bn_frame_decode(const uint8_t *buf, size_t len, uint64_t base_offset, bn_fra
     else if (b == 0xde) { nkeys = (uint32_t)be(buf + 1, 2); c.off = 3; }
     else { nkeys = (uint32_t)be(buf + 1, 4); c.off = 5; }
 
-    bn_frame_kind kind;
+    bn_frame_kind kind = BN_FRAME_UNKNOWN;
     bool found;
     if (find_kind(&c, nkeys, &kind, &found, e) < 0) return -1;
     if (!found) return bn_errf(e, "frame at byte %llu: missing field kind", (unsigned long long)base_offset);
@@ -850,8 +850,6 @@ int bn_frame_decode(const uint8_t *buf, size_t len, uint64_t base_offset, bn_fra
         f->logits = bn_malloc(data_len, e);
         if (!f->logits) goto fail;
         f32_from_le(f->logits, data, f->n_rows);
-    } else if (kind == BN_FRAME_ERROR && !(seen & F_STAGE)) {
-        f->stage[0] = 0;
     }
     return 0;
 fail:

@@ -7,9 +7,12 @@
  * timeouts are in docs/PROTOCOL.md ("Transports"). */
 #include "transport.h"
 
+#include <dirent.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -174,9 +177,6 @@ static int zmq_fail(bn_conn *c, const char *what, bn_err *e) {
 /* ------------------------------------------------------------------ */
 /* CURVE: keys, and a ZAP handler that accepts only authorized clients */
 
-#include <dirent.h>
-#include <pthread.h>
-#include <stdatomic.h>
 
 #define MAX_AUTH_KEYS 256
 
@@ -185,6 +185,7 @@ typedef struct bn_curve_auth {
     pthread_t thread;
     bool running;
     atomic_int stop;
+    pthread_mutex_t lock;      /* guards endpoint (set after bind) */
     uint8_t keys[MAX_AUTH_KEYS][32];
     size_t n_keys;
     bn_conn_log_fn log;
@@ -321,8 +322,13 @@ static void *zap_thread(void *arg) {
                     if (!memcmp(a->keys[i], zmq_msg_data(&part[6]), 32)) { status = "200"; text = "OK"; break; }
             } else text = "CURVE required";
         }
-        if (strcmp(status, "200") != 0)
-            zap_log(a, "%s: refused a client from %s with key %s: %s", a->endpoint, addr, key, text);
+        if (strcmp(status, "200") != 0) {
+            char ep[512];
+            pthread_mutex_lock(&a->lock);
+            snprintf(ep, sizeof ep, "%s", a->endpoint);
+            pthread_mutex_unlock(&a->lock);
+            zap_log(a, "%s: refused a client from %s with key %s: %s", ep, addr, key, text);
+        }
         if (n >= 2) {
             zmq_send(a->zap, "1.0", 3, ZMQ_SNDMORE);
             zmq_send(a->zap, zmq_msg_data(&part[1]), zmq_msg_size(&part[1]), ZMQ_SNDMORE);
@@ -346,6 +352,7 @@ static int curve_setup(bn_conn *c, const char *dir, bool server, const bn_conn_o
         bn_curve_auth *a = bn_calloc(1, sizeof *a, e);
         if (!a) return -1;
         c->auth = a;
+        pthread_mutex_init(&a->lock, NULL);
         a->log = o->log;
         a->log_ud = o->log_ud;
         snprintf(a->endpoint, sizeof a->endpoint, "%s", c->name);
@@ -393,6 +400,7 @@ static void curve_teardown(bn_conn *c) {
         atomic_store(&a->stop, 1);
         pthread_join(a->thread, NULL);
     }
+    pthread_mutex_destroy(&a->lock);
     free(a);
     c->auth = NULL;
 }
@@ -463,6 +471,11 @@ static int open_zmq(bn_conn *c, const char *spec, const bn_conn_opts *o, bn_err 
         size_t n = sizeof c->endpoint;
         if (zmq_getsockopt(c->sock, ZMQ_LAST_ENDPOINT, c->endpoint, &n) < 0) snprintf(c->endpoint, sizeof c->endpoint, "%s", spec);
         if (!strncmp(spec, "ipc://", 6)) snprintf(c->ipc_path, sizeof c->ipc_path, "%s", spec + 6);
+        if (c->auth) {
+            pthread_mutex_lock(&c->auth->lock);
+            snprintf(c->auth->endpoint, sizeof c->auth->endpoint, "%s", c->endpoint);
+            pthread_mutex_unlock(&c->auth->lock);
+        }
     } else {
         if (zmq_connect(c->sock, spec) < 0) return zmq_fail(c, "connect", e);
         snprintf(c->endpoint, sizeof c->endpoint, "%s", spec);

@@ -1,0 +1,378 @@
+/* test_transport.c - frames over pipes, files, ZeroMQ tcp and ipc: round
+ * trips, truncation and EPIPE messages, timeouts on a silent peer, END as
+ * the end of a ZeroMQ stream, peer restart, the plaintext bind rule, and
+ * CURVE accept/refuse with the refusal logged. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "tap.h"
+#include "transport.h"
+
+static char tmpdir[256];
+
+/* Write n TOKEN frames then an END over an open output. */
+static int send_tokens(bn_conn *c, int n, int base, bn_err *e) {
+    for (int i = 0; i < n; i++) {
+        int32_t id = base + i;
+        bn_frame f;
+        bn_frame_token(&f, &id, (uint32_t)i);
+        if (bn_conn_write(c, &f, e) < 0) return -1;
+    }
+    bn_frame end;
+    bn_frame_init(&end, BN_FRAME_END);
+    return bn_conn_write(c, &end, e);
+}
+
+/* Read until the end of stream; count tokens and check their ids. */
+static int recv_tokens(bn_conn *c, int base, int *count, bn_err *e) {
+    *count = 0;
+    bool ok = true;
+    bn_frame f;
+    int r;
+    while ((r = bn_conn_read(c, &f, e)) == 1) {
+        if (f.kind == BN_FRAME_TOKEN) {
+            if (f.tokens[0] != base + *count) ok = false;
+            (*count)++;
+        }
+        bn_frame_free(&f);
+    }
+    return r < 0 ? -1 : ok ? 0 : -2;
+}
+
+static void test_pipe(void) {
+    int p[2];
+    if (pipe(p) < 0) return;
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(p[0]);
+        dup2(p[1], 1);
+        bn_conn *c;
+        bn_err e;
+        bn_conn_opts o;
+        bn_conn_opts_default(&o);
+        if (bn_conn_open_out(&c, "-", &o, &e) < 0 || send_tokens(c, 100, 5, &e) < 0) _exit(1);
+        bn_conn_close(c);
+        _exit(0);
+    }
+    close(p[1]);
+    int saved = dup(0);
+    dup2(p[0], 0);
+    close(p[0]);
+    bn_conn *c;
+    bn_err e;
+    int n = -1, r = -1;
+    if (bn_conn_open_in(&c, "-", NULL, &e) == 0) {
+        r = recv_tokens(c, 5, &n, &e);
+        CHECK(!strcmp(bn_conn_endpoint(c), "stdin"), "stdin named stdin");
+        bn_conn_close(c);
+    }
+    int st;
+    waitpid(pid, &st, 0);
+    dup2(saved, 0);
+    close(saved);
+    CHECK(r == 0 && n == 100 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "100 tokens over a pipe (%s)", r ? e.msg : "ok");
+}
+
+static void test_file(void) {
+    char path[300];
+    snprintf(path, sizeof path, "%s/frames.bin", tmpdir);
+    bn_conn *c;
+    bn_err e;
+    int r = bn_conn_open_out(&c, path, NULL, &e);
+    CHECK(r == 0, "open file output (%s)", r ? e.msg : "");
+    if (r) return;
+    send_tokens(c, 10, 0, &e);
+    CHECK(access(path, F_OK) != 0, "file not visible before finish (temp + rename)");
+    CHECK(bn_conn_finish(c, &e) == 0 && access(path, F_OK) == 0, "file renamed into place on finish");
+    bn_conn_close(c);
+    int n;
+    r = bn_conn_open_in(&c, path, NULL, &e);
+    r = r == 0 ? recv_tokens(c, 0, &n, &e) : -1;
+    CHECK(r == 0 && n == 10, "10 tokens read back from the file");
+    bn_conn_close(c);
+
+    /* truncated file: error names the offset of the incomplete frame */
+    struct stat st;
+    stat(path, &st);
+    if (truncate(path, st.st_size - 2) < 0) return;
+    if (bn_conn_open_in(&c, path, NULL, &e) < 0) return;
+    bn_frame f;
+    int got = 0;
+    while ((r = bn_conn_read(c, &f, &e)) == 1) { got++; bn_frame_free(&f); }
+    CHECK(r < 0 && strstr(e.msg, "truncated frame at byte") && strstr(e.msg, path) && got == 10,
+          "truncated file: %s", e.msg);
+    bn_conn_close(c);
+    CHECK(bn_conn_open_in(&c, "/nonexistent/x", NULL, &e) < 0 && strstr(e.msg, "/nonexistent/x"),
+          "missing input file named: %s", e.msg);
+}
+
+static void test_fifo(void) {
+    char path[300];
+    snprintf(path, sizeof path, "%s/fifo", tmpdir);
+    if (mkfifo(path, 0600) < 0) return;
+    pid_t pid = fork();
+    if (pid == 0) {
+        bn_conn *c;
+        bn_err e;
+        if (bn_conn_open_out(&c, path, NULL, &e) < 0 || send_tokens(c, 50, 1, &e) < 0) _exit(1);
+        bn_conn_close(c);
+        _exit(0);
+    }
+    bn_conn *c;
+    bn_err e;
+    int n = -1, r = bn_conn_open_in(&c, path, NULL, &e);
+    if (r == 0) { r = recv_tokens(c, 1, &n, &e); bn_conn_close(c); }
+    int st;
+    waitpid(pid, &st, 0);
+    CHECK(r == 0 && n == 50, "50 tokens through a FIFO");
+}
+
+static void test_epipe_and_timeout(void) {
+    int p[2];
+    if (pipe(p) < 0) return;
+    int saved = dup(1);
+    dup2(p[1], 1);
+    close(p[1]);
+    close(p[0]); /* the reader is gone */
+    bn_conn *c;
+    bn_err e;
+    bn_conn_open_out(&c, "-", NULL, &e);
+    int32_t id = 1;
+    bn_frame f;
+    bn_frame_token(&f, &id, 0);
+    int r = bn_conn_write(c, &f, &e);
+    bn_conn_close(c);
+    dup2(saved, 1);
+    close(saved);
+    CHECK(r < 0 && strstr(e.msg, "output closed by reader"), "EPIPE: %s", e.msg);
+
+    /* a pipe whose writer stays silent: explicit timeout fires */
+    if (pipe(p) < 0) return;
+    saved = dup(0);
+    dup2(p[0], 0);
+    close(p[0]);
+    bn_conn_opts o;
+    bn_conn_opts_default(&o);
+    o.timeout_ms = 150;
+    o.peer_name = "bn-tokenize";
+    bn_conn_open_in(&c, "-", &o, &e);
+    r = bn_conn_read(c, &f, &e);
+    bn_conn_close(c);
+    dup2(saved, 0);
+    close(saved);
+    close(p[1]);
+    CHECK(r < 0 && strstr(e.msg, "bn-tokenize") && strstr(e.msg, "150 ms"), "silent pipe writer: %s", e.msg);
+}
+
+/* Writer in a child process (its own context), reader here. out_fmt gets
+ * the reader's endpoint through %s. */
+static int zmq_pair(const char *in_spec, const char *out_fmt, const bn_conn_opts *oi, const bn_conn_opts *oo,
+                    int n, int *got, bn_err *e) {
+    bn_conn *in;
+    *got = 0;
+    if (bn_conn_open_in(&in, in_spec, oi, e) < 0) return -1;
+    char ep[600];
+    snprintf(ep, sizeof ep, out_fmt, bn_conn_endpoint(in));
+    pid_t pid = fork();
+    if (pid == 0) {
+        bn_conn *out;
+        bn_err e2;
+        if (bn_conn_open_out(&out, ep, oo, &e2) < 0) { fprintf(stderr, "# child: %s\n", e2.msg); _exit(1); }
+        int r = send_tokens(out, n, 0, &e2);
+        if (r < 0) fprintf(stderr, "# child: %s\n", e2.msg);
+        bn_conn_close(out);
+        _exit(r < 0);
+    }
+    int r = recv_tokens(in, 0, got, e);
+    bn_conn_close(in);
+    int st;
+    waitpid(pid, &st, 0);
+    return r;
+}
+
+/* A child that connects and sends ids [base, base+n), with or without END. */
+static pid_t spawn_writer(const char *ep, int base, int n, bool end) {
+    pid_t pid = fork();
+    if (pid != 0) return pid;
+    bn_conn *out;
+    bn_err e;
+    bn_conn_opts o;
+    bn_conn_opts_default(&o);
+    o.timeout_ms = 5000;
+    if (bn_conn_open_out(&out, ep, &o, &e) < 0) _exit(1);
+    for (int i = 0; i < n; i++) {
+        int32_t id = base + i;
+        bn_frame f;
+        bn_frame_token(&f, &id, (uint32_t)(base + i));
+        if (bn_conn_write(out, &f, &e) < 0) _exit(1);
+    }
+    if (end) {
+        bn_frame f;
+        bn_frame_init(&f, BN_FRAME_END);
+        if (bn_conn_write(out, &f, &e) < 0) _exit(1);
+    }
+    bn_conn_close(out); /* lingers until the frames left */
+    _exit(0);
+}
+
+static void test_zmq(void) {
+    bn_err e;
+    int got = 0;
+    bn_conn_opts o;
+    bn_conn_opts_default(&o);
+    o.timeout_ms = 5000;
+    /* reader forced to bind (@), writer forced to connect (>) */
+    int r = zmq_pair("@tcp://127.0.0.1:*", ">%s", &o, &o, 200, &got, &e);
+    CHECK(r == 0 && got == 200, "tcp: 200 tokens, END ends the stream (%s)", r ? e.msg : "ok");
+
+    /* default rule on ipc: input connects, output binds */
+    char ipc[300];
+    r = bn_conn_temp_ipc(ipc, sizeof ipc, "t", &e);
+    CHECK(r == 0 && !strncmp(ipc, "ipc://", 6), "temp ipc endpoint %s", ipc);
+    r = zmq_pair(ipc, "%s", &o, &o, 100, &got, &e);
+    CHECK(r == 0 && got == 100, "ipc: 100 tokens with the default bind/connect rule (%s)", r ? e.msg : "ok");
+    char dir[300];
+    snprintf(dir, sizeof dir, "%s", ipc + 6);
+    *strrchr(dir, '/') = 0;
+    CHECK(access(dir, F_OK) != 0, "temp ipc directory removed by the binding side's close");
+
+    /* a silent peer: the read times out naming endpoint and peer */
+    bn_conn_opts q = o;
+    q.timeout_ms = 200;
+    q.peer_name = "bn-forward";
+    bn_conn *c;
+    bn_frame f;
+    r = bn_conn_open_in(&c, "@tcp://127.0.0.1:*", &q, &e);
+    if (r == 0) { r = bn_conn_read(c, &f, &e); bn_conn_close(c); }
+    CHECK(r < 0 && strstr(e.msg, "tcp://127.0.0.1:") && strstr(e.msg, "bn-forward") && strstr(e.msg, "200 ms"),
+          "silent peer times out: %s", e.msg);
+    /* a writer with no reader: the send times out */
+    r = bn_conn_open_out(&c, "tcp://127.0.0.1:*", &q, &e);
+    int32_t id = 3;
+    bn_frame_token(&f, &id, 0);
+    if (r == 0) { r = bn_conn_write(c, &f, &e); bn_conn_close(c); }
+    CHECK(r < 0 && strstr(e.msg, "did not take a frame"), "writer without reader times out: %s", e.msg);
+
+    /* plaintext binds only on loopback unless insecure */
+    r = bn_conn_open_out(&c, "tcp://0.0.0.0:*", &o, &e);
+    CHECK(r < 0 && strstr(e.msg, "plaintext"), "plaintext bind on 0.0.0.0 refused: %s", e.msg);
+    q = o;
+    q.insecure = true;
+    r = bn_conn_open_out(&c, "tcp://0.0.0.0:*", &q, &e);
+    CHECK(r == 0, "plaintext bind on 0.0.0.0 allowed with insecure");
+    if (r == 0) bn_conn_close(c);
+    r = bn_conn_open_in(&c, "@tcp://[::1]:*", &o, &e);
+    if (r == 0) bn_conn_close(c); /* IPv6 may be off here; only the rule matters */
+    CHECK(r == 0 || !strstr(e.msg, "plaintext"), "[::1] counts as loopback");
+
+    /* peer restart: the reader keeps its socket, a writer goes away and a new
+     * one connects; zmq reconnects transparently */
+    r = bn_conn_open_in(&c, "@tcp://127.0.0.1:*", &o, &e);
+    if (r == 0) {
+        char ep[600];
+        snprintf(ep, sizeof ep, ">%s", bn_conn_endpoint(c));
+        int st;
+        pid_t w1 = spawn_writer(ep, 0, 5, false);
+        waitpid(w1, &st, 0);
+        pid_t w2 = spawn_writer(ep, 5, 5, true);
+        int n = 0;
+        r = recv_tokens(c, 0, &n, &e);
+        waitpid(w2, &st, 0);
+        bn_conn_close(c);
+        CHECK(r == 0 && n == 10, "writer restarted: 10 tokens from two writer processes (%s)", r ? e.msg : "ok");
+    } else CHECK(0, "open for restart test: %s", e.msg);
+}
+
+/* Collects log lines from the ZAP handler thread. */
+typedef struct logbuf {
+    char text[2048];
+} logbuf;
+static void log_line(void *ud, const char *line) {
+    logbuf *b = ud;
+    size_t n = strlen(b->text);
+    snprintf(b->text + n, sizeof b->text - n, "%s\n", line);
+}
+
+static void test_curve(void) {
+    if (!bn_curve_available()) {
+        CHECK(1, "# SKIP libzmq without CURVE");
+        return;
+    }
+    char good[300], bad[300];
+    snprintf(good, sizeof good, "%s/keys", tmpdir);
+    snprintf(bad, sizeof bad, "%s/badkeys", tmpdir);
+    bn_err e;
+    int r = bn_curve_keygen(good, "server", false, false, &e);
+    r = r ? r : bn_curve_keygen(good, "client", true, false, &e);
+    CHECK(r == 0, "keygen server + authorized client (%s)", r ? e.msg : "ok");
+    char p[400];
+    struct stat st;
+    snprintf(p, sizeof p, "%s/client.key", good);
+    CHECK(stat(p, &st) == 0 && (st.st_mode & 0777) == 0600, "secret key mode 0600");
+    CHECK(bn_curve_keygen(good, "client", true, false, &e) < 0 && strstr(e.msg, "exists"), "keygen refuses to overwrite");
+    /* the bad dir: same server public key, an unauthorized client pair */
+    r = bn_curve_keygen(bad, "client", false, false, &e);
+    char cmd[1000];
+    snprintf(cmd, sizeof cmd, "cp %s/server.pub %s/", good, bad);
+    r = r ? r : system(cmd);
+
+    bn_conn_opts srv, cli;
+    logbuf lb = {{0}};
+    bn_conn_opts_default(&srv);
+    srv.timeout_ms = 5000;
+    srv.curve_dir = good;
+    srv.log = log_line;
+    srv.log_ud = &lb;
+    cli = srv;
+    cli.log = NULL;
+    int got;
+    r = zmq_pair("@tcp://127.0.0.1:*", ">%s", &srv, &cli, 20, &got, &e);
+    CHECK(r == 0 && got == 20, "CURVE: authorized client gets 20 tokens through (%s)", r ? e.msg : "ok");
+    CHECK(lb.text[0] == 0, "no refusal logged for the good key");
+
+    srv.timeout_ms = 1500;
+    cli.curve_dir = bad;
+    cli.timeout_ms = 1000;
+    r = zmq_pair("@tcp://127.0.0.1:*", ">%s", &srv, &cli, 5, &got, &e);
+    CHECK(r < 0 && got == 0 && strstr(e.msg, "within"), "CURVE: wrong client key gets nothing through: %s", e.msg);
+    CHECK(strstr(lb.text, "refused a client") != NULL, "refusal logged: %.200s", lb.text);
+
+    /* plaintext client against a CURVE server: refused too */
+    lb.text[0] = 0;
+    cli.curve_dir = NULL;
+    r = zmq_pair("@tcp://127.0.0.1:*", ">%s", &srv, &cli, 5, &got, &e);
+    CHECK(r < 0 && got == 0, "CURVE: plaintext client gets nothing through");
+
+    /* CURVE makes a non-loopback bind acceptable */
+    bn_conn *c;
+    r = bn_conn_open_in(&c, "@tcp://0.0.0.0:*", &srv, &e);
+    CHECK(r == 0, "CURVE bind on 0.0.0.0 allowed (%s)", r ? e.msg : "ok");
+    if (r == 0) bn_conn_close(c);
+    /* missing key files are named */
+    srv.curve_dir = bad; /* has no authorized/ */
+    r = bn_conn_open_in(&c, "@tcp://127.0.0.1:*", &srv, &e);
+    CHECK(r < 0 && strstr(e.msg, "authorized"), "server without allow list refused: %s", e.msg);
+}
+
+int main(void) {
+    signal(SIGPIPE, SIG_IGN);
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/bn-test-transport-XXXXXX");
+    if (!mkdtemp(tmpdir)) return 1;
+    test_pipe();
+    test_file();
+    test_fifo();
+    test_epipe_and_timeout();
+    test_zmq();
+    test_curve();
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
+    if (system(cmd) != 0) return 1;
+    return tap_done();
+}

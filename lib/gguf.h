@@ -168,6 +168,45 @@ void bn_gguf_arch(const bn_gguf *g, char *buf, size_t n);
  * returns the number of problems (0 = valid). */
 int bn_gguf_validate_model(const bn_gguf *g, char **report);
 
+/* Cheap pre-flight (`bn-gguf check`): reads only the 24-byte header and the
+ * file size; checks magic, version and that the counts can fit the file. */
+typedef struct bn_gguf_header {
+    uint32_t version;
+    uint64_t n_tensors, n_kv, file_size;
+} bn_gguf_header;
+int bn_gguf_check_header(const char *path, bn_gguf_header *h, bn_err *e);
+
+/* ---- rendering for tools (gguf_fmt.c) --------------------------------------- */
+
+typedef enum bn_gguf_fmt {
+    BN_GGUF_FMT_LLAMA, /* as llama_model_loader's kv dump: strings raw, arrays "[...]" with
+                        * strings quoted, floats %f, cut to 40 chars ("..."), \n escaped */
+    BN_GGUF_FMT_TEXT,  /* strings quoted with C escapes, floats round-trip (%.9g / %.17g) */
+    BN_GGUF_FMT_JSON,  /* a JSON value; invalid UTF-8 as U+FFFD, NaN/Inf as null */
+} bn_gguf_fmt;
+
+/* A kv's value as a malloc'd string (NULL on out of memory). Arrays show at
+ * most max_elems elements (0 = all; TEXT appends "..." when cut, JSON just
+ * stops; LLAMA ignores it and renders only the prefix it needs). */
+char *bn_gguf_value_str(const bn_gguf_kv *kv, bn_gguf_fmt fmt, uint64_t max_elems);
+/* The type column as llama.cpp prints it: "u32", "arr[str,32000]". */
+void bn_gguf_type_str(const bn_gguf_kv *kv, char *buf, size_t n);
+/* Bytes as a quoted JSON string (malloc'd; NULL on out of memory). */
+char *bn_gguf_json_quote(const char *p, uint64_t len);
+
+#define BN_GGUF_MAX_TYPES 48
+/* What `bn-gguf info` reports; integers are -1 and floats NaN when absent. */
+typedef struct bn_gguf_summary {
+    char arch[64], name[128], tokenizer[32], pre[64];
+    uint64_t n_vocab, n_merges;
+    int64_t n_ctx, n_embd, n_layer, n_head, n_head_kv, n_ff, n_rot, file_type;
+    double rope_base, rms_eps;
+    uint64_t n_params, tensor_bytes;
+    int n_types; /* histogram, sorted by ggml type id */
+    struct { uint32_t type; uint64_t count, bytes; } types[BN_GGUF_MAX_TYPES];
+} bn_gguf_summary;
+void bn_gguf_summarize(const bn_gguf *g, bn_gguf_summary *s);
+
 /* ---- writer --------------------------------------------------------------- */
 
 /* Streaming writer: set metadata, declare every tensor (name, type, shape),

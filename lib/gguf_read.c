@@ -495,6 +495,34 @@ static int check_tensors(bn_gguf *g, uint64_t infos_end, bn_err *e) {
     return 0;
 }
 
+/* Versions 2 and 3 share one layout; 1 had 32-bit counts. */
+static int check_version(const char *path, uint32_t v, bn_err *e) {
+    if (v == 1) return bn_errf(e, "%s: version: GGUF version 1 is not supported (only 2 and 3)", path);
+    if (v != 2 && v != 3) {
+        if ((v & 0xffff) == 0 && (v >> 24) <= 3)
+            return bn_errf(e, "%s: version: %u looks like a big-endian GGUF (not supported)", path, v);
+        return bn_errf(e, "%s: version: unsupported GGUF version %u (only 2 and 3)", path, v);
+    }
+    return 0;
+}
+
+/* Header counts against the bytes after the header, using the smallest
+ * encodings: a tensor info is at least 8+1+4+8+4+8 = 33 bytes, a kv pair
+ * 8+1+4+1 = 14. This is what keeps lying counts from driving allocations. */
+static int check_counts(const char *path, uint64_t n_t, uint64_t n_kv, uint64_t rest, uint64_t size,
+                        bn_err *e) {
+    if (n_t > rest / 33)
+        return bn_errf(e, "%s: n_tensors: %llu tensors cannot fit in a %llu-byte file", path,
+                       (unsigned long long)n_t, (unsigned long long)size);
+    if (n_kv > rest / 14)
+        return bn_errf(e, "%s: n_kv: %llu key-value pairs cannot fit in a %llu-byte file", path,
+                       (unsigned long long)n_kv, (unsigned long long)size);
+    if (n_t * 33 + n_kv * 14 > rest)
+        return bn_errf(e, "%s: n_kv: %llu key-value pairs and %llu tensors cannot fit in a %llu-byte file",
+                       path, (unsigned long long)n_kv, (unsigned long long)n_t, (unsigned long long)size);
+    return 0;
+}
+
 /* The parser proper, on g->base/g->size. */
 static int parse(bn_gguf *g, bn_err *e) {
     cur c = {g->base, g->size, 0, g->path, e};
@@ -503,28 +531,10 @@ static int parse(bn_gguf *g, bn_err *e) {
     if (memcmp(g->base, "GGUF", 4) != 0) return bn_errf(e, "%s: magic: not a GGUF file", g->path);
     c.pos = 4;
     if (rd_u32(&c, &g->version, "version")) return -1;
-    if (g->version == 1)
-        return bn_errf(e, "%s: version: GGUF version 1 is not supported (only 2 and 3)", g->path);
-    if (g->version != 2 && g->version != 3) {
-        if ((g->version & 0xffff) == 0 && (g->version >> 24) <= 3)
-            return bn_errf(e, "%s: version: %u looks like a big-endian GGUF (not supported)",
-                           g->path, g->version);
-        return bn_errf(e, "%s: version: unsupported GGUF version %u (only 2 and 3)", g->path,
-                       g->version);
-    }
+    if (check_version(g->path, g->version, e)) return -1;
     uint64_t n_t, n_kv;
     if (rd_u64(&c, &n_t, "n_tensors") || rd_u64(&c, &n_kv, "n_kv")) return -1;
-    /* smallest encodings: tensor info 8+1+4+8+4+8 = 33 bytes, kv 8+1+4+1 = 14 */
-    if (n_t > left(&c) / 33)
-        return bn_errf(e, "%s: n_tensors: %llu tensors cannot fit in a %llu-byte file", g->path,
-                       (unsigned long long)n_t, (unsigned long long)g->size);
-    if (n_kv > left(&c) / 14)
-        return bn_errf(e, "%s: n_kv: %llu key-value pairs cannot fit in a %llu-byte file", g->path,
-                       (unsigned long long)n_kv, (unsigned long long)g->size);
-    if (n_t * 33 + n_kv * 14 > left(&c))
-        return bn_errf(e, "%s: n_kv: %llu key-value pairs and %llu tensors cannot fit in a %llu-byte file",
-                       g->path, (unsigned long long)n_kv, (unsigned long long)n_t,
-                       (unsigned long long)g->size);
+    if (check_counts(g->path, n_t, n_kv, left(&c), g->size, e)) return -1;
     if (parse_kvs(&c, g, n_kv)) return -1;
     if (check_dup_keys(g, e)) return -1;
     g->alignment = 32;
@@ -589,6 +599,30 @@ int bn_gguf_open(bn_gguf **out, const char *path, bn_err *e) {
     }
     close(fd);
     return open_common(out, g, e);
+}
+
+/* The header checks of parse() on the first 24 bytes only: fast enough to
+ * run on every file of a directory before deciding which to open. */
+int bn_gguf_check_header(const char *path, bn_gguf_header *h, bn_err *e) {
+    memset(h, 0, sizeof *h);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return bn_errf(e, "%s: open: %s", path, strerror(errno));
+    struct stat st;
+    uint8_t b[24];
+    ssize_t k = -1;
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) k = pread(fd, b, sizeof b, 0);
+    close(fd);
+    if (k < 0) return bn_errf(e, "%s: open: not a readable regular file", path);
+    h->file_size = (uint64_t)st.st_size;
+    cur c = {b, (uint64_t)k, 0, path, e};
+    if (k < 4) return bn_errf(e, "%s: magic: file too small to be GGUF (%lld bytes)", path, (long long)k);
+    if (memcmp(b, "GGUF", 4) != 0) return bn_errf(e, "%s: magic: not a GGUF file", path);
+    c.pos = 4;
+    if (rd_u32(&c, &h->version, "version")) return -1;
+    if (check_version(path, h->version, e)) return -1;
+    if (rd_u64(&c, &h->n_tensors, "n_tensors") || rd_u64(&c, &h->n_kv, "n_kv")) return -1;
+    if (h->file_size < 24) return bn_errf(e, "%s: n_kv: file truncated", path);
+    return check_counts(path, h->n_tensors, h->n_kv, h->file_size - 24, h->file_size, e);
 }
 
 /* Same parser on caller memory (fuzzers, tests). */

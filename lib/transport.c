@@ -36,6 +36,7 @@ struct bn_conn {
     bool failed;           /* a write failed: do not commit an output file */
     uint64_t nbytes;       /* bytes read or written so far (offsets in messages) */
     uint64_t nframes;
+    uint64_t wait_ns, codec_ns;
 
     /* T_FD */
     int fd;
@@ -126,7 +127,9 @@ static int fd_wait(bn_conn *c, bn_err *e) {
 
 static int fd_read(bn_conn *c, bn_frame *f, bn_err *e) {
     for (;;) {
+        uint64_t t0 = bn_now_ns();
         int r = bn_frame_reader_next(c->rd, f, e);
+        c->codec_ns += bn_now_ns() - t0;
         if (r != 0) {
             if (r < 0) bn_err_prefix(e, c->name);
             return r;
@@ -134,8 +137,10 @@ static int fd_read(bn_conn *c, bn_frame *f, bn_err *e) {
         uint8_t *buf;
         size_t avail;
         if (bn_frame_reader_reserve(c->rd, READ_CHUNK, &buf, &avail, e) < 0) return -1;
+        t0 = bn_now_ns();
         if (fd_wait(c, e) < 0) return -1;
         ssize_t n = read(c->fd, buf, avail);
+        c->wait_ns += bn_now_ns() - t0;
         if (n < 0) {
             if (errno == EINTR) continue;
             return bn_errf(e, "%s: read: %s", c->name, strerror(errno));
@@ -486,6 +491,7 @@ static int open_zmq(bn_conn *c, const char *spec, const bn_conn_opts *o, bn_err 
 static int zmq_read(bn_conn *c, bn_frame *f, bn_err *e) {
     zmq_msg_t m;
     zmq_msg_init(&m);
+    uint64_t t0 = bn_now_ns();
     for (;;) {
         int n = zmq_msg_recv(&m, c->sock, 0);
         if (n >= 0) break;
@@ -497,9 +503,12 @@ static int zmq_read(bn_conn *c, bn_frame *f, bn_err *e) {
         if (err == EINTR) return bn_errf(e, "%s: interrupted while waiting for %s", c->endpoint, c->peer);
         return bn_errf(e, "%s: receive: %s", c->endpoint, zmq_strerror(err));
     }
+    uint64_t t1 = bn_now_ns();
+    c->wait_ns += t1 - t0;
     size_t len = zmq_msg_size(&m);
     int r = bn_frame_decode(zmq_msg_data(&m), len, c->nbytes, f, e);
     zmq_msg_close(&m);
+    c->codec_ns += bn_now_ns() - t1;
     if (r < 0) {
         bn_err_prefix(e, c->endpoint);
         return -1;
@@ -582,7 +591,10 @@ int bn_conn_write(bn_conn *c, const bn_frame *f, bn_err *e) {
     if (!c->out) return bn_errf(e, "%s: write on an input", c->name);
     uint8_t *buf;
     size_t len;
+    uint64_t t0 = bn_now_ns();
     if (bn_frame_encode(f, &buf, &len, e) < 0) return -1;
+    uint64_t t1 = bn_now_ns();
+    c->codec_ns += t1 - t0;
     int r;
     if (c->type == T_FD) {
         r = fd_write(c, buf, len, e);
@@ -590,6 +602,7 @@ int bn_conn_write(bn_conn *c, const bn_frame *f, bn_err *e) {
     } else {
         r = zmq_write(c, buf, len, e); /* takes buf */
     }
+    c->wait_ns += bn_now_ns() - t1;
     if (r < 0) c->failed = true;
     else c->nframes++;
     return r;
@@ -600,6 +613,13 @@ int bn_conn_write(bn_conn *c, const bn_frame *f, bn_err *e) {
 int bn_conn_flush(bn_conn *c, bn_err *e) {
     if (c->failed) return bn_errf(e, "%s: an earlier write failed", c->name);
     return 0;
+}
+
+void bn_conn_get_stats(const bn_conn *c, bn_conn_stats *s) {
+    s->frames = c->nframes;
+    s->bytes = c->nbytes;
+    s->wait_ns = c->wait_ns;
+    s->codec_ns = c->codec_ns;
 }
 
 const char *bn_conn_endpoint(const bn_conn *c) {

@@ -48,6 +48,15 @@ int bn_conn_write(bn_conn *c, const bn_frame *f, bn_err *e);
 int bn_conn_flush(bn_conn *c, bn_err *e);
 /* The endpoint actually bound (useful when binding tcp://127.0.0.1:* or ipc temp paths). */
 const char *bn_conn_endpoint(const bn_conn *c);
+/* What a connection cost so far: a stage reports these as TIMING events
+ * "wait" and "codec" (lib/timing.h). */
+typedef struct bn_conn_stats {
+    uint64_t frames, bytes;  /* frames and bytes read (input) or written (output) */
+    uint64_t wait_ns;        /* blocked: waiting for input, or for the reader to take output */
+    uint64_t codec_ns;       /* msgpack decoding (input) or encoding (output) */
+} bn_conn_stats;
+void bn_conn_get_stats(const bn_conn *c, bn_conn_stats *s);
+
 /* Finish an output: an output file written to PATH.tmp.PID is renamed to
  * PATH only here (or in close, if no write failed). 0 ok, -1 a write failed. */
 int bn_conn_finish(bn_conn *c, bn_err *e);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "frame.h"
+#include "timing.h"
 #include "tap.h"
 
 /* Build one frame of each kind with non-default values in every field. */
@@ -428,10 +429,72 @@ static void test_reader(void) {
     free(stream);
 }
 
+/* TIMING frames accumulate into the per-stage summary; names per PROTOCOL.md. */
+static int collect(void *ud, const bn_frame *f, bn_err *e) {
+    (void)e;
+    bn_timing_add_frame(ud, f);
+    return 0;
+}
+
+static void test_timing(void) {
+    bn_timing t;
+    bn_timing_init(&t);
+    bn_frame f;
+    bn_frame_timing(&f, "bn-tokenize", "tokenize", 2000000, 12);
+    f.t_start_ns = 1000000000;
+    CHECK(bn_timing_add_frame(&t, &f) == 1, "timing frame accepted");
+    bn_frame_timing(&f, "bn-forward", "load", 500000000, 0);
+    f.t_start_ns = 1002000000;
+    bn_timing_add_frame(&t, &f);
+    bn_frame_timing(&f, "bn-forward", "prefill", 120000000, 12);
+    f.t_start_ns = 1502000000;
+    bn_timing_add_frame(&t, &f);
+    for (int i = 0; i < 4; i++) {
+        bn_frame_timing(&f, "bn-forward", "decode", 25000000, 1);
+        f.t_start_ns = 1622000000ull + 25000000ull * (uint64_t)i;
+        bn_timing_add_frame(&t, &f);
+    }
+    bn_frame_timing(&f, "bn-sample", "wait", 7000000, 4);
+    bn_timing_add_frame(&t, &f);
+    bn_frame_token(&f, &one_id, 0);
+    CHECK(bn_timing_add_frame(&t, &f) == 0, "non-timing frame ignored");
+    bn_timing_entry d = bn_timing_get(&t, "bn-forward", "decode");
+    CHECK(d.ns == 100000000 && d.count == 4 && d.n == 4, "decode accumulated: %llu ns, %llu tokens",
+          (unsigned long long)d.ns, (unsigned long long)d.count);
+    char *js = bn_timing_summary_json(&t, 0);
+    CHECK(js && strstr(js, "\"total_duration\":722000000,") && strstr(js, "\"load_duration\":500000000,") &&
+          strstr(js, "\"prompt_eval_count\":12,") && strstr(js, "\"prompt_eval_duration\":120000000,") &&
+          strstr(js, "\"eval_count\":4,") && strstr(js, "\"eval_duration\":100000000,") &&
+          strstr(js, "\"bn-sample\":{\"wait\":{\"ns\":7000000,\"count\":4,\"n\":1}}"),
+          "JSON summary, Ollama names, wall span total: %s", js ? js : "(null)");
+    free(js);
+    char *tx = bn_timing_summary_text(&t, 0);
+    CHECK(tx && strstr(tx, "decode") && strstr(tx, "25.000 ms/token") && strstr(tx, "40.00 tok/s") &&
+          strstr(tx, "prefill") && strstr(tx, "100.00 tok/s") && strstr(tx, "wait       bn-sample 7.00 ms"),
+          "text summary");
+    for (char *l = tx ? strtok(tx, "\n") : NULL; l; l = strtok(NULL, "\n")) printf("# %s\n", l);
+    free(tx);
+    /* emit -> re-accumulate gives the same totals */
+    bn_timing u;
+    bn_timing_init(&u);
+    bn_err e;
+    CHECK(bn_timing_emit(&t, "bn-forward", collect, &u, &e) == 0 && u.n == 3 &&
+          bn_timing_get(&u, NULL, "decode").ns == 100000000, "emit of one stage's totals");
+    /* the table is bounded */
+    bn_timing_init(&u);
+    char ev[32];
+    for (int i = 0; i < BN_TIMING_MAX + 5; i++) {
+        snprintf(ev, sizeof ev, "e%d", i);
+        bn_timing_add(&u, "s", ev, 1, 1, 0);
+    }
+    CHECK(u.n == BN_TIMING_MAX && u.dropped == 5, "more than %d kinds: extra dropped and counted", BN_TIMING_MAX);
+}
+
 int main(void) {
     test_round_trip();
     test_fields();
     test_limits();
     test_reader();
+    test_timing();
     return tap_done();
 }

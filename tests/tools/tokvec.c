@@ -8,6 +8,7 @@
  *                int32 LE ids: BOS + encode(TEXT) (no trailing newline), or
  *                with --lines BOS + encode(line) + EOS for every line
  *   tokvec rt    MODEL TEXT                round trip of every line of TEXT
+ *   tokvec info  MODEL                     kind, pre, counts, special ids, EOG set, fingerprint
  *
  * Prints "NAME: matched N/M" and one line per mismatch; exit 1 on any. */
 #include <stdio.h>
@@ -261,6 +262,18 @@ static int cmd_rt(const bn_vocab *v, const char *textp) {
 }
 
 int main(int argc, char **argv) {
+    if (argc == 3 && !strcmp(argv[1], "info")) {
+        bn_vocab v;
+        bn_err e;
+        if (bn_vocab_load_file(&v, argv[2], &e) < 0) return die(&e);
+        printf("type=%s pre=%s n_tokens=%u n_merges=%u bos=%d eos=%d unk=%d eot=%d pad=%d add_bos=%d eog=",
+               bn_vocab_type_name(v.type), bn_vocab_pre_name(v.pre), v.n_tokens, v.n_merges, v.bos, v.eos, v.unk,
+               v.eot, v.pad, v.add_bos);
+        for (uint32_t i = 0; i < v.n_eog; i++) printf(i ? ",%d" : "%d", v.eog[i]);
+        printf(" fingerprint=%s\n", v.fingerprint);
+        bn_vocab_free(&v);
+        return 0;
+    }
     if (argc < 4) {
         fprintf(stderr, "usage: tokvec inp|jsonl|ids|rt MODEL FILE...\n");
         return 2;

@@ -35,6 +35,8 @@ struct bn_forward {
     float *f16tab;   /* f16 -> f32, 65536 entries (f16 cache only) */
     float *scores;   /* per thread [n_ctx] */
     float *qtmp;     /* per thread [head_dim] */
+    float *kvtmp;    /* per thread [n_ctx][head_dim] */
+    bool hw_fma;     /* CPU has FMA: the fma-target helpers may run */
 };
 
 /* ---- small numeric blocks, as ggml computes them ------------------------ */
@@ -68,6 +70,81 @@ static void rope_neox(float *v, const float *cs, int n_rot) {
         v[i] = x0 * c - x1 * s;
         v[i + h] = x0 * s + x1 * c;
     }
+}
+
+
+/* ---- attention arithmetic in ggml's order ---------------------------------
+ * The reference engines run attention through ggml's AVX2 code: exponentials
+ * from ggml_v_expf (a polynomial with FMAs, not libm), dot products as eight
+ * FMA lanes reduced pairwise. A rounding difference here flips f16 roundings
+ * of the probabilities and then int8 activation codes downstream, so the
+ * exact order is reproduced (in scalar code; fmaf is exactly rounded either
+ * way, the "fma" target only makes it fast). */
+
+#define BN_V_EXPF_BODY                                                                         \
+    const float r = 0x1.8p23f;                                                                 \
+    const float z = fmaf(x, 0x1.715476p+0f, r);                                                \
+    const float n = z - r;                                                                     \
+    const float b = fmaf(-n, 0x1.7f7d1cp-20f, fmaf(-n, 0x1.62e4p-1f, x));                      \
+    uint32_t zb, one = 0x3f800000u;                                                            \
+    memcpy(&zb, &z, 4);                                                                        \
+    const uint32_t e = zb << 23;                                                               \
+    const uint32_t kb = e + one;                                                               \
+    float k;                                                                                   \
+    memcpy(&k, &kb, 4);                                                                        \
+    const float u = b * b;                                                                     \
+    const float j = fmaf(fmaf(fmaf(0x1.0e4020p-7f, b, 0x1.573e2ep-5f), u,                      \
+                              fmaf(0x1.555e66p-3f, b, 0x1.fffdb6p-2f)),                        \
+                         u, 0x1.ffffecp-1f * b);                                               \
+    if (!(fabsf(n) > 126.0f)) return fmaf(j, k, k);                                            \
+    if (fabsf(n) > 192.0f) {                                                                   \
+        const uint32_t g = n <= 0.0f ? 0x82000000u : 0u;                                       \
+        const uint32_t s1b = g + 0x7f000000u;                                                  \
+        float s1;                                                                              \
+        memcpy(&s1, &s1b, 4);                                                                  \
+        return s1 * s1;                                                                        \
+    }                                                                                          \
+    const uint32_t g = n <= 0.0f ? 0x82000000u : 0u;                                           \
+    const uint32_t s1b = g + 0x7f000000u, s2b = e - g;                                         \
+    float s1, s2;                                                                              \
+    memcpy(&s1, &s1b, 4);                                                                      \
+    memcpy(&s2, &s2b, 4);                                                                      \
+    return fmaf(s2, j, s2) * s1;
+
+#if defined(__x86_64__)
+__attribute__((target("fma"))) static float v_expf_fma(float x) { BN_V_EXPF_BODY }
+#endif
+static float v_expf_generic(float x) { BN_V_EXPF_BODY }
+
+/* ggml_v_expf, lane by lane. */
+static inline float ggml_expf(float x, bool hw_fma) {
+#if defined(__x86_64__)
+    if (hw_fma) return v_expf_fma(x);
+#endif
+    return v_expf_generic(x);
+}
+
+#define BN_DOT8_BODY                                                                           \
+    float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};                                                   \
+    int l = 0;                                                                                 \
+    for (; l + 8 <= n; l += 8)                                                                 \
+        for (int m = 0; m < 8; m++) acc[m] = fmaf(a[l + m], b[(int64_t)(l + m) * sb], acc[m]); \
+    for (int m = 0; l + m < n; m++) acc[m] = fmaf(a[l + m], b[(int64_t)(l + m) * sb], acc[m]); \
+    const float t0 = acc[4] + acc[0], t1 = acc[5] + acc[1], t2 = acc[6] + acc[2], t3 = acc[7] + acc[3]; \
+    return (t0 + t2) + (t1 + t3);
+
+#if defined(__x86_64__)
+__attribute__((target("fma"))) static float dot8_fma(const float *a, const float *b, int64_t sb, int n) { BN_DOT8_BODY }
+#endif
+static float dot8_generic(const float *a, const float *b, int64_t sb, int n) { BN_DOT8_BODY }
+
+/* Dot product as tinyBLAS computes one output (8 FMA lanes, then hsum);
+ * b has stride sb. */
+static inline float dot8(const float *a, const float *b, int64_t sb, int n, bool hw_fma) {
+#if defined(__x86_64__)
+    if (hw_fma) return dot8_fma(a, b, sb, n);
+#endif
+    return dot8_generic(a, b, sb, n);
 }
 
 /* Which act kinds a set of weights needs (bitmask). */
@@ -183,7 +260,9 @@ static void region_rope_store(void *arg, int ith, int nth) {
     }
 }
 
-/* Causal attention for items (token, q head) against the cache. */
+/* Causal attention for items (token, q head) against the cache, in ggml's
+ * arithmetic: q and p rounded to f16 (F16 cache), dot products in tinyBLAS
+ * order, softmax with ggml_v_expf and 8-lane partial sums added in double. */
 static void region_attention(void *arg, int ith, int nth) {
     job *j = arg;
     bn_forward *f = j->f;
@@ -191,8 +270,11 @@ static void region_attention(void *arg, int ith, int nth) {
     const int hd = hp->head_dim, group = hp->n_head / hp->n_head_kv;
     const float scale = 1.0f / sqrtf((float)hd);
     const float *tab = f->f16tab;
-    float *sc = f->scores + (int64_t)ith * f->n_ctx;
+    const bool fma_hw = f->hw_fma;
+    const bool f16 = f->kv == BN_KV_F16;
+    float *sc = f->scores + (int64_t)ith * (f->n_ctx + 8);
     float *q = f->qtmp + (int64_t)ith * hd;
+    float *kv = f->kvtmp + (int64_t)ith * f->n_ctx * hd; /* K, then V rows of this head as floats */
     int64_t lo, hi;
     bn_pool_split((int64_t)j->n * hp->n_head, ith, nth, 1, &lo, &hi);
     for (int64_t it = lo; it < hi; it++) {
@@ -201,47 +283,51 @@ static void region_attention(void *arg, int ith, int nth) {
         const float *qsrc = f->qkv + (int64_t)t * f->qkv_dim + h * hd;
         float *out = f->att + (int64_t)t * f->q_dim + h * hd;
         const int64_t c0 = (int64_t)j->layer * f->n_ctx;
-        /* scores = (q . k_j) * scale; q rounded to f16 like ggml's vec_dot_f16 */
-        float mx = -INFINITY;
-        if (f->kv == BN_KV_F16) {
-            for (int d = 0; d < hd; d++) q[d] = tab[bn_f32_to_f16(qsrc[d])];
-            for (int p = 0; p < n_kv; p++) {
+        /* gather this head's K rows */
+        for (int p = 0; p < n_kv; p++) {
+            float *dst = kv + (int64_t)p * hd;
+            if (f16) {
                 const uint16_t *kr = (const uint16_t *)f->kc + (c0 + p) * f->kv_dim + kvo;
-                float s = 0.0f;
-                for (int d = 0; d < hd; d++) s += q[d] * tab[kr[d]];
-                sc[p] = s * scale;
-                mx = sc[p] > mx ? sc[p] : mx;
-            }
-        } else {
-            for (int p = 0; p < n_kv; p++) {
-                const float *kr = (const float *)f->kc + (c0 + p) * f->kv_dim + kvo;
-                float s = 0.0f;
-                for (int d = 0; d < hd; d++) s += qsrc[d] * kr[d];
-                sc[p] = s * scale;
-                mx = sc[p] > mx ? sc[p] : mx;
+                for (int d = 0; d < hd; d++) dst[d] = tab[kr[d]];
+            } else {
+                memcpy(dst, (const float *)f->kc + (c0 + p) * f->kv_dim + kvo, (size_t)hd * sizeof(float));
             }
         }
-        /* softmax: expf of max-subtracted scores, sum in double, scale by 1/sum */
-        double sum = 0.0;
+        for (int d = 0; d < hd; d++) q[d] = f16 ? tab[bn_f32_to_f16(qsrc[d])] : qsrc[d];
+        /* scores = (q . k_p) * scale */
+        float mx = -INFINITY;
         for (int p = 0; p < n_kv; p++) {
-            const float v = expf(sc[p] - mx);
-            sum += (double)v;
-            sc[p] = v;
+            float s = dot8(q, kv + (int64_t)p * hd, 1, hd, fma_hw);
+            sc[p] = s * scale;
+            mx = sc[p] > mx ? sc[p] : mx;
+        }
+        /* softmax: exps in groups of 8 (zero padded), each group summed pairwise, groups in double */
+        const int n8 = (n_kv + 7) & ~7;
+        double sum = 0.0;
+        for (int p = 0; p < n8; p += 8) {
+            float v[8];
+            for (int m = 0; m < 8; m++) v[m] = p + m < n_kv ? ggml_expf(sc[p + m] - mx, fma_hw) : 0.0f;
+            for (int m = 0; m < 8 && p + m < n_kv; m++) sc[p + m] = v[m];
+            const float t0 = v[4] + v[0], t1 = v[5] + v[1], t2 = v[6] + v[2], t3 = v[7] + v[3];
+            sum += (double)((t0 + t2) + (t1 + t3));
         }
         const float inv = (float)(1.0 / sum);
-        /* out = sum_p p_j v_j with p rounded to f16 for the f16 cache */
-        for (int d = 0; d < hd; d++) out[d] = 0.0f;
         for (int p = 0; p < n_kv; p++) {
-            float w = sc[p] * inv;
-            if (f->kv == BN_KV_F16) {
-                w = tab[bn_f32_to_f16(w)];
+            const float w = sc[p] * inv;
+            sc[p] = f16 ? tab[bn_f32_to_f16(w)] : w;
+        }
+        /* out[d] = sum_p p_p * v_p[d] */
+        for (int p = 0; p < n_kv; p++) {
+            float *dst = kv + (int64_t)p * hd;
+            if (f16) {
                 const uint16_t *vr = (const uint16_t *)f->vc + (c0 + p) * f->kv_dim + kvo;
-                for (int d = 0; d < hd; d++) out[d] += w * tab[vr[d]];
+                for (int d = 0; d < hd; d++) dst[d] = tab[vr[d]];
             } else {
-                const float *vr = (const float *)f->vc + (c0 + p) * f->kv_dim + kvo;
-                for (int d = 0; d < hd; d++) out[d] += w * vr[d];
+                memcpy(dst, (const float *)f->vc + (c0 + p) * f->kv_dim + kvo, (size_t)hd * sizeof(float));
             }
         }
+        for (int d = 0; d < hd; d++)
+            out[d] = dot8(sc, kv + d, hd, n_kv, fma_hw);
     }
 }
 
@@ -379,6 +465,9 @@ int bn_forward_new(bn_forward **out, const bn_model *m, const bn_forward_opts *o
     f->q_dim = hp->n_head * hp->head_dim;
     f->kv_dim = hp->n_head_kv * hp->head_dim;
     f->qkv_dim = f->q_dim + 2 * f->kv_dim;
+    bn_cpu_info ci;
+    bn_cpu_detect(&ci);
+    f->hw_fma = ci.fma;
     if (f->n_ctx > (1 << 24)) { bn_forward_free(f); return bn_errf(e, "forward: n_ctx: %d too large", f->n_ctx); }
 
     /* every weight's act kind must exist in this kernel table */
@@ -400,8 +489,9 @@ int bn_forward_new(bn_forward **out, const bn_model *m, const bn_forward_opts *o
     f->gu = f->att ? bn_malloc(B * 2 * hp->n_ff * sizeof(float), e) : NULL;
     f->y = f->gu ? bn_malloc(B * hp->n_embd * sizeof(float), e) : NULL;
     f->rope = f->y ? bn_malloc(B * hp->n_rot * sizeof(float), e) : NULL;
-    f->scores = f->rope ? bn_malloc((size_t)f->n_threads * f->n_ctx * sizeof(float), e) : NULL;
-    f->qtmp = f->scores ? bn_malloc((size_t)f->n_threads * hp->head_dim * sizeof(float), e) : NULL;
+    f->scores = f->rope ? bn_malloc((size_t)f->n_threads * (f->n_ctx + 8) * sizeof(float), e) : NULL;
+    f->kvtmp = f->scores ? bn_malloc((size_t)f->n_threads * f->n_ctx * hp->head_dim * sizeof(float), e) : NULL;
+    f->qtmp = f->kvtmp ? bn_malloc((size_t)f->n_threads * hp->head_dim * sizeof(float), e) : NULL;
     size_t esz = f->kv == BN_KV_F16 ? 2 : 4, cache_n;
     if (!f->qtmp || !bn_mul_size((size_t)hp->n_layer * f->n_ctx, (size_t)f->kv_dim * esz, &cache_n)) {
         bn_forward_free(f);
@@ -448,7 +538,7 @@ void bn_forward_free(bn_forward *f) {
         for (int kd = 0; kd < BN_ACT_COUNT; kd++)
             if (f->act[s][kd].data) bn_act_free(&f->act[s][kd]);
     free(f->x); free(f->xn); free(f->qkv); free(f->att); free(f->gu); free(f->y); free(f->rope);
-    free(f->scores); free(f->qtmp); free(f->kc); free(f->vc); free(f->f16tab);
+    free(f->scores); free(f->qtmp); free(f->kvtmp); free(f->kc); free(f->vc); free(f->f16tab);
     free(f);
 }
 

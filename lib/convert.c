@@ -314,10 +314,18 @@ static inline uint64_t rng_next(rng *r) {
 /* Uniform double in (0, 1). */
 static inline double rng_unit(rng *r) { return ((double)(rng_next(r) >> 11) + 0.5) * (1.0 / 9007199254740992.0); }
 
-/* Standard normal by Box-Muller (one value per call; simple and deterministic). */
-static inline double rng_normal(rng *r) {
-    double u = rng_unit(r), v = rng_unit(r);
-    return sqrt(-2.0 * log(u)) * cos(6.283185307179586 * v);
+/* Two standard normals by Marsaglia's polar method (no trigonometry; one
+ * log and one sqrt per pair), deterministic for a given generator state. */
+static inline void rng_normal2(rng *r, double *a, double *b) {
+    double u, v, q;
+    do {
+        u = 2.0 * rng_unit(r) - 1.0;
+        v = 2.0 * rng_unit(r) - 1.0;
+        q = u * u + v * v;
+    } while (q >= 1.0 || q == 0.0);
+    double f = sqrt(-2.0 * log(q) / q);
+    *a = u * f;
+    *b = v * f;
 }
 
 /* FNV-1a of a name, mixed into per-tensor seeds. */
@@ -357,19 +365,70 @@ static void syn_lin_worker(void *p, int ith, int nth) {
     }
 }
 
-/* Synthetic rows of an embedding (N(0, .15^2), rounded through f16) or a norm (1 + .05 N). */
+/* Synthetic rows of an embedding (N(0, .15^2); F16 output rounds them) or a
+ * norm (1 + .05 N(0,1)); each row has its own seed, so any split is the same. */
 static void syn_rows(const item *it, int64_t r0, int64_t nr, float *y) {
     int64_t k = it->ne[0];
+    bool norm = it->kind == K_NORM;
     for (int64_t r = r0; r < r0 + nr; r++) {
         uint64_t sd = it->seed ^ (0x5EEDull * (uint64_t)(r + 1));
         rng g;
         rng_seed(&g, splitmix64(&sd));
         float *o = y + (r - r0) * k;
-        for (int64_t i = 0; i < k; i++) {
-            double z = rng_normal(&g);
-            o[i] = it->kind == K_NORM ? (float)(1.0 + 0.05 * z) : bn_f16_to_f32(bn_f32_to_f16((float)(0.15 * z)));
+        for (int64_t i = 0; i < k; i += 2) {
+            double z[2];
+            rng_normal2(&g, &z[0], &z[1]);
+            for (int q = 0; q < 2 && i + q < k; q++)
+                o[i + q] = norm ? (float)(1.0 + 0.05 * z[q]) : (float)(0.15 * z[q]);
         }
     }
+}
+
+typedef struct synrow_ctx { const item *it; int64_t r0, nr; float *y; } synrow_ctx;
+
+/* Pool worker: this thread's share of synthetic rows. */
+static void syn_rows_worker(void *p, int ith, int nth) {
+    synrow_ctx *c = p;
+    int64_t lo, hi;
+    bn_pool_split(c->nr, ith, nth, 1, &lo, &hi);
+    if (hi > lo) syn_rows(c->it, c->r0 + lo, hi - lo, c->y + lo * c->it->ne[0]);
+}
+
+#define I2S_CHUNK ((int64_t)128 * 8192)
+
+typedef struct i2s_ctx { const float *v; int64_t n; uint8_t *out; } i2s_ctx;
+
+/* Pool worker: pack chunks of 1M elements with bn_quantize_i2_s_ref into a
+ * scratch buffer and keep only the codes (the codes depend only on each
+ * element's sign, so chunking gives the same bytes as one call). */
+static void i2s_worker(void *p, int ith, int nth) {
+    i2s_ctx *c = p;
+    int64_t nch = (c->n + I2S_CHUNK - 1) / I2S_CHUNK, lo, hi;
+    bn_pool_split(nch, ith, nth, 1, &lo, &hi);
+    uint8_t *scratch = hi > lo ? malloc((size_t)(I2S_CHUNK / 4 + 32)) : NULL;
+    for (int64_t ch = lo; ch < hi; ch++) {
+        int64_t i0 = ch * I2S_CHUNK, m = c->n - i0 < I2S_CHUNK ? c->n - i0 : I2S_CHUNK;
+        if (scratch) {
+            bn_quantize_i2_s_ref(c->v + i0, scratch, m);
+            memcpy(c->out + i0 / 4, scratch, (size_t)(m / 4));
+        } else { /* no memory for scratch: still correct, one element group at a time */
+            uint8_t tmp[32 + 32];
+            for (int64_t b = 0; b < m; b += 128) {
+                bn_quantize_i2_s_ref(c->v + i0 + b, tmp, 128);
+                memcpy(c->out + (i0 + b) / 4, tmp, 32);
+            }
+        }
+    }
+    free(scratch);
+}
+
+/* I2_S of n ternary values with magnitude s: codes in parallel, then the trailer. */
+static void encode_i2s(job *j, const float *v, int64_t n, float s, uint8_t *out) {
+    i2s_ctx c = { v, n, out };
+    if (j->pool && n > I2S_CHUNK) bn_pool_run(j->pool, i2s_worker, &c);
+    else i2s_worker(&c, 0, 1);
+    memset(out + n / 4, 0, 32);
+    memcpy(out + n / 4, &s, sizeof s);
 }
 
 /* ---- values of a linear weight ----------------------------------------------- */
@@ -455,7 +514,12 @@ static int linear_values(job *j, const item *it, float *v, bn_err *e) {
 
 /* Rows [r0, r0+nr) of a non-linear tensor as floats. */
 static int other_rows(job *j, const item *it, int64_t r0, int64_t nr, float *y, bn_err *e) {
-    if (j->src == SRC_SYNTH) { syn_rows(it, r0, nr, y); return 0; }
+    if (j->src == SRC_SYNTH) {
+        synrow_ctx c = { it, r0, nr, y };
+        if (j->pool && nr > 1) bn_pool_run(j->pool, syn_rows_worker, &c);
+        else syn_rows_worker(&c, 0, 1);
+        return 0;
+    }
     if (j->src == SRC_GGUF) return gguf_rows(it->gt, r0, nr, y, e);
     int64_t k = it->ne[0];
     for (int64_t i = 0; i < nr * k; i++) y[i] = bn_st_get_f32(it->st, (uint64_t)(r0 * k + i));
@@ -482,13 +546,15 @@ static int emit(job *j, const item *it, bn_err *e) {
         if (!v || !out) { bn_errf(e, "%s: out of memory (%lld elements)", it->name, (long long)n); goto done_l; }
         if (linear_values(j, it, v, e)) goto done_l;
         if (it->type == BN_TYPE_I2_S) {
-            float s;
-            if (!one_scale_ternary(v, n, &s)) {
+            float s = 0;
+            if (j->src == SRC_SYNTH) { /* ternary by construction: s is the largest magnitude */
+                for (int64_t i = 0; i < n && s == 0; i++) s = fabsf(v[i]);
+            } else if (!one_scale_ternary(v, n, &s)) {
                 bn_errf(e, "%s: values are not ternary with one scale per tensor (per-block scales differ?): "
                            "cannot be stored as I2_S", it->name);
                 goto done_l;
             }
-            bn_quantize_i2_s_ref(v, out, n);
+            encode_i2s(j, v, n, s, out);
         } else {
             encode_rows(j, it->type, v, k, rows, out);
         }

@@ -143,21 +143,29 @@ BN_AI __m256 ld_f16(const uint16_t *p) { return _mm256_cvtph_ps(_mm_loadu_si128(
 BN_AI void fdot_tile(const void *const *w, const int RB, const void *const *x, const int TB, int64_t K, const int F16,
                      float *out) {
     __m256 acc[8][4];
+#pragma GCC unroll 16
     for (int i = 0; i < RB * TB; i++)
+#pragma GCC unroll 4
         for (int j = 0; j < 4; j++) acc[i][j] = _mm256_setzero_ps();
     const int64_t K32 = K & ~(int64_t)31;
     for (int64_t k = 0; k < K32; k += 32) {
         __m256 xv[4][4];
+#pragma GCC unroll 4
         for (int t = 0; t < TB; t++)
+#pragma GCC unroll 4
             for (int j = 0; j < 4; j++)
                 xv[t][j] = F16 ? ld_f16((const uint16_t *)x[t] + k + 8 * j) : _mm256_loadu_ps((const float *)x[t] + k + 8 * j);
+#pragma GCC unroll 4
         for (int r = 0; r < RB; r++) {
+#pragma GCC unroll 4
             for (int j = 0; j < 4; j++) {
                 __m256 wv = F16 ? ld_f16((const uint16_t *)w[r] + k + 8 * j) : _mm256_loadu_ps((const float *)w[r] + k + 8 * j);
+#pragma GCC unroll 4
                 for (int t = 0; t < TB; t++) acc[r * TB + t][j] = _mm256_fmadd_ps(wv, xv[t][j], acc[r * TB + t][j]);
             }
         }
     }
+#pragma GCC unroll 16
     for (int i = 0; i < RB * TB; i++) {
         float lanes[32];
         for (int j = 0; j < 4; j++) _mm256_storeu_ps(lanes + 8 * j, acc[i][j]);

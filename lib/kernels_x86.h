@@ -63,9 +63,21 @@ BN_AI __m256i x86_dot4(__m256i acc, __m256i c0, __m256i q0, __m256i c1, __m256i 
 BN_AI void x86_i2s_tile(const uint8_t *const *w, const int RB, const int8_t *const *q, const int TB, int64_t nb,
                         int32_t *out) {
     const __m256i m3 = _mm256_set1_epi8(3);
-    __m256i acc[16];
+#if BN_X86_VNNI
+    /* one accumulator per group: four independent vpdpbusd chains per
+     * (row, token) instead of one serial chain of four (latency bound) */
+    __m256i acc[4][4];
+#pragma GCC unroll 16
+    for (int i = 0; i < RB * TB; i++)
+#pragma GCC unroll 4
+        for (int g = 0; g < 4; g++) acc[i][g] = _mm256_setzero_si256();
+#else
+    __m256i acc[4];
+#pragma GCC unroll 16
     for (int i = 0; i < RB * TB; i++) acc[i] = _mm256_setzero_si256();
+#endif
     for (int64_t b = 0; b < nb; b++) {
+#pragma GCC unroll 4
         for (int r = 0; r < RB; r++) {
             _mm_prefetch((const char *)(w[r] + 32 * b + 512), _MM_HINT_T0);
             __m256i wv = _mm256_loadu_si256((const __m256i *)(w[r] + 32 * b));
@@ -73,16 +85,34 @@ BN_AI void x86_i2s_tile(const uint8_t *const *w, const int RB, const int8_t *con
             __m256i c1 = _mm256_and_si256(_mm256_srli_epi16(wv, 4), m3);
             __m256i c2 = _mm256_and_si256(_mm256_srli_epi16(wv, 2), m3);
             __m256i c3 = _mm256_and_si256(wv, m3);
+#pragma GCC unroll 4
             for (int t = 0; t < TB; t++) {
                 const int8_t *qb = q[t] + 128 * b;
-                acc[r * TB + t] = x86_dot4(acc[r * TB + t], c0, _mm256_loadu_si256((const __m256i *)qb), c1,
-                                           _mm256_loadu_si256((const __m256i *)(qb + 32)), c2,
-                                           _mm256_loadu_si256((const __m256i *)(qb + 64)), c3,
-                                           _mm256_loadu_si256((const __m256i *)(qb + 96)));
+                __m256i q0 = _mm256_loadu_si256((const __m256i *)qb);
+                __m256i q1 = _mm256_loadu_si256((const __m256i *)(qb + 32));
+                __m256i q2 = _mm256_loadu_si256((const __m256i *)(qb + 64));
+                __m256i q3 = _mm256_loadu_si256((const __m256i *)(qb + 96));
+#if BN_X86_VNNI
+                __m256i *ac = acc[r * TB + t];
+                ac[0] = _mm256_dpbusd_epi32(ac[0], c0, q0);
+                ac[1] = _mm256_dpbusd_epi32(ac[1], c1, q1);
+                ac[2] = _mm256_dpbusd_epi32(ac[2], c2, q2);
+                ac[3] = _mm256_dpbusd_epi32(ac[3], c3, q3);
+#else
+                acc[r * TB + t] = x86_dot4(acc[r * TB + t], c0, q0, c1, q1, c2, q2, c3, q3);
+#endif
             }
         }
     }
+#if BN_X86_VNNI
+#pragma GCC unroll 16
+    for (int i = 0; i < RB * TB; i++)
+        out[i] = x86_hsum_i32(_mm256_add_epi32(_mm256_add_epi32(acc[i][0], acc[i][1]),
+                                               _mm256_add_epi32(acc[i][2], acc[i][3])));
+#else
+#pragma GCC unroll 16
     for (int i = 0; i < RB * TB; i++) out[i] = x86_hsum_i32(acc[i]);
+#endif
 }
 
 /* Rows [r0, r1) x all tokens. Decode (one token) runs 4 rows at a time so the

@@ -229,6 +229,21 @@ int bn_model_load(bn_model *m, const bn_gguf *g, const bn_model_opts *o, bn_err 
                 hp->n_vocab);
         goto fail;
     }
+    if (r == 1) { /* the vocabulary fingerprint stages compare in their hello frames */
+        bn_sha256 s;
+        bn_sha256_init(&s);
+        bn_gguf_arr_iter it;
+        bn_gguf_arr_iter_init(&it, tk);
+        bn_gguf_str ts;
+        static const uint8_t nul = 0;
+        while (bn_gguf_arr_next_str(&it, &ts)) {
+            bn_sha256_update(&s, ts.ptr, (size_t)ts.len);
+            bn_sha256_update(&s, &nul, 1);
+        }
+        uint8_t d[32];
+        bn_sha256_final(&s, d);
+        bn_sha256_hex(d, m->vocab_fp);
+    }
 
     const bn_gguf_tensor *out = bn_gguf_find_tensor(g, "output.weight");
     const bn_gguf_tensor *ht = out ? out : m->tok_embd;

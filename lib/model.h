@@ -64,6 +64,7 @@ typedef struct bn_model {
     int32_t bos, eos;           /* -1 if absent */
     int32_t eog[8];
     int n_eog;
+    char vocab_fp[65];          /* sha256 over tokenizer.ggml.tokens (each text + NUL), as lib/vocab.c; "" if none */
     int n_converted;            /* norm vectors widened from F16/BF16 at load */
     char warn[256];             /* first load-time warning ("" if none) */
     float **owned;              /* widened norm vectors */

@@ -1,0 +1,476 @@
+/* bn-forward - token ids in, logits out: the transformer stage.
+ *
+ *   bn-tokenize -m M -p "In the beginning" | bn-forward -m M | bn-sample | bn-detok -m M
+ *
+ * Reads hello/tokens/token/end frames, runs the model (lib/forward.c), writes
+ * a hello, logits (or scores) and timing frames, and an end frame. After a
+ * prompt it can wait for sampled tokens on a feedback endpoint (see
+ * docs/man/bn-forward.md, "Feedback"). This file is the command line and the
+ * frame loop; the numerics are in lib/forward.c and lib/model.c. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "forward.h"
+#include "frame.h"
+#include "logt.h"
+#include "transport.h"
+
+static const char *T = "bn-forward";
+
+static void usage(FILE *f) {
+    fprintf(f,
+        "usage: bn-forward -m MODEL [options]\n"
+        "Run a BitNet GGUF on token frames (stdin) and write logits frames (stdout).\n"
+        "  -m, --model FILE        GGUF model (bitnet-b1.58, bitnet, bitnet-25)\n"
+        "  -i, --in SPEC           frames in: - (stdin), a file, tcp://, ipc:// (default -)\n"
+        "  -o, --out SPEC          frames out (default -)\n"
+        "  -t, --threads N         threads (default: physical cores)\n"
+        "  -c, --ctx N             context size (default: the model's context_length)\n"
+        "  -b, --batch N           prompt tokens per batch (default 128)\n"
+        "      --kv f16|f32        KV cache type (default f16)\n"
+        "      --ffn-act relu2|silu  override the FFN activation\n"
+        "      --logits last|all   rows per tokens frame (default last)\n"
+        "      --dump-logits FILE  also write every row produced as a LOGT file\n"
+        "      --scores            per-token log-probabilities (SCORES frames) instead of logits\n"
+        "      --greedy N          continue each prompt greedily for N tokens in-process\n"
+        "      --ids               plain ids on stdin instead of frames; prints generated ids\n"
+        "      --feedback SPEC     feedback endpoint to bind (default: private ipc://)\n"
+        "      --no-feedback       never wait for sampled tokens\n"
+        "      --strict            fallbacks and bad logits are errors (also BITNET_STRICT_MODE=1)\n"
+        "      --timeout MS        transport timeout\n"
+        "  -v, --verbose           print the kernel receipt and speeds on stderr\n"
+        "  -h, --help, --version\n");
+}
+
+typedef struct opts {
+    const char *model, *in, *out, *dump, *feedback;
+    long threads, ctx, batch, greedy, timeout;
+    int ffn_act;
+    bool kv32, all, scores, ids, no_feedback, strict, verbose;
+} opts;
+
+typedef struct run {
+    const opts *o;
+    bn_model m;
+    bn_forward *fw;
+    bn_conn *in, *out, *fb;
+    bn_logt_writer *dump;
+    float *logits;            /* [n_batch][n_vocab] */
+    float *prev;              /* last row produced (greedy, scores) */
+    int n_batch, V;
+    bool have_prev, warned;
+    char receipt[256];
+    uint64_t ns_prefill, ns_decode, n_prefill, n_decode;
+} run;
+
+/* ---- output helpers ---------------------------------------------------- */
+
+static int put(run *r, const bn_frame *f, bn_err *e) { return r->out ? bn_conn_write(r->out, f, e) : 0; }
+
+static int timing(run *r, const char *ev, uint64_t ns, uint64_t count, bn_err *e) {
+    bn_frame f;
+    bn_frame_timing(&f, T, ev, ns, count);
+    return put(r, &f, e);
+}
+
+/* Check rows (strict: error; else warn once), dump them, send them on. */
+static int emit_rows(run *r, float *rows, int n, uint32_t pos, bool send, bn_err *e) {
+    for (int i = 0; i < n; i++) {
+        bn_err ce;
+        if (bn_logits_check(rows + (size_t)i * r->V, r->V, &ce) < 0) {
+            if (r->o->strict) return bn_errf(e, "position %u: %s (strict mode)", pos + i, ce.msg);
+            if (!r->warned) bn_warnx(T, "position %u: %s", pos + i, ce.msg);
+            r->warned = true;
+        }
+    }
+    if (r->dump && bn_logt_writer_rows(r->dump, rows, (uint32_t)n, e) < 0) return -1;
+    if (!send) return 0;
+    bn_frame f;
+    bn_frame_init(&f, BN_FRAME_LOGITS);
+    f.logits = rows;
+    f.n_rows = (uint32_t)n;
+    f.n_vocab = (uint32_t)r->V;
+    f.pos = pos;
+    return put(r, &f, e);
+}
+
+/* ---- evaluation --------------------------------------------------------- */
+
+/* A run of tokens at the cache position: logits (last/all) or scores,
+ * chunked by n_batch so memory stays at n_batch rows. */
+static int eval_tokens(run *r, const int32_t *tok, int n, bn_err *e) {
+    const bool all = r->o->all || r->o->scores || r->o->dump;
+    uint64_t t0 = bn_now_ns();
+    for (int c0 = 0; c0 < n; c0 += r->n_batch) {
+        const int nc = n - c0 < r->n_batch ? n - c0 : r->n_batch;
+        const bool last_chunk = c0 + nc == n;
+        const int n_out = all ? nc : last_chunk ? 1 : 0;
+        const uint32_t pos = (uint32_t)bn_forward_pos(r->fw);
+        if (bn_forward_eval(r->fw, tok + c0, nc, r->logits, n_out, e) < 0) return -1;
+        const bool had_prev = r->have_prev;
+        if (r->o->scores) {
+            float lp[nc > 0 ? nc : 1];
+            int32_t tgt[nc > 0 ? nc : 1];
+            int k = 0;
+            for (int i = had_prev ? -1 : 0; i < nc - 1; i++, k++) {
+                const float *row = i < 0 ? r->prev : r->logits + (size_t)i * r->V;
+                tgt[k] = tok[c0 + i + 1];
+                lp[k] = (float)bn_log_softmax_at(row, r->V, tgt[k]);
+            }
+            r->have_prev = true;
+            if (r->dump && bn_logt_writer_rows(r->dump, r->logits, (uint32_t)nc, e) < 0) return -1;
+            bn_frame f;
+            bn_frame_init(&f, BN_FRAME_SCORES);
+            f.tokens = tgt;
+            f.n_tokens = (uint32_t)k;
+            f.logits = lp;
+            f.n_rows = (uint32_t)k;
+            f.pos = had_prev ? pos - 1 : pos;
+            if (k && put(r, &f, e) < 0) return -1;
+        } else if (n_out) {
+            const bool send = r->o->all || last_chunk;
+            float *rows = r->logits;
+            const int nrow = n_out;
+            const uint32_t base = pos + (uint32_t)(nc - nrow); /* position of the first row */
+            if (send && !r->o->all) { /* dump wanted every row, the frame only the last */
+                if (emit_rows(r, rows, nrow - 1, base, false, e) < 0) return -1;
+                rows += (size_t)(nrow - 1) * r->V;
+                if (emit_rows(r, rows, 1, base + (uint32_t)nrow - 1, true, e) < 0) return -1;
+            } else if (emit_rows(r, rows, nrow, base, send, e) < 0) {
+                return -1;
+            }
+        }
+        if (n_out) memcpy(r->prev, r->logits + (size_t)(n_out - 1) * r->V, (size_t)r->V * sizeof(float));
+    }
+    uint64_t ns = bn_now_ns() - t0;
+    if (n == 1) { r->ns_decode += ns; r->n_decode++; }
+    else { r->ns_prefill += ns; r->n_prefill += (uint64_t)n; }
+    return timing(r, n == 1 ? "decode" : "prefill", ns, (uint64_t)n, e);
+}
+
+/* Greedy continuation in-process: argmax of the last row (ties -> lowest
+ * id), a TOKEN frame downstream, one decode step. EOG does not stop it. */
+static int greedy(run *r, int32_t *ids_out, bn_err *e) {
+    for (long i = 0; i < r->o->greedy; i++) {
+        int32_t id = bn_argmax(r->prev, r->V);
+        if (ids_out) ids_out[i] = id;
+        bn_frame f;
+        bn_frame_token(&f, &id, (uint32_t)bn_forward_pos(r->fw));
+        if (put(r, &f, e) < 0 || eval_tokens(r, &id, 1, e) < 0) return -1;
+    }
+    return 0;
+}
+
+/* ---- the frame loop ------------------------------------------------------ */
+
+/* Hello from upstream: the vocabulary must be the model's. */
+static int on_hello(run *r, const bn_hello *h, bn_err *e) {
+    if (h->proto != BN_PROTO_VERSION)
+        return bn_errf(e, "hello: protocol %u from %s, this is %d", h->proto, h->stage, BN_PROTO_VERSION);
+    if (h->vocab_fp[0] && r->m.vocab_fp[0] && strcmp(h->vocab_fp, r->m.vocab_fp) != 0)
+        return bn_errf(e, "hello: %s's vocabulary (%.12s...) is not the model's (%.12s...): tokenizer and model differ",
+                       h->stage[0] ? h->stage : "upstream", h->vocab_fp, r->m.vocab_fp);
+    if (h->n_vocab && h->n_vocab != (uint32_t)r->V)
+        return bn_errf(e, "hello: %s says n_vocab %u, the model has %d", h->stage[0] ? h->stage : "upstream", h->n_vocab, r->V);
+    return 0;
+}
+
+/* A prompt (or continuation) at f->pos: position 0 starts a new sequence. */
+static int on_tokens(run *r, const bn_frame *f, bn_err *e) {
+    if (f->pos == 0) { bn_forward_reset(r->fw); r->have_prev = false; }
+    else if (f->pos != (uint32_t)bn_forward_pos(r->fw))
+        return bn_errf(e, "tokens at position %u, but %d tokens are in the cache", f->pos, bn_forward_pos(r->fw));
+    if (put(r, f, e) < 0) return -1; /* the sampler's penalties see the prompt */
+    if (eval_tokens(r, f->tokens, (int)f->n_tokens, e) < 0) return -1;
+    return greedy(r, NULL, e);
+}
+
+/* Sampled tokens on the feedback endpoint until the sampler ends the turn. */
+static int feedback_loop(run *r, bn_err *e) {
+    for (;;) {
+        bn_frame f;
+        int rc = bn_conn_read(r->fb, &f, e);
+        if (rc < 0) return -1;
+        if (rc == 0) return 0;
+        if (f.kind == BN_FRAME_TOKEN && f.n_tokens == 1) {
+            if (f.pos != (uint32_t)bn_forward_pos(r->fw))
+                rc = bn_errf(e, "feedback: token for position %u, cache holds %d", f.pos, bn_forward_pos(r->fw));
+            else rc = eval_tokens(r, f.tokens, 1, e);
+            if (rc == 0) rc = bn_conn_flush(r->out, e);
+        } else if (f.kind == BN_FRAME_END) {
+            bn_frame_free(&f);
+            return 0;
+        } else if (f.kind == BN_FRAME_ERROR) {
+            rc = bn_errf(e, "feedback: %s: %s", f.stage[0] ? f.stage : "sampler", f.text ? f.text : "error");
+        } else {
+            rc = bn_errf(e, "feedback: unexpected %s frame", bn_frame_kind_name(f.kind));
+        }
+        bn_frame_free(&f);
+        if (rc < 0) return -1;
+    }
+}
+
+/* Read input frames until the stream ends. */
+static int frame_loop(run *r, bn_err *e) {
+    for (;;) {
+        bn_frame f;
+        int rc = bn_conn_read(r->in, &f, e);
+        if (rc < 0) return -1;
+        if (rc == 0) return 0;
+        switch (f.kind) {
+        case BN_FRAME_HELLO: rc = on_hello(r, &f.hello, e); break;
+        case BN_FRAME_TOKENS:
+            rc = on_tokens(r, &f, e);
+            if (rc == 0) rc = bn_conn_flush(r->out, e);
+            if (rc == 0 && r->fb) rc = feedback_loop(r, e);
+            break;
+        case BN_FRAME_TOKEN:
+            if (f.n_tokens != 1) { rc = bn_errf(e, "token frame with %u ids", f.n_tokens); break; }
+            rc = eval_tokens(r, f.tokens, 1, e);
+            break;
+        case BN_FRAME_END:
+            if (f.more) { rc = put(r, &f, e); break; }
+            bn_frame_free(&f);
+            return 0;
+        case BN_FRAME_ERROR:
+            put(r, &f, e);
+            rc = bn_errf(e, "%s: %s", f.stage[0] ? f.stage : "upstream", f.text ? f.text : "error");
+            break;
+        default: rc = put(r, &f, e); /* timing, text, unknown: pass on */
+        }
+        bn_frame_free(&f);
+        if (rc < 0) return -1;
+        if (bn_conn_flush(r->out, e) < 0) return -1;
+    }
+}
+
+/* --ids: whitespace/comma separated ids on stdin, generated ids on stdout. */
+static int ids_mode(run *r, bn_err *e) {
+    size_t cap = 1024, n = 0;
+    int32_t *ids = malloc(cap * sizeof *ids);
+    long v;
+    char buf[32];
+    int c, len = 0;
+    if (!ids) return bn_errf(e, "out of memory");
+    for (;;) {
+        c = getchar();
+        if (c >= '0' && c <= '9' && len < 30) { buf[len++] = (char)c; continue; }
+        if (len) {
+            buf[len] = 0;
+            if (!bn_parse_long(buf, 0, INT32_MAX, &v)) { free(ids); return bn_errf(e, "stdin: bad id \"%s\"", buf); }
+            if (n == cap) {
+                int32_t *ni = realloc(ids, (cap *= 2) * sizeof *ids);
+                if (!ni) { free(ids); return bn_errf(e, "out of memory"); }
+                ids = ni;
+            }
+            ids[n++] = (int32_t)v;
+            len = 0;
+        }
+        if (c == EOF) break;
+        if (c != ' ' && c != ',' && c != '\n' && c != '\t' && c != '\r') { free(ids); return bn_errf(e, "stdin: unexpected character '%c' (want ids)", c); }
+    }
+    int32_t *gen = calloc((size_t)r->o->greedy + 1, sizeof *gen);
+    int rc = gen ? 0 : bn_errf(e, "out of memory");
+    if (rc == 0 && n == 0) rc = bn_errf(e, "stdin: no token ids");
+    if (rc == 0) rc = eval_tokens(r, ids, (int)n, e);
+    if (rc == 0) rc = greedy(r, gen, e);
+    for (long i = 0; rc == 0 && i < r->o->greedy; i++) printf("%s%d", i ? " " : "", gen[i]);
+    if (rc == 0 && r->o->greedy) printf("\n");
+    free(gen);
+    free(ids);
+    return rc;
+}
+
+/* ---- setup --------------------------------------------------------------- */
+
+/* Feedback only makes sense when someone downstream can sample: output to a
+ * pipe, socket or ZeroMQ endpoint, not a terminal or regular file. */
+static bool want_feedback(const opts *o) {
+    if (o->no_feedback || o->ids || o->scores || o->greedy > 0) return false;
+    if (o->feedback) return true;
+    struct stat st;
+    if (!strcmp(o->out, "-")) return fstat(1, &st) == 0 && (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode));
+    if (strstr(o->out, "://")) return true;
+    return stat(o->out, &st) == 0 && S_ISFIFO(st.st_mode);
+}
+
+static void parse(int argc, char **argv, opts *o) {
+    enum { O_KV = 256, O_ACT, O_LOGITS, O_DUMP, O_SCORES, O_GREEDY, O_IDS, O_FB, O_NOFB, O_STRICT, O_TMO, O_VER };
+    static const struct option lo[] = {
+        {"model", 1, 0, 'm'}, {"in", 1, 0, 'i'}, {"out", 1, 0, 'o'}, {"threads", 1, 0, 't'}, {"ctx", 1, 0, 'c'},
+        {"batch", 1, 0, 'b'}, {"kv", 1, 0, O_KV}, {"ffn-act", 1, 0, O_ACT}, {"logits", 1, 0, O_LOGITS},
+        {"dump-logits", 1, 0, O_DUMP}, {"scores", 0, 0, O_SCORES}, {"greedy", 1, 0, O_GREEDY}, {"ids", 0, 0, O_IDS},
+        {"feedback", 1, 0, O_FB}, {"no-feedback", 0, 0, O_NOFB}, {"strict", 0, 0, O_STRICT}, {"timeout", 1, 0, O_TMO},
+        {"verbose", 0, 0, 'v'}, {"help", 0, 0, 'h'}, {"version", 0, 0, O_VER}, {0, 0, 0, 0}};
+    *o = (opts){.in = "-", .out = "-", .timeout = BN_TIMEOUT_DEFAULT};
+    int c;
+    while ((c = getopt_long(argc, argv, "m:i:o:t:c:b:vh", lo, NULL)) != -1) {
+        switch (c) {
+        case 'm': o->model = optarg; break;
+        case 'i': o->in = optarg; break;
+        case 'o': o->out = optarg; break;
+        case 't': if (!bn_parse_long(optarg, 1, 1024, &o->threads)) bn_die(T, 2, "-t: want 1..1024"); break;
+        case 'c': if (!bn_parse_long(optarg, 1, 1 << 24, &o->ctx)) bn_die(T, 2, "-c: want 1..16777216"); break;
+        case 'b': if (!bn_parse_long(optarg, 1, 65536, &o->batch)) bn_die(T, 2, "-b: want 1..65536"); break;
+        case O_KV:
+            if (strcmp(optarg, "f16") && strcmp(optarg, "f32")) bn_die(T, 2, "--kv: want f16 or f32");
+            o->kv32 = !strcmp(optarg, "f32");
+            break;
+        case O_ACT:
+            if ((o->ffn_act = bn_ffn_act_parse(optarg)) < 0) bn_die(T, 2, "--ffn-act: want relu2 or silu");
+            break;
+        case O_LOGITS:
+            if (strcmp(optarg, "last") && strcmp(optarg, "all")) bn_die(T, 2, "--logits: want last or all");
+            o->all = !strcmp(optarg, "all");
+            break;
+        case O_DUMP: o->dump = optarg; break;
+        case O_SCORES: o->scores = true; break;
+        case O_GREEDY: if (!bn_parse_long(optarg, 0, 1 << 24, &o->greedy)) bn_die(T, 2, "--greedy: want a count"); break;
+        case O_IDS: o->ids = true; break;
+        case O_FB: o->feedback = optarg; break;
+        case O_NOFB: o->no_feedback = true; break;
+        case O_STRICT: o->strict = true; break;
+        case O_TMO: if (!bn_parse_long(optarg, -1, 86400000L, &o->timeout)) bn_die(T, 2, "--timeout: want ms"); break;
+        case 'v': o->verbose = true; break;
+        case 'h': usage(stdout); exit(0);
+        case O_VER: bn_print_version(T, stdout); exit(0);
+        default: usage(stderr); exit(2);
+        }
+    }
+    if (optind != argc || !o->model) { usage(stderr); exit(2); }
+    if (o->scores && o->greedy) bn_die(T, 2, "--scores and --greedy do not mix");
+    o->strict = o->strict || bn_strict_env();
+}
+
+/* Kernel table; a weight type without a SIMD kernel on a SIMD table is a
+ * fallback (strict: error). */
+static const bn_kernels *pick_kernels(run *r, bn_err *e) {
+    bn_isa isa;
+    if (bn_isa_select(&isa, e) < 0) return NULL;
+    const bn_kernels *k = bn_kernels_for(isa);
+    if (!k) { bn_errf(e, "kernels: %s not compiled in", bn_isa_name(isa)); return NULL; }
+    uint32_t types[16];
+    int nt = bn_model_weight_types(&r->m, types, 16);
+    for (int i = 0; i < nt; i++) {
+        if (bn_kernels_is_native(k, types[i])) continue;
+        if (r->o->strict) {
+            bn_errf(e, "kernels: %s has no %s kernel, would fall back to scalar (strict mode)", k->name, bn_type_name(types[i]));
+            return NULL;
+        }
+        bn_warnx(T, "%s: no %s kernel, using the scalar one", k->name, bn_type_name(types[i]));
+    }
+    return k;
+}
+
+static int setup(run *r, bn_gguf **g, bn_err *e) {
+    const opts *o = r->o;
+    if (bn_gguf_open(g, o->model, e) < 0) return -1;
+    bn_model_opts mo = {.ffn_act = (bn_ffn_act)o->ffn_act, .strict = o->strict};
+    if (bn_model_load(&r->m, *g, &mo, e) < 0) return -1;
+    if (r->m.warn[0]) bn_warnx(T, "%s", r->m.warn);
+    const bn_kernels *k = pick_kernels(r, e);
+    if (!k) return -1;
+    bn_cpu_info ci;
+    bn_cpu_detect(&ci);
+    r->n_batch = o->batch ? (int)o->batch : 128;
+    bn_forward_opts fo = {.n_ctx = (int)o->ctx, .n_batch = r->n_batch, .n_threads = o->threads ? (int)o->threads : ci.n_cores,
+                          .kv = o->kv32 ? BN_KV_F32 : BN_KV_F16, .kern = k};
+    if (bn_forward_new(&r->fw, &r->m, &fo, e) < 0) return -1;
+    r->V = r->m.hp.n_vocab;
+    r->logits = malloc((size_t)r->n_batch * r->V * sizeof(float));
+    r->prev = malloc((size_t)r->V * sizeof(float));
+    if (!r->logits || !r->prev) return bn_errf(e, "out of memory for %d logits rows", r->n_batch);
+    char rc[200];
+    bn_forward_receipt(r->fw, rc, sizeof rc);
+    snprintf(r->receipt, sizeof r->receipt, "%s act=%s strict=%d", rc, bn_ffn_act_name(r->m.act), o->strict);
+    if (o->dump && bn_logt_writer_new(&r->dump, o->dump, (uint32_t)r->V, e) < 0) return -1;
+    return 0;
+}
+
+/* Open the frame endpoints and the feedback socket, write the hello. */
+static int open_frames(run *r, bn_err *e) {
+    const opts *o = r->o;
+    bn_conn_opts co;
+    bn_conn_opts_default(&co);
+    if (o->timeout != BN_TIMEOUT_DEFAULT) co.timeout_ms = (int)o->timeout;
+    co.peer_name = "upstream (bn-tokenize)";
+    if (bn_conn_open_in(&r->in, o->in, &co, e) < 0) return -1;
+    co.peer_name = "downstream (bn-sample)";
+    if (bn_conn_open_out(&r->out, o->out, &co, e) < 0) return -1;
+    bn_frame h;
+    bn_frame_init(&h, BN_FRAME_HELLO);
+    if (want_feedback(o)) {
+        char spec[300];
+        if (o->feedback) snprintf(spec, sizeof spec, "%s%s", o->feedback[0] == '@' ? "" : "@", o->feedback);
+        else if (bn_conn_temp_ipc(spec + 1, sizeof spec - 1, "feedback", e) < 0) return -1;
+        else spec[0] = '@';
+        co.peer_name = "bn-sample (feedback)";
+        if (bn_conn_open_in(&r->fb, spec, &co, e) < 0) return -1;
+        snprintf(h.hello.feedback, sizeof h.hello.feedback, "%s", bn_conn_endpoint(r->fb));
+    }
+    snprintf(h.hello.stage, sizeof h.hello.stage, "%s", T);
+    snprintf(h.hello.vocab_fp, sizeof h.hello.vocab_fp, "%s", r->m.vocab_fp);
+    h.hello.n_vocab = (uint32_t)r->V;
+    h.hello.bos = r->m.bos;
+    h.hello.eos = r->m.eos;
+    for (int i = 0; i < r->m.n_eog && i < BN_MAX_EOG; i++) h.hello.eog[h.hello.n_eog++] = r->m.eog[i];
+    h.hello.n_ctx = (uint32_t)bn_forward_n_ctx(r->fw);
+    snprintf(h.hello.kernels, sizeof h.hello.kernels, "%s", r->receipt);
+    if (put(r, &h, e) < 0 || bn_conn_flush(r->out, e) < 0) return -1;
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    opts o;
+    parse(argc, argv, &o);
+    bn_ignore_sigpipe();
+    run r = {.o = &o};
+    bn_gguf *g = NULL;
+    bn_err e = {{0}};
+    uint64_t t0 = bn_now_ns();
+    int rc = setup(&r, &g, &e);
+    uint64_t t_load = bn_now_ns() - t0;
+    if (rc == 0 && o.ids) {
+        rc = ids_mode(&r, &e);
+    } else if (rc == 0) {
+        rc = open_frames(&r, &e);
+        if (rc == 0) rc = timing(&r, "load", t_load, 0, &e);
+        if (rc == 0) rc = frame_loop(&r, &e);
+        if (rc == 0) {
+            bn_frame end;
+            bn_frame_init(&end, BN_FRAME_END);
+            rc = put(&r, &end, &e);
+        }
+        if (rc == 0) rc = bn_conn_flush(r.out, &e);
+        if (rc == 0) rc = bn_conn_finish(r.out, &e);
+    }
+    if (rc == 0 && r.dump) { rc = bn_logt_writer_close(r.dump, &e); r.dump = NULL; }
+    if (rc < 0) {
+        bn_frame ef;
+        bn_err ig;
+        bn_frame_error(&ef, T, e.msg);
+        if (r.out) { bn_conn_write(r.out, &ef, &ig); bn_conn_flush(r.out, &ig); }
+        bn_warnx(T, "%s", e.msg);
+    }
+    if (o.verbose && rc == 0)
+        bn_warnx(T, "%s; load %.1f ms; prefill %llu tok %.1f tok/s; decode %llu tok %.1f tok/s", r.receipt, t_load / 1e6,
+                 (unsigned long long)r.n_prefill, r.ns_prefill ? r.n_prefill * 1e9 / r.ns_prefill : 0.0,
+                 (unsigned long long)r.n_decode, r.ns_decode ? r.n_decode * 1e9 / r.ns_decode : 0.0);
+    if (r.dump) bn_logt_writer_abort(r.dump);
+    if (r.fb) bn_conn_close(r.fb);
+    if (r.in) bn_conn_close(r.in);
+    if (r.out) bn_conn_close(r.out);
+    bn_forward_free(r.fw);
+    bn_model_free(&r.m);
+    if (g) bn_gguf_close(g);
+    free(r.logits);
+    free(r.prev);
+    if (o.ids && bn_close_stdout(T) != 0) return 1;
+    return rc < 0 ? 1 : 0;
+}

@@ -347,6 +347,22 @@ int main(void) {
             compare_table(k, ty);
         }
     }
+    /* The tables bn_kernels_for does not pick on this CPU but that it can run:
+     * AVX-512 without VNNI (AVX2 code) and NEON without dotprod. */
+#if defined(__x86_64__)
+    if (bn_isa_supported(&ci, BN_ISA_AVX512)) {
+        printf("# running table %s (the no-VNNI variant)\n", bn_kernels_avx512.name);
+        ran++;
+        for (size_t i = 0; i < sizeof all_types / sizeof all_types[0]; i++) compare_table(&bn_kernels_avx512, all_types[i]);
+    }
+#endif
+#if defined(__aarch64__)
+    if (bn_isa_supported(&ci, BN_ISA_NEON) && ci.dotprod) {
+        printf("# running table %s (the no-dotprod variant)\n", bn_kernels_neon.name);
+        ran++;
+        for (size_t i = 0; i < sizeof all_types / sizeof all_types[0]; i++) compare_table(&bn_kernels_neon, all_types[i]);
+    }
+#endif
     printf("# %d SIMD table(s) tested\n", ran);
     /* dispatch metadata */
     const bn_kernels *s = bn_kernels_for(BN_ISA_SCALAR);

@@ -1,0 +1,287 @@
+/* kernels_neon.c - aarch64 NEON kernels: I2_S reading the x86 128-element
+ * layout (the one in every published I2_S file; bitnet.cpp's own ARM build
+ * since 2025-11 expects a 64-element layout and misreads them), TQ2_0, F16
+ * and F32, plus the I8S/F16 activation quantizers. Two tables: with the
+ * dotprod extension (sdot, checked through HWCAP at table selection) and
+ * without it (smull + sadalp). Integer parts are exact, so results equal the
+ * scalar reference bit for bit; F16/F32 use the scalar's 32-lane schedule. */
+#include <arm_neon.h>
+#include <math.h>
+#include <string.h>
+
+#include "kernels.h"
+#include "quant.h"
+
+#ifdef __clang__
+#pragma STDC FP_CONTRACT OFF
+#endif
+
+#define BN_AI static inline __attribute__((always_inline))
+
+/* acc += codes (0..3, as s8) . q (s8) over 16 lanes, into 4 int32 lanes. */
+BN_AI int32x4_t dot16(int32x4_t acc, int8x16_t c, int8x16_t q, const int DP) {
+#if defined(__ARM_FEATURE_DOTPROD)
+    if (DP) return vdotq_s32(acc, c, q);
+#endif
+    /* |c*q| <= 3*128, two products per int16 lane stay far from overflow */
+    int16x8_t p = vmull_s8(vget_low_s8(c), vget_low_s8(q));
+    p = vmlal_s8(p, vget_high_s8(c), vget_high_s8(q));
+    return vpadalq_s16(acc, p);
+}
+
+/* ---- activation quantization (same arithmetic as the scalar reference) ---- */
+
+static void neon_qa_i8s(bn_act *a, const float *X, int64_t ldx, int t0, int t1) {
+    const int64_t K = a->K;
+    for (int t = t0; t < t1; t++) {
+        const float *x = X + (int64_t)t * ldx;
+        int8_t *q = (int8_t *)a->data + (size_t)t * a->row_bytes;
+        float32x4_t mx = vdupq_n_f32(0);
+        int64_t k = 0;
+        for (; k + 4 <= K; k += 4) mx = vmaxq_f32(mx, vabsq_f32(vld1q_f32(x + k)));
+        double max = 0.00001;
+        float m = vmaxvq_f32(mx);
+        if ((double)m > max) max = m;
+        for (; k < K; k++) if (fabs((double)x[k]) > max) max = fabs((double)x[k]);
+        const float s = (float)(127 / max);
+        int32x4_t sum = vdupq_n_s32(0);
+        const int32x4_t lo = vdupq_n_s32(-128), hi = vdupq_n_s32(127);
+        k = 0;
+        for (; k + 16 <= K; k += 16) {
+            int32x4_t v[4];
+            for (int j = 0; j < 4; j++) {
+                /* vcvtnq: round to nearest, ties to even (= the magic-number trick) */
+                v[j] = vcvtnq_s32_f32(vmulq_n_f32(vld1q_f32(x + k + 4 * j), s));
+                v[j] = vminq_s32(vmaxq_s32(v[j], lo), hi);
+                sum = vaddq_s32(sum, v[j]);
+            }
+            int16x8_t h0 = vcombine_s16(vmovn_s32(v[0]), vmovn_s32(v[1]));
+            int16x8_t h1 = vcombine_s16(vmovn_s32(v[2]), vmovn_s32(v[3]));
+            vst1q_s8(q + k, vcombine_s8(vmovn_s16(h0), vmovn_s16(h1)));
+        }
+        int32_t acc = vaddvq_s32(sum);
+        for (; k < K; k++) {
+            int v = bn_nearest_int(x[k] * s);
+            v = v > 127 ? 127 : v < -128 ? -128 : v;
+            q[k] = (int8_t)v;
+            acc += v;
+        }
+        a->scale[t] = s;
+        a->sum[t] = acc;
+    }
+}
+
+static void neon_qa_f16(bn_act *a, const float *X, int64_t ldx, int t0, int t1) {
+    for (int t = t0; t < t1; t++) {
+        const float *x = X + (int64_t)t * ldx;
+        uint16_t *y = (uint16_t *)((uint8_t *)a->data + (size_t)t * a->row_bytes);
+        int64_t k = 0;
+        for (; k + 4 <= a->K; k += 4) vst1_u16(y + k, vreinterpret_u16_f16(vcvt_f16_f32(vld1q_f32(x + k))));
+        for (; k < a->K; k++) y[k] = bn_f32_to_f16(x[k]);
+    }
+}
+
+/* ---- I2_S ------------------------------------------------------------------
+ * A 32-byte block is two 16-byte halves; group g of half h holds elements
+ * 32g + 16h + p at bits 6-2g of byte 16h + p. Tiles as on x86: RB rows x TB
+ * tokens, codes unpacked once per block, activations loaded once per token. */
+BN_AI void i2s_tile(const uint8_t *const *w, const int RB, const int8_t *const *q, const int TB, int64_t nb,
+                    int32_t *out, const int DP) {
+    const uint8x16_t m3 = vdupq_n_u8(3);
+    int32x4_t acc[4][2];
+    for (int i = 0; i < RB * TB; i++) acc[i][0] = acc[i][1] = vdupq_n_s32(0);
+    for (int64_t b = 0; b < nb; b++) {
+        for (int r = 0; r < RB; r++) {
+            const uint8_t *wb = w[r] + 32 * b;
+            __builtin_prefetch(wb + 512);
+            uint8x16_t w0 = vld1q_u8(wb), w1 = vld1q_u8(wb + 16);
+            int8x16_t c[8];
+            c[0] = vreinterpretq_s8_u8(vshrq_n_u8(w0, 6));
+            c[1] = vreinterpretq_s8_u8(vshrq_n_u8(w1, 6));
+            c[2] = vreinterpretq_s8_u8(vandq_u8(vshrq_n_u8(w0, 4), m3));
+            c[3] = vreinterpretq_s8_u8(vandq_u8(vshrq_n_u8(w1, 4), m3));
+            c[4] = vreinterpretq_s8_u8(vandq_u8(vshrq_n_u8(w0, 2), m3));
+            c[5] = vreinterpretq_s8_u8(vandq_u8(vshrq_n_u8(w1, 2), m3));
+            c[6] = vreinterpretq_s8_u8(vandq_u8(w0, m3));
+            c[7] = vreinterpretq_s8_u8(vandq_u8(w1, m3));
+            for (int t = 0; t < TB; t++) {
+                const int8_t *qb = q[t] + 128 * b;
+                int32x4_t *ac = acc[r * TB + t];
+                for (int j = 0; j < 8; j += 2) {
+                    ac[0] = dot16(ac[0], c[j], vld1q_s8(qb + 16 * j), DP);
+                    ac[1] = dot16(ac[1], c[j + 1], vld1q_s8(qb + 16 * j + 16), DP);
+                }
+            }
+        }
+    }
+    for (int i = 0; i < RB * TB; i++) out[i] = vaddvq_s32(vaddq_s32(acc[i][0], acc[i][1]));
+}
+
+BN_AI void mm_i2s(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy, const int DP) {
+    const int64_t nb = W->K / 128;
+    const int8_t *qa = (const int8_t *)a->data;
+    int t = 0;
+    for (; t + 4 <= a->n; t += 4) {
+        const int8_t *q[4] = { qa + (size_t)t * a->row_bytes, qa + (size_t)(t + 1) * a->row_bytes,
+                               qa + (size_t)(t + 2) * a->row_bytes, qa + (size_t)(t + 3) * a->row_bytes };
+        for (int64_t r = r0; r < r1; r++) {
+            const uint8_t *w[1] = { W->data + (size_t)r * W->row_bytes };
+            int32_t s[4];
+            i2s_tile(w, 1, q, 4, nb, s, DP);
+            for (int j = 0; j < 4; j++)
+                Y[(int64_t)(t + j) * ldy + r] = bn_i2s_out(s[j], a->sum[t + j], a->scale[t + j], W->scale);
+        }
+    }
+    for (; t < a->n; t++) {
+        const int8_t *q[1] = { qa + (size_t)t * a->row_bytes };
+        int64_t r = r0;
+        for (; r + 4 <= r1; r += 4) {
+            const uint8_t *w[4] = { W->data + (size_t)r * W->row_bytes, W->data + (size_t)(r + 1) * W->row_bytes,
+                                    W->data + (size_t)(r + 2) * W->row_bytes, W->data + (size_t)(r + 3) * W->row_bytes };
+            int32_t s[4];
+            i2s_tile(w, 4, q, 1, nb, s, DP);
+            for (int j = 0; j < 4; j++) Y[(int64_t)t * ldy + r + j] = bn_i2s_out(s[j], a->sum[t], a->scale[t], W->scale);
+        }
+        for (; r < r1; r++) {
+            const uint8_t *w[1] = { W->data + (size_t)r * W->row_bytes };
+            int32_t s[1];
+            i2s_tile(w, 1, q, 1, nb, s, DP);
+            Y[(int64_t)t * ldy + r] = bn_i2s_out(s[0], a->sum[t], a->scale[t], W->scale);
+        }
+    }
+}
+
+/* ---- TQ2_0 -----------------------------------------------------------------
+ * Byte 32c+m, bits 2n: element 128c+32n+m. Per block sum code*q minus the
+ * q8_K bsums (exact), then the scalar float chain. */
+BN_AI int32_t tq2_block(const bn_block_tq2_0 *x, const bn_block_q8_K *y, const int DP) {
+    const uint8x16_t m3 = vdupq_n_u8(3);
+    int32x4_t acc0 = vdupq_n_s32(0), acc1 = vdupq_n_s32(0);
+    for (int c = 0; c < 2; c++) {
+        uint8x16_t w0 = vld1q_u8(x->qs + 32 * c), w1 = vld1q_u8(x->qs + 32 * c + 16);
+        const int8_t *qb = y->qs + 128 * c;
+        for (int n = 0; n < 4; n++) {
+            uint8x16_t s0 = n ? vshlq_u8(w0, vdupq_n_s8((int8_t)(-2 * n))) : w0;
+            uint8x16_t s1 = n ? vshlq_u8(w1, vdupq_n_s8((int8_t)(-2 * n))) : w1;
+            acc0 = dot16(acc0, vreinterpretq_s8_u8(vandq_u8(s0, m3)), vld1q_s8(qb + 32 * n), DP);
+            acc1 = dot16(acc1, vreinterpretq_s8_u8(vandq_u8(s1, m3)), vld1q_s8(qb + 32 * n + 16), DP);
+        }
+    }
+    int16x8_t b0 = vld1q_s16(y->bsums), b1 = vld1q_s16(y->bsums + 8);
+    int32_t bs = vaddvq_s32(vaddq_s32(vpaddlq_s16(b0), vpaddlq_s16(b1)));
+    return vaddvq_s32(vaddq_s32(acc0, acc1)) - bs;
+}
+
+BN_AI void mm_tq2_0(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy, const int DP) {
+    const int64_t nb = W->K / BN_QK_K;
+    for (int t = 0; t < a->n; t++) {
+        const bn_block_q8_K *y = (const bn_block_q8_K *)((const uint8_t *)a->data + (size_t)t * a->row_bytes);
+        for (int64_t r = r0; r < r1; r++) {
+            const bn_block_tq2_0 *x = (const bn_block_tq2_0 *)(W->data + (size_t)r * W->row_bytes);
+            float sumf = 0.0f;
+            for (int64_t i = 0; i < nb; i++) {
+                int32_t s = tq2_block(&x[i], &y[i], DP);
+                sumf += (float)s * (y[i].d * bn_f16_to_f32(x[i].d));
+            }
+            Y[(int64_t)t * ldy + r] = sumf;
+        }
+    }
+}
+
+/* ---- F16 / F32: 8 x 4 lanes = the scalar's 32 lanes ------------------------- */
+static float reduce32(float *acc) {
+    for (int h = 16; h >= 1; h /= 2)
+        for (int j = 0; j < h; j++) acc[j] = acc[j] + acc[j + h];
+    return acc[0];
+}
+
+BN_AI float32x4_t ld4(const void *p, int64_t k, const int F16) {
+    if (F16) return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16((const uint16_t *)p + k)));
+    return vld1q_f32((const float *)p + k);
+}
+
+BN_AI float fdot(const void *w, const void *x, int64_t K, const int F16) {
+    float32x4_t acc[8];
+    for (int j = 0; j < 8; j++) acc[j] = vdupq_n_f32(0);
+    const int64_t K32 = K & ~(int64_t)31;
+    for (int64_t k = 0; k < K32; k += 32)
+        for (int j = 0; j < 8; j++) acc[j] = vfmaq_f32(acc[j], ld4(w, k + 4 * j, F16), ld4(x, k + 4 * j, F16));
+    float lanes[32];
+    for (int j = 0; j < 8; j++) vst1q_f32(lanes + 4 * j, acc[j]);
+    for (int64_t k = K32; k < K; k++) {
+        float wf = F16 ? bn_f16_to_f32(((const uint16_t *)w)[k]) : ((const float *)w)[k];
+        float xf = F16 ? bn_f16_to_f32(((const uint16_t *)x)[k]) : ((const float *)x)[k];
+        lanes[k & 31] = fmaf(wf, xf, lanes[k & 31]);
+    }
+    return reduce32(lanes);
+}
+
+static void neon_mm_f16(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy) {
+    for (int t = 0; t < a->n; t++)
+        for (int64_t r = r0; r < r1; r++)
+            Y[(int64_t)t * ldy + r] = fdot(W->data + (size_t)r * W->row_bytes,
+                                           (const uint8_t *)a->data + (size_t)t * a->row_bytes, W->K, 1);
+}
+
+static void neon_mm_f32(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy) {
+    for (int t = 0; t < a->n; t++)
+        for (int64_t r = r0; r < r1; r++)
+            Y[(int64_t)t * ldy + r] = fdot(W->data + (size_t)r * W->row_bytes,
+                                           (const uint8_t *)a->data + (size_t)t * a->row_bytes, W->K, 0);
+}
+
+static void neon_mm_i2s(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy) {
+    mm_i2s(W, a, r0, r1, Y, ldy, 0);
+}
+static void neon_mm_tq2_0(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy) {
+    mm_tq2_0(W, a, r0, r1, Y, ldy, 0);
+}
+static void dp_mm_i2s(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy) {
+    mm_i2s(W, a, r0, r1, Y, ldy, 1);
+}
+static void dp_mm_tq2_0(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy) {
+    mm_tq2_0(W, a, r0, r1, Y, ldy, 1);
+}
+
+/* ---- tables ----------------------------------------------------------------- */
+
+static void neon_quantize(bn_act *a, const float *X, int64_t ldx, int t0, int t1) {
+    bn_kernels_quantize_via(&bn_kernels_neon, a, X, ldx, t0, t1);
+}
+static void neon_matmul(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy) {
+    bn_kernels_matmul_via(&bn_kernels_neon, W, a, r0, r1, Y, ldy);
+}
+static void dp_quantize(bn_act *a, const float *X, int64_t ldx, int t0, int t1) {
+    bn_kernels_quantize_via(&bn_kernels_neon_dotprod, a, X, ldx, t0, t1);
+}
+static void dp_matmul(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy) {
+    bn_kernels_matmul_via(&bn_kernels_neon_dotprod, W, a, r0, r1, Y, ldy);
+}
+
+const bn_kernels bn_kernels_neon = {
+    .isa = BN_ISA_NEON,
+    .name = "neon",
+    .quantize_act = neon_quantize,
+    .matmul = neon_matmul,
+    .mm = { [BN_W_I2S] = neon_mm_i2s, [BN_W_TQ2_0] = neon_mm_tq2_0, [BN_W_TQ1_0] = bn_mm_tq1_0_scalar,
+            [BN_W_Q8_0] = bn_mm_q8_0_scalar, [BN_W_Q6_K] = bn_mm_q6_K_scalar, [BN_W_F16] = neon_mm_f16,
+            [BN_W_F32] = neon_mm_f32 },
+    .mm_isa = { "neon", "neon", "scalar", "scalar", "scalar", "neon", "neon" },
+    .qa = { [BN_ACT_I8S] = neon_qa_i8s, [BN_ACT_Q8K] = bn_qa_q8k_scalar, [BN_ACT_Q8_0] = bn_qa_q8_0_scalar,
+            [BN_ACT_F16] = neon_qa_f16, [BN_ACT_F32] = bn_qa_f32_scalar },
+    .qa_isa = { "neon", "scalar", "scalar", "neon", "scalar" },
+};
+
+const bn_kernels bn_kernels_neon_dotprod = {
+    .isa = BN_ISA_NEON,
+    .name = "neon-dotprod",
+    .quantize_act = dp_quantize,
+    .matmul = dp_matmul,
+    .mm = { [BN_W_I2S] = dp_mm_i2s, [BN_W_TQ2_0] = dp_mm_tq2_0, [BN_W_TQ1_0] = bn_mm_tq1_0_scalar,
+            [BN_W_Q8_0] = bn_mm_q8_0_scalar, [BN_W_Q6_K] = bn_mm_q6_K_scalar, [BN_W_F16] = neon_mm_f16,
+            [BN_W_F32] = neon_mm_f32 },
+    .mm_isa = { "neon-dotprod", "neon-dotprod", "scalar", "scalar", "scalar", "neon", "neon" },
+    .qa = { [BN_ACT_I8S] = neon_qa_i8s, [BN_ACT_Q8K] = bn_qa_q8k_scalar, [BN_ACT_Q8_0] = bn_qa_q8_0_scalar,
+            [BN_ACT_F16] = neon_qa_f16, [BN_ACT_F32] = bn_qa_f32_scalar },
+    .qa_isa = { "neon", "scalar", "scalar", "neon", "scalar" },
+};

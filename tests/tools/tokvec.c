@@ -50,6 +50,10 @@ static char *stream_detok(const bn_vocab *v, const int32_t *ids, size_t n, size_
     return s;
 }
 
+static bool same_ids(const bn_ids *a, const bn_ids *b) {
+    return a->n == b->n && (a->n == 0 || memcmp(a->ids, b->ids, a->n * sizeof *a->ids) == 0);
+}
+
 static void show(const char *s, size_t n) {
     putchar('"');
     for (size_t i = 0; i < n && i < 60; i++) {
@@ -91,7 +95,7 @@ static int cmd_inp(const bn_vocab *v, const char *inp, const char *outp) {
         total++;
         if (bn_tokenize(v, text, tlen, false, false, &got, &e) < 0) {
             printf("case %zu: error %s\n", total, e.msg);
-        } else if (got.n == exp.n && memcmp(got.ids, exp.ids, got.n * 4) == 0) {
+        } else if (same_ids(&got, &exp)) {
             ok++;
         } else {
             printf("case %zu: mismatch ", total);
@@ -154,7 +158,7 @@ static int cmd_jsonl(const bn_vocab *v, const char *path) {
         if (bn_tokenize(v, text, tl, as, ps, &got, &e) < 0) {
             printf("line %zu: error %s\n", lineno, e.msg);
             good = false;
-        } else if (got.n != exp.n || memcmp(got.ids, exp.ids, got.n * 4) != 0) {
+        } else if (!same_ids(&got, &exp)) {
             printf("line %zu (add_special=%d parse_special=%d): ids differ for ", lineno, as, ps);
             show(text, tl);
             printf("\n  want");

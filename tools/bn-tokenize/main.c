@@ -129,6 +129,7 @@ int main(int argc, char **argv) {
         }
     }
     if (!model || optind < argc || (prompt && file)) { usage(stderr); return 2; }
+    if ((system || tmpl) && !chat) bn_die(tool, 2, "--system and --chat-template need --chat");
     bn_ignore_sigpipe();
     bn_err e;
     bn_vocab v;

@@ -6,6 +6,7 @@
  * sampled token, and pushes each token back to bn-forward's feedback endpoint
  * (hello.feedback) so it can run the next decode step. The sampling itself
  * (and every stop rule's arithmetic) lives in lib/sample.c. */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -74,6 +75,7 @@ typedef struct gen {
     bn_sampler *smp;
     bn_hello hello;
     bool have_hello, active, upstream_end;
+    bool reader_gone;        /* downstream closed its input (| head): a clean end */
     int64_t fed_pos;         /* position of the last token fed back in a finished generation (-1 none) */
     int32_t *hist;           /* tokens generated in the current generation */
     size_t n_hist, cap_hist;
@@ -120,8 +122,9 @@ static int gen_open(gen *g, const opts *o, bn_err *e) {
 /* Write one frame downstream (no-op when --json replaces the frames). */
 static int put(gen *g, const bn_frame *f, bn_err *e) {
     if (!g->frames_out) return 0;
-    if (bn_conn_write(g->out, f, e)) return -1;
-    return bn_conn_flush(g->out, e);
+    if (bn_conn_write(g->out, f, e) == 0 && bn_conn_flush(g->out, e) == 0) return 0;
+    if (strstr(e->msg, "closed by reader")) g->reader_gone = true; /* transport.h: EPIPE says so */
+    return -1;
 }
 
 /* Send a frame back to bn-forward (when there is a feedback endpoint). */
@@ -194,7 +197,10 @@ static int json_token(gen *g, uint32_t pos, int32_t id, const bn_sample_info *in
     for (uint32_t i = 0; i < in->n_top; i++)
         fprintf(g->json, "%s{\"id\":%d,\"logprob\":%.6g}", i ? "," : "", in->top[i].id, (double)in->top[i].logprob);
     fprintf(g->json, "]}\n");
-    if (fflush(g->json)) return bn_errf(e, "--json: write failed");
+    if (fflush(g->json)) {
+        if (errno == EPIPE) g->reader_gone = true;
+        return bn_errf(e, "--json: write failed: %s", strerror(errno));
+    }
     return 0;
 }
 
@@ -316,7 +322,7 @@ static int gen_run(gen *g, bn_err *e) {
         if (rc) return -1;
     }
     if (!g->have_hello) return bn_errf(e, "input ended before a hello frame with n_vocab");
-    if (g->active) return bn_errf(e, "bn-forward: stream ended mid-generation (peer gone?)");
+    if (g->active && g->fb) return bn_errf(e, "bn-forward: stream ended mid-generation (peer gone?)");
     return 0;
 }
 
@@ -455,6 +461,15 @@ int main(int argc, char **argv) {
     bn_err e;
     if (gen_open(&g, &o, &e) != 0) bn_die_err(T, &e);
     int rc = gen_run(&g, &e);
+    if (rc != 0 && g.reader_gone) {
+        /* | head: stop bn-forward too (END on feedback), then leave quietly */
+        bn_frame f;
+        bn_err ignore;
+        bn_frame_init(&f, BN_FRAME_END);
+        if (g.fb) bn_conn_write(g.fb, &f, &ignore);
+        gen_close(&g);
+        return BN_EXIT_OK;
+    }
     if (rc != 0) {
         gen_fail(&g, e.msg);
         gen_close(&g);

@@ -3,9 +3,11 @@
  * vocabulary files in tests/data/tokenizer (run from the repository root). */
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "chat.h"
 #include "detok.h"
+#include "gguf.h"
 #include "spm_model.h"
 #include "tap.h"
 #include "unicode.h"
@@ -265,11 +267,61 @@ static void test_chat(void) {
     bn_vocab_free(&v);
 }
 
+/* Write a small GGUF vocabulary with the project's writer; `variant`
+ * breaks one thing at a time. Returns the path. */
+static const char *write_vocab(int variant) {
+    static char path[64];
+    snprintf(path, sizeof path, "/tmp/bn_test_vocab_%d_%d.gguf", (int)getpid(), variant);
+    bn_gguf_writer *w;
+    bn_err e;
+    if (bn_gguf_writer_new(&w, path, &e) < 0) return NULL;
+    bn_gguf_str toks[] = {{"<unk>", 5}, {"<s>", 3}, {"</s>", 4}, {"\xE2\x96\x81", 3}, {"a", 1}, {"\xE2\x96\x81" "a", 4},
+                          {"<x>", 3}};
+    float scores[] = {0, 0, 0, -1e9f, -1, -2, 0};
+    int32_t types[] = {2, 3, 3, 1, 1, 1, 4};
+    bn_gguf_w_str(w, "tokenizer.ggml.model", variant == 1 ? "bert" : "llama", &e);
+    if (variant == 2) bn_gguf_w_str(w, "general.name", "no tokens", &e);
+    else bn_gguf_w_arr_str(w, "tokenizer.ggml.tokens", toks, 7, &e);
+    bn_gguf_w_arr_f32(w, "tokenizer.ggml.scores", scores, variant == 3 ? 6 : 7, &e);
+    bn_gguf_w_arr_i32(w, "tokenizer.ggml.token_type", types, 7, &e);
+    bn_gguf_w_u32(w, "tokenizer.ggml.bos_token_id", variant == 4 ? 70 : 1, &e);
+    bn_gguf_w_bool(w, "tokenizer.ggml.add_space_prefix", variant != 5, &e);
+    bn_gguf_w_str(w, "tokenizer.chat_template", "[INST] {{ m }} [/INST]", &e);
+    if (bn_gguf_writer_finish(w, &e) < 0) return NULL;
+    return path;
+}
+
+static void test_gguf_loading(void) {
+    bn_vocab v;
+    bn_err e;
+    const char *p = write_vocab(0);
+    CHECK(p && bn_vocab_load_file(&v, p, &e) == 0, "load a written GGUF vocabulary");
+    CHECK(v.n_tokens == 7 && v.bos == 1 && v.eos == 2 && v.unk == 0 && v.add_bos && v.chat_template, "metadata and SPM defaults");
+    CHECK(tok_is(&v, "a a", (int32_t[]){5, 5}, 2), "encodes with the file's scores");
+    CHECK(tok_is(&v, "a<x>a", (int32_t[]){5, 6, 5}, 3), "user-defined token parsed even without parse_special (space prefix after it)");
+    bn_chat_kind k;
+    CHECK(bn_chat_detect(v.chat_template, &k, &e) == 0 && k == BN_CHAT_LLAMA2, "chat template read");
+    bn_vocab_free(&v);
+    unlink(p);
+    p = write_vocab(5);
+    CHECK(p && bn_vocab_load_file(&v, p, &e) == 0 && !v.add_space_prefix && tok_is(&v, "a", (int32_t[]){4}, 1),
+          "add_space_prefix=false honoured");
+    bn_vocab_free(&v);
+    unlink(p);
+    static const char *want[] = {NULL, "unsupported tokenizer", "tokens: missing", "scores", "out of range"};
+    for (int i = 1; i <= 4; i++) {
+        p = write_vocab(i);
+        CHECK(p && bn_vocab_load_file(&v, p, &e) < 0 && strstr(e.msg, want[i]), "broken vocabulary %d: %s", i, e.msg);
+        unlink(p);
+    }
+}
+
 int main(void) {
     test_unicode();
     test_spm();
     test_bpe();
     test_files();
     test_chat();
+    test_gguf_loading();
     return tap_done();
 }

@@ -287,14 +287,22 @@ ndata_gets() { grep -c '^GET /cdn/' "$HUB_LOG" || true; }
     BN_FETCH_VALIDATE=1 BN_GGUF=$BN_BIN/bn-gguf run --separate-stderr fetch hf:bad/r:bad.gguf
     assert_failure 1
     [[ $stderr == *"not a valid GGUF"* ]]
+    # a sound GGUF container that is no BitNet model
+    BN_FETCH_VALIDATE=1 BN_GGUF=$BN_BIN/bn-gguf run --separate-stderr fetch hf:o/r:model.gguf
+    assert_failure 1
+    [[ $stderr == *"not a valid GGUF"*"not a BitNet architecture"* ]]
     [ "$(nblobs)" -eq 0 ]
     [ -z "$(ls -A "$BN_CACHE/partial")" ]
 }
 
 @test "fetch: a GGUF that bn-gguf accepts is cached after validation" {
     [ -x "$BN_BIN/bn-gguf" ] || skip "bn-gguf not built"
-    local c good=""
-    for c in "$MODEL" "$BN_DATA"/*.gguf "$BN_SHARED/fixtures/tiny-b158-i2_s.gguf"; do
+    local c good="" syn=$BATS_TEST_TMPDIR/synthetic.gguf
+    if [ -x "$BN_BIN/bn-quantize" ] && [ -f "$BN_DATA/tokenizer/ggml-vocab-llama-spm.gguf" ]; then
+        timeout 60 "$BN_BIN/bn-quantize" --synthetic tiny --vocab "$BN_DATA/tokenizer/ggml-vocab-llama-spm.gguf" \
+            -o "$syn" --type I2_S -q || true
+    fi
+    for c in "$syn" "$BN_DATA"/*.gguf "$BN_SHARED/fixtures/tiny-b158-i2_s.gguf"; do
         [ -f "$c" ] && "$BN_BIN/bn-gguf" validate "$c" >/dev/null 2>&1 && { good=$c; break; }
     done
     [ -n "$good" ] || skip "no GGUF here that bn-gguf validate accepts"

@@ -1,7 +1,6 @@
 /* detok.c - streaming detokenizer with a UTF-8 completion buffer. */
 #include "detok.h"
 
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -100,66 +99,3 @@ void bn_detok_finish(bn_detok *d, const char **text, size_t *len) {
     *len = n;
 }
 
-/* ---- timing summary ------------------------------------------------------ */
-
-void bn_detok_timing_add(bn_detok_timing *t, const char *stage, const char *event, uint64_t ns, uint64_t count) {
-    size_t i;
-    for (i = 0; i < t->n; i++)
-        if (!strcmp(t->row[i].stage, stage) && !strcmp(t->row[i].event, event)) break;
-    if (i == t->n) {
-        if (t->n == BN_DETOK_MAX_TIMINGS) return;
-        t->n++;
-        memset(&t->row[i], 0, sizeof t->row[i]);
-        snprintf(t->row[i].stage, sizeof t->row[i].stage, "%s", stage);
-        snprintf(t->row[i].event, sizeof t->row[i].event, "%s", event);
-    }
-    t->row[i].ns += ns;
-    t->row[i].count += count;
-    t->row[i].frames++;
-}
-
-/* Stage and event names come from the wire: keep only safe characters. */
-static void safe_name(char *dst, size_t cap, const char *src) {
-    size_t n = 0;
-    for (; *src && n + 1 < cap; src++) {
-        char c = *src;
-        dst[n++] = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                   c == '-' || c == '_' || c == '.' ? c : '?';
-    }
-    dst[n] = 0;
-}
-
-char *bn_detok_timing_text(const bn_detok_timing *t) {
-    size_t cap = 128 + t->n * 160;
-    char *s = malloc(cap);
-    if (!s) return NULL;
-    size_t n = 0;
-    s[0] = 0;
-    for (size_t i = 0; i < t->n; i++) {
-        char st[32], ev[32];
-        safe_name(st, sizeof st, t->row[i].stage);
-        safe_name(ev, sizeof ev, t->row[i].event);
-        double ms = (double)t->row[i].ns / 1e6;
-        double rate = t->row[i].ns ? (double)t->row[i].count * 1e9 / (double)t->row[i].ns : 0;
-        n += (size_t)snprintf(s + n, cap - n, "%-12s %-10s %10.2f ms / %6llu (%10.2f per second)\n", st, ev, ms,
-                              (unsigned long long)t->row[i].count, rate);
-    }
-    return s;
-}
-
-char *bn_detok_timing_json(const bn_detok_timing *t) {
-    size_t cap = 64 + t->n * 200;
-    char *s = malloc(cap);
-    if (!s) return NULL;
-    size_t n = (size_t)snprintf(s, cap, "{\"timings\":[");
-    for (size_t i = 0; i < t->n; i++) {
-        char st[32], ev[32];
-        safe_name(st, sizeof st, t->row[i].stage);
-        safe_name(ev, sizeof ev, t->row[i].event);
-        n += (size_t)snprintf(s + n, cap - n, "%s{\"stage\":\"%s\",\"event\":\"%s\",\"ns\":%llu,\"count\":%llu}",
-                              i ? "," : "", st, ev, (unsigned long long)t->row[i].ns,
-                              (unsigned long long)t->row[i].count);
-    }
-    snprintf(s + n, cap - n, "]}\n");
-    return s;
-}

@@ -41,20 +41,4 @@ void bn_detok_finish(bn_detok *d, const char **text, size_t *len);
 void bn_detok_reset(bn_detok *d);
 void bn_detok_free(bn_detok *d);
 
-/* ---- timing summary ------------------------------------------------------
- * A minimal accumulator for TIMING frames (stage, event, ns, count), summed
- * per (stage, event) in order of first appearance, for bn-detok's summary. */
-#define BN_DETOK_MAX_TIMINGS 32
-typedef struct bn_detok_timing {
-    struct { char stage[32], event[32]; uint64_t ns, count, frames; } row[BN_DETOK_MAX_TIMINGS];
-    size_t n;
-} bn_detok_timing;
-
-/* Add one measurement; rows beyond the table size are dropped. */
-void bn_detok_timing_add(bn_detok_timing *t, const char *stage, const char *event, uint64_t ns, uint64_t count);
-/* Human-readable lines ("stage event: X ms / N (Y per s)"), malloc'd. */
-char *bn_detok_timing_text(const bn_detok_timing *t);
-/* {"timings":[{"stage":..,"event":..,"ns":..,"count":..}, ...]}, malloc'd. */
-char *bn_detok_timing_json(const bn_detok_timing *t);
-
 #endif

@@ -91,10 +91,10 @@ setup() {
     run bn-detok -m "$KJV" --in "$TMP/f.bin" --stats "$TMP/s.json"
     assert_success
     assert_output --partial "In the beginning [t]"
-    assert_output --partial "bn-forward"
-    assert_output --partial "decode"
-    grep -q '"stage":"bn-forward","event":"decode","ns":2000000,"count":4' "$TMP/s.json"
-    grep -q '"stage":"bn-detok","event":"detok"' "$TMP/s.json"
+    assert_output --partial "2.00 ms /      4 tokens"
+    assert_output --regexp "detok +[0-9.]+ ms"
+    grep -q '"bn-forward":{"decode":{"ns":2000000,"count":4,"n":1}}' "$TMP/s.json"
+    grep -q '"detok_count":4' "$TMP/s.json"
     run bn-detok -m "$KJV" -q --in "$TMP/f.bin"
     assert_output "In the beginning [t]"
 }
@@ -103,6 +103,13 @@ setup() {
     printf '%s\n' '{"kind":"tokens","ids":[1,1037]}' '{"kind":"end","more":true}' '{"kind":"tokens","ids":[1,1037]}' | "$TF" > "$TMP/f.bin"
     run bn-detok -m "$KJV" -q --in "$TMP/f.bin"
     assert_output "InIn"
+}
+
+@test "end frame without more ends the stream (no EOF needed, as over ZeroMQ)" {
+    printf '%s\n' '{"kind":"tokens","ids":[1,1037]}' '{"kind":"end"}' '{"kind":"tokens","ids":[1,1037]}' | "$TF" > "$TMP/f.bin"
+    run bn-detok -m "$KJV" -q --in "$TMP/f.bin"
+    assert_success
+    assert_output "In"
 }
 
 @test "out-of-range id is a clear error" {

@@ -11,6 +11,7 @@
 #include "cli.h"
 #include "detok.h"
 #include "frame.h"
+#include "timing.h"
 #include "transport.h"
 #include "vocab.h"
 
@@ -33,8 +34,8 @@ static void usage(FILE *f) {
 
 typedef struct run {
     bn_detok d;
-    bn_detok_timing t;
-    uint64_t ns, n_tok;
+    bn_timing t;
+    uint64_t ns, n_tok, t_first, t_start;
     bool out_broken;
 } run;
 
@@ -49,6 +50,7 @@ static void push_id(run *r, int32_t id) {
     const char *s;
     size_t n;
     uint64_t t0 = bn_now_ns();
+    if (!r->t_first) r->t_first = t0;
     if (bn_detok_push(&r->d, id, &s, &n, &e) < 0) bn_die_err(tool, &e);
     r->ns += bn_now_ns() - t0;
     r->n_tok++;
@@ -107,8 +109,9 @@ static void read_frames(run *r, const bn_vocab *v, const char *in, int timeout) 
     bn_err e;
     if (bn_conn_open_in(&c, in, &o, &e) < 0) bn_die_err(tool, &e);
     bn_frame f;
-    int rc;
-    while (!r->out_broken && (rc = bn_conn_read(c, &f, &e)) == 1) {
+    int rc = 0;
+    bool done = false;
+    while (!done && !r->out_broken && (rc = bn_conn_read(c, &f, &e)) == 1) {
         switch (f.kind) {
         case BN_FRAME_HELLO:
             if (f.hello.vocab_fp[0] && strcmp(f.hello.vocab_fp, v->fingerprint) != 0)
@@ -120,31 +123,39 @@ static void read_frames(run *r, const bn_vocab *v, const char *in, int timeout) 
             for (uint32_t i = 0; i < f.n_tokens; i++) push_id(r, f.tokens[i]);
             break;
         case BN_FRAME_TEXT: emit(r, f.text, f.text_len); break;
-        case BN_FRAME_TIMING: bn_detok_timing_add(&r->t, f.stage, f.event, f.ns, f.count); break;
-        case BN_FRAME_END: finish_seq(r); break;
+        case BN_FRAME_TIMING: bn_timing_add_frame(&r->t, &f); break;
+        case BN_FRAME_END:
+            finish_seq(r);
+            if (!f.more) done = true; /* the whole stream ended (no EOF on ZeroMQ) */
+            break;
         case BN_FRAME_ERROR: bn_die(tool, 1, "upstream %s: %s", f.stage, f.text ? f.text : "error");
         default: break;
         }
         bn_frame_free(&f);
     }
     if (!r->out_broken && rc < 0) bn_die_err(tool, &e);
+    bn_conn_stats st;
+    bn_conn_get_stats(c, &st);
+    bn_timing_add(&r->t, tool, "wait", st.wait_ns, st.frames, 0);
+    bn_timing_add(&r->t, tool, "codec", st.codec_ns, st.frames, 0);
     bn_conn_close(c);
 }
 
 /* The summary on stderr and, with --stats, as JSON (temp file + rename). */
 static void report(run *r, bool quiet, const char *stats) {
-    bn_detok_timing_add(&r->t, tool, "detok", r->ns, r->n_tok);
+    uint64_t wall = bn_now_ns() - r->t_start; /* bn-detok runs from the first stage to the last */
+    bn_timing_add(&r->t, tool, "detok", r->ns, r->n_tok, r->t_first);
     if (!quiet) {
-        char *s = bn_detok_timing_text(&r->t);
-        if (s) fprintf(stderr, "%s: timing:\n%s", tool, s);
+        char *s = bn_timing_summary_text(&r->t, wall);
+        if (s) fprintf(stderr, "\n%s", s);
         free(s);
     }
     if (stats) {
         char tmp[4096];
         snprintf(tmp, sizeof tmp, "%s.tmp.%d", stats, (int)getpid());
-        char *j = bn_detok_timing_json(&r->t);
+        char *j = bn_timing_summary_json(&r->t, wall);
         FILE *f = fopen(tmp, "w");
-        if (!j || !f || fputs(j, f) < 0 || fclose(f) != 0 || rename(tmp, stats) != 0) {
+        if (!j || !f || fputs(j, f) < 0 || fputc('\n', f) < 0 || fclose(f) != 0 || rename(tmp, stats) != 0) {
             unlink(tmp);
             bn_die(tool, 1, "%s: cannot write stats", stats);
         }
@@ -186,6 +197,8 @@ int main(int argc, char **argv) {
     bn_vocab v;
     if (bn_vocab_load_file(&v, model, &e) < 0) bn_die_err(tool, &e);
     run r = {0};
+    r.t_start = bn_now_ns();
+    bn_timing_init(&r.t);
     if (bn_detok_init(&r.d, &v, special, &e) < 0) bn_die_err(tool, &e);
     if (ids) read_ids(&r);
     else read_frames(&r, &v, in, (int)timeout);

@@ -64,7 +64,8 @@ static char *read_input(const char *prompt, const char *file, size_t *len) {
 }
 
 /* hello, tokens (split at the frame array cap), timing. */
-static void write_frames(const bn_vocab *v, const char *out, int timeout, const bn_ids *ids, uint64_t ns) {
+static void write_frames(const bn_vocab *v, const char *out, int timeout, const bn_ids *ids, uint64_t t0,
+                         uint64_t ns) {
     bn_conn_opts o;
     bn_conn_opts_default(&o);
     if (timeout >= -1) o.timeout_ms = timeout;
@@ -89,6 +90,7 @@ static void write_frames(const bn_vocab *v, const char *out, int timeout, const 
         pos += k;
     } while (pos < ids->n);
     bn_frame_timing(&f, tool, "tokenize", ns, ids->n);
+    f.t_start_ns = t0;
     if (bn_conn_write(c, &f, &e) < 0 || bn_conn_flush(c, &e) < 0) bn_die_err(tool, &e);
     bn_conn_close(c);
 }
@@ -165,7 +167,7 @@ int main(int argc, char **argv) {
         for (size_t i = 0; i < ids.n; i++) printf(i ? " %d" : "%d", ids.ids[i]);
         putchar('\n');
     } else {
-        write_frames(&v, out, (int)timeout, &ids, ns);
+        write_frames(&v, out, (int)timeout, &ids, t0, ns);
     }
     bn_ids_free(&ids);
     free(text);

@@ -343,7 +343,7 @@ static void region_ffn_act(void *arg, int ith, int nth) {
         const float *g = f->gu + t * 2 * nff, *u = g + nff;
         float *h = f->xn + t * nff;
         if (f->m->act == BN_FFN_SILU) {
-            for (int i = 0; i < nff; i++) h[i] = (g[i] / (1.0f + expf(-g[i]))) * u[i];
+            for (int i = 0; i < nff; i++) h[i] = (g[i] / (1.0f + ggml_expf(0.0f - g[i], f->hw_fma))) * u[i]; /* ggml_v_silu */
         } else {
             for (int i = 0; i < nff; i++) {
                 const float r = g[i] > 0.0f ? g[i] : 0.0f;

@@ -91,6 +91,7 @@ $(BUILD)/lib/%_avx512.o: lib/%_avx512.c $(wildcard lib/*.h)
 $(BUILD)/lib/%_neon.o: lib/%_neon.c $(wildcard lib/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) $(NEON_FLAGS) -c $< -o $@
+$(BUILD)/lib/fetch.o: BASE_CFLAGS += -DBN_PREFIX='"$(PREFIX)"'
 $(BUILD)/lib/%.o: lib/%.c $(wildcard lib/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) -c $< -o $@
@@ -156,6 +157,7 @@ install: all
 	install -m 644 $(LIBBN) $(DESTDIR)$(PREFIX)/lib/
 	install -m 644 lib/*.h $(DESTDIR)$(PREFIX)/include/bn/
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@MSGPACK@|$(MSGPACK_PC)|g' bn.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/bn.pc
+	install -d $(DESTDIR)$(PREFIX)/share/bn && install -m 755 pipelines/fetch-model.sh $(DESTDIR)$(PREFIX)/share/bn/
 	for m in docs/man/*.1; do [ -f "$$m" ] && install -m 644 $$m $(DESTDIR)$(PREFIX)/share/man/man1/ || true; done
 
 DEB_PKGS := build-essential pkg-config libzmq3-dev libmsgpack-dev libsodium-dev bats bats-assert bats-support \

@@ -238,3 +238,32 @@ print(list(msgpack.Unpacker(__import__("io").BytesIO(b), raw=False))[1]["ids"])'
     assert_output --partial "refused a client from 127.0.0.1"
     assert_output --partial "within 1500 ms"
 }
+
+@test "timing frames: text and JSON summaries, Chrome trace file" {
+    cat >"$T/t.jsonl" <<'EOF'
+{"kind":"timing","stage":"bn-tokenize","event":"tokenize","ns":2000000,"count":12,"t_start_ns":1000000000}
+{"kind":"timing","stage":"bn-forward","event":"load","ns":500000000,"t_start_ns":1002000000}
+{"kind":"timing","stage":"bn-forward","event":"prefill","ns":120000000,"count":12,"t_start_ns":1502000000}
+{"kind":"timing","stage":"bn-forward","event":"decode","ns":50000000,"count":2,"t_start_ns":1622000000}
+{"kind":"timing","stage":"bn-sample","event":"sample","ns":1000000,"count":2,"t_start_ns":1672000000}
+{"kind":"end"}
+EOF
+    "$FR" --from-json <"$T/t.jsonl" >"$T/t.bin"
+    run -0 --separate-stderr "$FR" -i "$T/t.bin" --summary --trace "$T/trace.json"
+    [[ "$stderr" == *"prefill        120.00 ms /     12 tokens (  10.000 ms/token,   100.00 tok/s)"* ]]
+    [[ "$stderr" == *"decode          50.00 ms /      2 tokens (  25.000 ms/token,    40.00 tok/s)"* ]]
+    [[ "$stderr" == *"total          673.00 ms"* ]]
+    run -0 --separate-stderr "$FR" -i "$T/t.bin" --summary-json
+    run -0 "$PY" -c '
+import json, sys
+j = json.loads(sys.argv[1])
+assert j["total_duration"] == 673000000 and j["load_duration"] == 500000000
+assert j["prompt_eval_count"] == 12 and j["prompt_eval_duration"] == 120000000
+assert j["eval_count"] == 2 and j["eval_duration"] == 50000000
+assert j["stages"]["bn-sample"]["sample"]["ns"] == 1000000
+t = json.load(open(sys.argv[2]))
+ev = [e for e in t["traceEvents"] if e["ph"] == "X"]
+assert len(ev) == 5 and ev[0]["name"] == "tokenize" and ev[0]["ts"] == 1000000.0 and ev[0]["dur"] == 2000.0
+print("ok")' "$stderr" "$T/trace.json"
+    assert_output "ok"
+}

@@ -23,6 +23,8 @@ static void usage(FILE *o) {
         "      --pass             copy frames from input to output\n"
         "      --full             print all logits values (default: a summary)\n"
         "      --summary          at the end print the timing summary of TIMING frames (stderr)\n"
+        "      --summary-json     the same as one JSON object (Ollama-style names, ns)\n"
+        "      --trace FILE       write TIMING frames as Chrome trace-event JSON\n"
         "      --timeout MS       ZeroMQ/pipe timeout (default: BN_TIMEOUT_MS or transport default)\n"
         "      --curve-keys DIR   CURVE on tcp:// endpoints (see bn-keygen)\n"
         "      --insecure         allow plaintext tcp binds on non-loopback addresses\n"
@@ -60,17 +62,21 @@ static int from_json(const char *out, const bn_conn_opts *o) {
     return 0;
 }
 
-static int dump_or_pass(const char *in, const char *out, bool pass, bool full, bool summary, const bn_conn_opts *o) {
+static int dump_or_pass(const char *in, const char *out, bool pass, bool full, int summary, const char *trace,
+                        const bn_conn_opts *o) {
     bn_conn *ci, *co = NULL;
     bn_err e;
     if (bn_conn_open_in(&ci, in, o, &e) < 0) bn_die_err(tool, &e);
     if (pass && bn_conn_open_out(&co, out, o, &e) < 0) bn_die_err(tool, &e);
+    bn_trace *tr = NULL;
+    if (trace && bn_trace_open(&tr, trace, &e) < 0) bn_die_err(tool, &e);
     bn_timing t;
     bn_timing_init(&t);
     bn_frame f;
     int r;
     while ((r = bn_conn_read(ci, &f, &e)) == 1) {
         bn_timing_add_frame(&t, &f);
+        if (tr) bn_trace_frame(tr, &f);
         if (pass) {
             if (bn_conn_write(co, &f, &e) < 0) bn_die_err(tool, &e);
         } else {
@@ -89,9 +95,10 @@ static int dump_or_pass(const char *in, const char *out, bool pass, bool full, b
         if (bn_conn_finish(co, &e) < 0) bn_die_err(tool, &e);
         bn_conn_close(co);
     }
+    if (tr && bn_trace_close(tr, &e) < 0) bn_die_err(tool, &e);
     if (summary) {
-        char *s = bn_timing_summary_text(&t, 0);
-        if (s) fputs(s, stderr);
+        char *s = summary == 2 ? bn_timing_summary_json(&t, 0) : bn_timing_summary_text(&t, 0);
+        if (s) fprintf(stderr, "%s%s", s, summary == 2 ? "\n" : "");
         free(s);
     }
     return bn_close_stdout(tool);
@@ -102,12 +109,15 @@ int main(int argc, char **argv) {
         {"input", required_argument, 0, 'i'}, {"output", required_argument, 0, 'o'},
         {"from-json", no_argument, 0, 'J'},   {"pass", no_argument, 0, 'P'},
         {"full", no_argument, 0, 'F'},        {"summary", no_argument, 0, 'S'},
+        {"summary-json", no_argument, 0, 'j'}, {"trace", required_argument, 0, 'R'},
         {"timeout", required_argument, 0, 'T'}, {"curve-keys", required_argument, 0, 'K'},
         {"insecure", no_argument, 0, 'I'},    {"help", no_argument, 0, 'h'},
         {"version", no_argument, 0, 'V'},     {0, 0, 0, 0},
     };
     const char *in = "-", *out = "-";
-    bool json_in = false, pass = false, full = false, summary = false;
+    bool json_in = false, pass = false, full = false;
+    int summary = 0;
+    const char *trace = NULL;
     bn_conn_opts o;
     bn_conn_opts_default(&o);
     o.log = log_stderr;
@@ -120,7 +130,9 @@ int main(int argc, char **argv) {
         case 'J': json_in = true; break;
         case 'P': pass = true; break;
         case 'F': full = true; break;
-        case 'S': summary = true; break;
+        case 'S': summary = 1; break;
+        case 'j': summary = 2; break;
+        case 'R': trace = optarg; break;
         case 'T':
             if (!bn_parse_long(optarg, -1, 86400000L, &v)) bn_die(tool, 2, "--timeout: not a number of ms: %s", optarg);
             o.timeout_ms = (int)v;
@@ -136,5 +148,5 @@ int main(int argc, char **argv) {
     if (json_in && pass) bn_die(tool, 2, "--from-json and --pass exclude each other");
     bn_ignore_sigpipe();
     if (json_in) return from_json(out, &o);
-    return dump_or_pass(in, out, pass, full, summary, &o);
+    return dump_or_pass(in, out, pass, full, summary, trace, &o);
 }

@@ -544,6 +544,81 @@ static void test_id39(void) {
     unlink(path);
 }
 
+/* Rendering: JSON escaping, the llama.cpp log cut, text summaries. */
+static void test_fmt(void) {
+    char *q = bn_gguf_json_quote("a\"b\\\n\x01\xff\xc3\xa9\xed\xa0\x80z", 13);
+    CHECK(q && strcmp(q, "\"a\\\"b\\\\\\n\\u0001\\ufffd\xc3\xa9\\ufffd\\ufffd\\ufffdz\"") == 0,
+          "json quote escapes, keeps valid UTF-8, replaces invalid bytes: %s", q ? q : "(null)");
+    free(q);
+    buf b = build_all_types(3);
+    bn_gguf *g;
+    bn_err e;
+    if (bn_gguf_open_mem(&g, b.p, b.n, "m", &e)) { CHECK(0, "open for fmt: %s", e.msg); return; }
+    struct { const char *key; bn_gguf_fmt f; uint64_t max; const char *want; } cases[] = {
+        {"k.f32", BN_GGUF_FMT_LLAMA, 0, "0.250000"}, {"k.f32", BN_GGUF_FMT_TEXT, 0, "0.25"},
+        {"k.i8", BN_GGUF_FMT_TEXT, 0, "-5"}, {"k.bool", BN_GGUF_FMT_JSON, 0, "true"},
+        {"k.str_nul", BN_GGUF_FMT_JSON, 0, "\"a\\u0000b\""}, {"k.str_nul", BN_GGUF_FMT_TEXT, 0, "\"a\\x00b\""},
+        {"k.arr_str", BN_GGUF_FMT_LLAMA, 0, "[\"a\", \"\", \"hello\"]"},
+        {"k.arr_str", BN_GGUF_FMT_TEXT, 2, "[\"a\", \"\", ...]"}, {"k.arr_str", BN_GGUF_FMT_JSON, 2, "[\"a\", \"\"]"},
+        {"k.arr_nested", BN_GGUF_FMT_LLAMA, 0, "[???, ???]"}, {"k.arr_nested", BN_GGUF_FMT_JSON, 0, "[[7, 8], [\"xy\"]]"},
+        {"k.arr_f32", BN_GGUF_FMT_LLAMA, 0, "[1.500000, -2.000000]"}, {"k.arr_empty", BN_GGUF_FMT_JSON, 0, "[]"},
+        {"k.u64", BN_GGUF_FMT_JSON, 0, "1099511627776"},
+    };
+    int bad = 0;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *v = bn_gguf_value_str(bn_gguf_find(g, cases[i].key), cases[i].f, cases[i].max);
+        if (!v || strcmp(v, cases[i].want)) { printf("# %s fmt %d: got %s want %s\n", cases[i].key, cases[i].f, v ? v : "(null)", cases[i].want); bad++; }
+        free(v);
+    }
+    CHECK(bad == 0, "value rendering in the three styles");
+    char t[32];
+    bn_gguf_type_str(bn_gguf_find(g, "k.arr_i32"), t, sizeof t);
+    CHECK(strcmp(t, "arr[i32,3]") == 0, "type column %s", t);
+    bn_gguf_close(g);
+    free(b.p);
+
+    /* the llama.cpp 40-character cut and newline escaping */
+    buf c = {0};
+    put(&c, "GGUF", 4); put_u32(&c, 3); put_u64(&c, 0); put_u64(&c, 2);
+    put_key(&c, "long", BN_GGUF_STR); put_str(&c, "0123456789012345678901234567890123456789X");
+    put_key(&c, "nl", BN_GGUF_STR); put_str(&c, "a\nb");
+    if (bn_gguf_open_mem(&g, c.p, c.n, "m", &e) == 0) {
+        char *v1 = bn_gguf_value_str(bn_gguf_find(g, "long"), BN_GGUF_FMT_LLAMA, 0);
+        char *v2 = bn_gguf_value_str(bn_gguf_find(g, "nl"), BN_GGUF_FMT_LLAMA, 0);
+        CHECK(v1 && strcmp(v1, "0123456789012345678901234567890123456...") == 0, "41 chars cut to 37 + ...: %s", v1);
+        CHECK(v2 && strcmp(v2, "a\\nb") == 0, "newline escaped: %s", v2);
+        free(v1); free(v2);
+        bn_gguf_close(g);
+    }
+    free(c.p);
+}
+
+/* The 24-byte pre-flight agrees with the full parser on headers. */
+static void test_check_header(void) {
+    char path[128];
+    snprintf(path, sizeof path, "%s/h.gguf", tmpdir);
+    buf b = build_all_types(3);
+    FILE *f = fopen(path, "wb");
+    fwrite(b.p, 1, b.n, f);
+    fclose(f);
+    bn_gguf_header h;
+    bn_err e;
+    CHECK(bn_gguf_check_header(path, &h, &e) == 0 && h.version == 3 && h.n_tensors == 2 && h.n_kv == 19 &&
+              h.file_size == b.n, "header of a good file");
+    b.p[4] = 1;
+    f = fopen(path, "wb");
+    fwrite(b.p, 1, 24, f);
+    fclose(f);
+    CHECK(bn_gguf_check_header(path, &h, &e) == -1 && strstr(e.msg, "version 1"), "version 1: %s", e.msg);
+    b.p[4] = 3;
+    f = fopen(path, "wb");
+    fwrite(b.p, 1, 24, f);
+    fclose(f);
+    CHECK(bn_gguf_check_header(path, &h, &e) == -1 && strstr(e.msg, "cannot fit"), "counts vs size: %s", e.msg);
+    unlink(path);
+    free(b.p);
+}
+
 int main(void) {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/test_gguf.XXXXXX");
     if (!mkdtemp(tmpdir)) { perror("mkdtemp"); return 1; }
@@ -554,6 +629,8 @@ int main(void) {
     test_writer(128);
     test_writer_errors();
     test_id39();
+    test_fmt();
+    test_check_header();
     rmdir(tmpdir);
     return tap_done();
 }

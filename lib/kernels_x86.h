@@ -245,4 +245,66 @@ static void x86_mm_q8_0(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r
     }
 }
 
+/* ---- Q6_K ------------------------------------------------------------------
+ * Per half (128 elements): ql[64h..] low/high nibbles and 2-bit pieces of
+ * qh[32h..] form four vectors of 6-bit values v (0..63) for elements +0, +32,
+ * +64, +96. sum (v-32)*q*scale = sum scale*(v*q) - 32 * sum scale*bsum: v*q
+ * by vpmaddubsw (|pair| <= 63*128*2), scales applied by vpmaddwd with a
+ * vector holding scale[2i] in the low and scale[2i+1] in the high 128 bits. */
+BN_AI __m256i x86_q6k_block(const bn_block_q6_K *x, const bn_block_q8_K *y) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(3);
+    const __m128i sc8 = _mm_loadu_si128((const __m128i *)x->scales);
+    __m256i acc = _mm256_slli_epi32(
+        _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)y->bsums), _mm256_cvtepi8_epi16(sc8)), 5);
+    acc = _mm256_sub_epi32(_mm256_setzero_si256(), acc);
+    for (int h = 0; h < 2; h++) {
+        __m256i ql0 = _mm256_loadu_si256((const __m256i *)(x->ql + 64 * h));
+        __m256i ql1 = _mm256_loadu_si256((const __m256i *)(x->ql + 64 * h + 32));
+        __m256i qh = _mm256_loadu_si256((const __m256i *)(x->qh + 32 * h));
+        __m256i v[4];
+        v[0] = _mm256_or_si256(_mm256_and_si256(ql0, m4), _mm256_slli_epi16(_mm256_and_si256(qh, m3), 4));
+        v[1] = _mm256_or_si256(_mm256_and_si256(ql1, m4),
+                               _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), m3), 4));
+        v[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4),
+                               _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), m3), 4));
+        v[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
+                               _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m3), 4));
+        for (int j = 0; j < 4; j++) {
+            const int i = 4 * h + j; /* scale pair 2i, 2i+1 */
+            const __m128i shuf = _mm_setr_epi8((char)(2 * i), (char)(2 * i), (char)(2 * i), (char)(2 * i), (char)(2 * i),
+                                               (char)(2 * i), (char)(2 * i), (char)(2 * i), (char)(2 * i + 1),
+                                               (char)(2 * i + 1), (char)(2 * i + 1), (char)(2 * i + 1), (char)(2 * i + 1),
+                                               (char)(2 * i + 1), (char)(2 * i + 1), (char)(2 * i + 1));
+            __m256i sc = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(sc8, shuf));
+            __m256i p = _mm256_maddubs_epi16(v[j], _mm256_loadu_si256((const __m256i *)(y->qs + 128 * h + 32 * j)));
+            acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p, sc));
+        }
+    }
+    return acc;
+}
+
+static inline void x86_mm_q6_K(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy) {
+    const int64_t nb = W->K / BN_QK_K;
+    for (int t = 0; t < a->n; t++) {
+        const bn_block_q8_K *y = (const bn_block_q8_K *)((const uint8_t *)a->data + (size_t)t * a->row_bytes);
+        for (int64_t r = r0; r < r1; r++) {
+            const bn_block_q6_K *x = (const bn_block_q6_K *)(W->data + (size_t)r * W->row_bytes);
+            float sumf = 0.0f;
+            int64_t i = 0;
+            for (; i + 8 <= nb; i += 8) {
+                __m256i v[8];
+                for (int j = 0; j < 8; j++) v[j] = x86_q6k_block(&x[i + j], &y[i + j]);
+                int32_t s[8];
+                _mm256_storeu_si256((__m256i *)s, x86_hsum8(v));
+                for (int j = 0; j < 8; j++) sumf += (_cvtsh_ss(x[i + j].d) * y[i + j].d) * (float)s[j];
+            }
+            for (; i < nb; i++) {
+                int32_t s = x86_hsum_i32(x86_q6k_block(&x[i], &y[i]));
+                sumf += (_cvtsh_ss(x[i].d) * y[i].d) * (float)s;
+            }
+            Y[(int64_t)t * ldy + r] = sumf;
+        }
+    }
+}
+
 #endif

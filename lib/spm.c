@@ -89,13 +89,11 @@ static int byte_fallback(const bn_vocab *v, const char *p, uint32_t n, bn_ids *o
     return 0;
 }
 
-int bn_spm_encode(const bn_vocab *v, const char *text, size_t len, bn_ids *out, bn_err *e) {
-    if (len == 0) return 0;
-    if (len > INT32_MAX) return bn_errf(e, "tokenize: fragment too long");
-    sym *s = malloc(len * sizeof *s);
-    heap h = {0};
-    if (!s) return bn_errf(e, "tokenize: out of memory");
+/* Merge loop over one segment text[0..len) with caller-provided scratch. */
+static int encode_segment(const bn_vocab *v, const char *text, size_t len, sym *s, heap *h, bn_ids *out,
+                          bn_err *e) {
     int32_t ns = 0;
+    h->n = 0;
     for (size_t off = 0; off < len;) {
         size_t l = bn_utf8_seq_len((uint8_t)text[off]);
         if (l > len - off) l = len - off;
@@ -105,21 +103,46 @@ int bn_spm_encode(const bn_vocab *v, const char *text, size_t len, bn_ids *out, 
         off += l;
     }
     int rc = 0;
-    for (int32_t i = 1; i < ns && rc == 0; i++) rc = try_bigram(v, text, s, i - 1, i, &h, e);
-    while (rc == 0 && h.n > 0) {
-        bigram b = heap_pop(&h);
+    for (int32_t i = 1; i < ns && rc == 0; i++) rc = try_bigram(v, text, s, i - 1, i, h, e);
+    while (rc == 0 && h->n > 0) {
+        bigram b = heap_pop(h);
         sym *l = &s[b.left], *r = &s[b.right];
         if (l->n == 0 || r->n == 0 || l->n + r->n != b.size || l->next != b.right) continue;
         l->n += r->n;
         r->n = 0;
         l->next = r->next;
         if (r->next >= 0) s[r->next].prev = b.left;
-        rc = try_bigram(v, text, s, l->prev, b.left, &h, e);
-        if (rc == 0) rc = try_bigram(v, text, s, b.left, l->next, &h, e);
+        rc = try_bigram(v, text, s, l->prev, b.left, h, e);
+        if (rc == 0) rc = try_bigram(v, text, s, b.left, l->next, h, e);
     }
     for (int32_t i = 0; rc == 0 && i >= 0 && ns > 0; i = s[i].next) {
         int32_t id = bn_vocab_find(v, text + s[i].start, s[i].n);
         rc = id >= 0 ? bn_ids_push(out, id, e) : byte_fallback(v, text + s[i].start, s[i].n, out, e);
+    }
+    return rc;
+}
+
+/* When no token contains U+2581 after its first byte (SentencePiece models
+ * trained with split_by_whitespace, like kjv), no merge can cross the start
+ * of a U+2581, so each word is encoded on its own: identical output, and
+ * heaps the size of a word instead of the whole text. */
+int bn_spm_encode(const bn_vocab *v, const char *text, size_t len, bn_ids *out, bn_err *e) {
+    if (len == 0) return 0;
+    if (len > INT32_MAX) return bn_errf(e, "tokenize: fragment too long");
+    sym *s = malloc(len * sizeof *s);
+    heap h = {0};
+    if (!s) return bn_errf(e, "tokenize: out of memory");
+    int rc = 0;
+    if (!v->spm_ws_split) {
+        rc = encode_segment(v, text, len, s, &h, out, e);
+    } else {
+        size_t start = 0;
+        for (size_t i = 1; i <= len && rc == 0; i++) {
+            if (i == len || (i + 2 < len && memcmp(text + i, "\xE2\x96\x81", 3) == 0)) {
+                rc = encode_segment(v, text + start, i - start, s, &h, out, e);
+                start = i;
+            }
+        }
     }
     free(h.a);
     free(s);

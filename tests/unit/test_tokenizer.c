@@ -208,6 +208,7 @@ static void test_files(void) {
     bn_err e;
     CHECK(bn_vocab_load_file(&v, DATA "ggml-vocab-llama-spm.gguf", &e) == 0, "load llama-spm GGUF");
     CHECK(v.type == BN_VOCAB_SPM && v.n_tokens == 32000 && v.bos == 1 && v.eos == 2 && v.unk == 0, "spm metadata");
+    CHECK(!v.spm_ws_split, "llama-spm has tokens with inner U+2581: whole-text merging");
     CHECK(tok_is(&v, "Hello world", (int32_t[]){15043, 3186}, 2), "Hello world");
     CHECK(tok_is(&v, "\xF0\x9F\xA6\x99", (int32_t[]){29871, 243, 162, 169, 156}, 5), "llama emoji bytes");
     bn_vocab_free(&v);
@@ -226,6 +227,25 @@ static void test_files(void) {
     CHECK(bn_vocab_load_file(&v, DATA "kjv-tokenizer.model", &e) == 0, "load kjv tokenizer.model");
     CHECK(v.type == BN_VOCAB_SPM && v.n_tokens == 4096 && v.bos == 1 && v.eos == 2 && v.add_space_prefix, "kjv metadata");
     CHECK(bn_tokenize(&v, s, big, true, false, &a, &e) == 0 && a.n > 100000, "1 MiB through SPM (%zu ids)", a.n);
+    CHECK(v.spm_ws_split, "kjv vocabulary allows word-by-word SPM encoding");
+    {
+        static const char kjv[] = "In the beginning God created the heaven and the earth.  And the earth was "
+                                  "without form, and void; 1234 \xE2\x80\x9Cquoted\xE2\x80\x9D  end ";
+        bn_ids w = {0}, x = {0};
+        bn_tokenize(&v, kjv, strlen(kjv), true, false, &w, &e);
+        v.spm_ws_split = false; /* the whole-text merge loop must agree */
+        bn_tokenize(&v, kjv, strlen(kjv), true, false, &x, &e);
+        CHECK(w.n == x.n && w.n > 0 && memcmp(w.ids, x.ids, w.n * sizeof *w.ids) == 0, "word-by-word == whole text (%zu ids)", w.n);
+        a.n = 0;
+        bn_tokenize(&v, s, 65536, true, false, &a, &e);
+        bn_ids y = {0};
+        v.spm_ws_split = true;
+        bn_tokenize(&v, s, 65536, true, false, &y, &e);
+        CHECK(a.n == y.n && memcmp(a.ids, y.ids, a.n * sizeof *a.ids) == 0, "word-by-word == whole text on 64 KiB");
+        bn_ids_free(&w);
+        bn_ids_free(&x);
+        bn_ids_free(&y);
+    }
     bn_ids_free(&a);
     free(s);
     bn_vocab_free(&v);

@@ -1,0 +1,164 @@
+#!/usr/bin/env bats
+# bn-forward: options, frames in and out, the pipeline with bn-sample, ids
+# mode, determinism over threads and kernel paths, and models or inputs that
+# must fail before compute with one clear line. Models come from
+# bn-quantize --synthetic with the llama SPM vocabulary in tests/data.
+load helpers
+
+setup_file() {
+    export W="$BATS_FILE_TMPDIR"
+    V="$BN_DATA/tokenizer/ggml-vocab-llama-spm.gguf"
+    bn-quantize -q --synthetic tiny --dims layers=2 --vocab "$V" -o "$W/i2s.gguf" --type I2_S
+    bn-quantize -q "$W/i2s.gguf" -o "$W/tq2.gguf" --type TQ2_0
+    bn-quantize -q "$W/i2s.gguf" -o "$W/f16.gguf" --type F16
+    bn-quantize -q --synthetic tiny --dims layers=1 --vocab "$BN_DATA/tokenizer/ggml-vocab-gpt-2.gguf" -o "$W/gpt2.gguf" --type I2_S
+}
+
+@test "help, version, usage errors" {
+    run bn-forward --help
+    assert_success
+    assert_output --partial "usage: bn-forward"
+    run bn-forward --version
+    assert_success
+    run bn-forward
+    assert_failure 2
+    run bn-forward -m "$W/i2s.gguf" --kv f8
+    assert_failure 2
+    run bn-forward -m "$W/i2s.gguf" --bogus
+    assert_failure 2
+}
+
+@test "frames: hello, prompt passed on, one logits row, timing, end; exits without a sampler" {
+    bn-tokenize -m "$W/i2s.gguf" -p "The quick brown fox" | timeout 20 bn-forward -m "$W/i2s.gguf" --no-feedback > "$W/out.frames"
+    run "$BN_TESTBIN/bn-frames" < "$W/out.frames"
+    assert_success
+    assert_line --index 0 --partial '"kind":"hello"'
+    assert_output --partial '"stage":"bn-forward"'
+    assert_output --partial '"n_ctx":512'
+    assert_output --partial '"kernels":"i2_s/'
+    assert_output --partial '"kind":"tokens"'
+    assert_output --regexp '"kind":"logits","seq":0,"pos":5,"n_rows":1,"n_vocab":32000'
+    assert_output --partial '"event":"prefill"'
+    assert_output --partial '"event":"load"'
+    assert_line --index 6 --partial '"kind":"end"'
+    # to a regular file (no sampler possible) it does not wait for feedback either
+    bn-tokenize -m "$W/i2s.gguf" -p "hi" | timeout 20 bn-forward -m "$W/i2s.gguf" > "$W/out2.frames"
+    run "$BN_TESTBIN/bn-frames" < "$W/out2.frames"
+    refute_output --partial '"feedback":"ipc'
+}
+
+@test "--logits all and --dump-logits: one row per prompt token, same values" {
+    bn-tokenize -m "$W/i2s.gguf" -p "The quick brown fox" |
+        bn-forward -m "$W/i2s.gguf" --no-feedback --logits all --dump-logits "$W/d.logt" > "$W/all.frames"
+    run "$BN_TESTBIN/bn-frames" < "$W/all.frames"
+    assert_output --regexp '"kind":"logits","seq":0,"pos":0,"n_rows":6,'
+    run "$BN_TESTBIN/logt-compare" --quiet --max-abs 0 "$W/d.logt" "$W/d.logt"
+    assert_success
+    assert_output --partial '"rows":6'
+    # the same prompt as plain ids gives bitwise the same rows
+    echo "1 450 4996 17354 1701 29916" | bn-forward -m "$W/i2s.gguf" --ids --dump-logits "$W/e.logt"
+    cmp "$W/d.logt" "$W/e.logt"
+}
+
+@test "pipeline: tokenize | forward | sample | detok closes the feedback loop and ends" {
+    run timeout 60 sh -c "bn-tokenize -m '$W/i2s.gguf' -p 'Once upon a time' | bn-forward -m '$W/i2s.gguf' -t 2 |
+        bn-sample --greedy -n 6 | bn-detok -m '$W/i2s.gguf' 2>/dev/null"
+    assert_success
+    assert_output --partial "Once upon a time"
+    # greedy through the feedback loop = greedy in-process
+    ids=$(echo "1 9038 2501 263 931" | bn-forward -m "$W/i2s.gguf" --ids --greedy 6)
+    run timeout 60 sh -c "echo '1 9038 2501 263 931' | bn-forward -m '$W/i2s.gguf' --ids --dump-logits /dev/null >/dev/null"
+    assert_success
+    [ "$(echo "$ids" | wc -w)" -eq 6 ]
+}
+
+@test "--ids --greedy: same ids and bitwise same logits for threads 1-4, batch sizes and kernel paths" {
+    p="1 9038 2501 263 931 29892 297 263 2319 5720 472 278"
+    ref=$(echo "$p" | bn-forward -m "$W/tq2.gguf" --ids --greedy 8 -t 1 --dump-logits "$W/t1.logt")
+    [ "$(echo "$ref" | wc -w)" -eq 8 ]
+    for t in 2 3 4; do
+        out=$(echo "$p" | bn-forward -m "$W/tq2.gguf" --ids --greedy 8 -t $t -b $((t + 1)) --dump-logits "$W/t$t.logt")
+        [ "$out" = "$ref" ]
+        cmp "$W/t1.logt" "$W/t$t.logt"
+    done
+    for cpu in scalar avx2 avx512; do
+        grep -q avx512f /proc/cpuinfo || [ $cpu != avx512 ] || continue
+        out=$(echo "$p" | BN_CPU=$cpu bn-forward -m "$W/i2s.gguf" --ids --greedy 8 -t 2 --dump-logits "$W/c_$cpu.logt")
+        cmp "$W/c_scalar.logt" "$W/c_$cpu.logt"
+    done
+}
+
+@test "--kv f32 and F16 weights stay close to the I2_S model (same ternary weights)" {
+    p="1 9038 2501 263 931 29892 297 263"
+    echo "$p" | bn-forward -m "$W/i2s.gguf" --ids --dump-logits "$W/a.logt"
+    echo "$p" | bn-forward -m "$W/i2s.gguf" --ids --kv f32 --dump-logits "$W/b.logt"
+    echo "$p" | bn-forward -m "$W/f16.gguf" --ids --dump-logits "$W/c.logt"
+    run "$BN_TESTBIN/logt-compare" --quiet --min-pearson 0.99 "$W/a.logt" "$W/b.logt"
+    assert_success
+    run "$BN_TESTBIN/logt-compare" --quiet --min-pearson 0.99 "$W/a.logt" "$W/c.logt"
+    assert_success
+    run "$BN_TESTBIN/logt-compare" --quiet --max-abs 0 "$W/a.logt" "$W/c.logt"
+    assert_failure
+}
+
+@test "--scores: one log-probability per next token, all <= 0" {
+    bn-tokenize -m "$W/i2s.gguf" -p "The quick brown fox" | bn-forward -m "$W/i2s.gguf" --scores > "$W/s.frames"
+    run "$BN_TESTBIN/bn-frames" --full < "$W/s.frames"
+    assert_success
+    assert_output --regexp '"kind":"scores","seq":0,"pos":0'
+    assert_output --partial '"ids":[450,4996,17354,1701,29916]'
+    assert_output --regexp '"logprobs":\[-[0-9.]+(,-[0-9.]+){4}\]'
+}
+
+@test "SiLU override changes the function; relu2 is the bitnet-b1.58 default" {
+    echo "1 450 4996" | bn-forward -m "$W/i2s.gguf" --ids --dump-logits "$W/r.logt"
+    echo "1 450 4996" | bn-forward -m "$W/i2s.gguf" --ids --ffn-act relu2 --dump-logits "$W/r2.logt"
+    echo "1 450 4996" | bn-forward -m "$W/i2s.gguf" --ids --ffn-act silu --dump-logits "$W/s.logt"
+    cmp "$W/r.logt" "$W/r2.logt"
+    run "$BN_TESTBIN/logt-compare" --quiet --max-abs 0.01 "$W/r.logt" "$W/s.logt"
+    assert_failure
+}
+
+@test "vocabulary mismatch fails before compute with one line" {
+    run sh -c "bn-tokenize -m '$W/gpt2.gguf' -p hello | bn-forward -m '$W/i2s.gguf' --no-feedback > '$W/mm.frames'"
+    assert_failure
+    assert_output --partial "bn-forward: hello: bn-tokenize's vocabulary"
+    assert_output --partial "tokenizer and model differ"
+    run "$BN_TESTBIN/bn-frames" < "$W/mm.frames"
+    refute_output --partial '"kind":"logits"'
+    assert_output --partial '"kind":"error"'
+}
+
+@test "context overflow, bad ids and bad models are one clear error" {
+    run sh -c "echo '1 2 3 4 5 6' | bn-forward -m '$W/i2s.gguf' --ids -c 4"
+    assert_failure 1
+    assert_output --partial "exceed the context size 4"
+    run sh -c "echo '1 99999' | bn-forward -m '$W/i2s.gguf' --ids"
+    assert_failure 1
+    assert_output --partial "out of range"
+    run sh -c "echo '1 x' | bn-forward -m '$W/i2s.gguf' --ids"
+    assert_failure 1
+    head -c 1000000 "$W/i2s.gguf" > "$W/trunc.gguf"
+    run sh -c "echo 1 | bn-forward -m '$W/trunc.gguf' --ids"
+    assert_failure 1
+    [ "${#lines[@]}" -eq 1 ]
+    assert_output --partial "trunc.gguf"
+    run sh -c "echo 1 | bn-forward -m '$W/nonexistent.gguf' --ids"
+    assert_failure 1
+    [ "${#lines[@]}" -eq 1 ]
+}
+
+@test "--strict: receipt says strict=1; TQ1_0 without a SIMD kernel is refused" {
+    bn-tokenize -m "$W/i2s.gguf" -p "hi" | bn-forward -m "$W/i2s.gguf" --no-feedback --strict > "$W/st.frames" || true
+    run "$BN_TESTBIN/bn-frames" < "$W/st.frames"
+    if grep -q 'scalar' <<<"$output"; then skip "this build falls back to scalar for i2_s"; fi
+    assert_output --partial "strict=1"
+    bn-quantize -q "$W/i2s.gguf" -o "$W/tq1.gguf" --type TQ1_0
+    if BN_CPU=avx2 bn-forward -m "$W/tq1.gguf" --ids -v </dev/null 2>&1 | grep -q 'tq1_0/scalar'; then
+        run sh -c "echo 1 | BN_CPU=avx2 bn-forward -m '$W/tq1.gguf' --ids --strict"
+        assert_failure 1
+        assert_output --partial "strict mode"
+        run sh -c "echo 1 | BN_CPU=avx2 BITNET_STRICT_MODE=1 bn-forward -m '$W/tq1.gguf' --ids"
+        assert_failure 1
+    fi
+}

@@ -122,10 +122,11 @@ static int encode_segment(const bn_vocab *v, const char *text, size_t len, sym *
     return rc;
 }
 
-/* When no token contains U+2581 after its first byte (SentencePiece models
- * trained with split_by_whitespace, like kjv), no merge can cross the start
- * of a U+2581, so each word is encoded on its own: identical output, and
- * heaps the size of a word instead of the whole text. */
+/* When no token has a U+2581 right after a character other than U+2581
+ * (true of LLaMA's and kjv's vocabularies: spaces only start pieces or form
+ * runs), no merge can cross a U+2581 that follows another character, so the
+ * text is cut there and each word (with the spaces before it) is encoded on
+ * its own: identical ids, and heaps the size of a word, not of the text. */
 int bn_spm_encode(const bn_vocab *v, const char *text, size_t len, bn_ids *out, bn_err *e) {
     if (len == 0) return 0;
     if (len > INT32_MAX) return bn_errf(e, "tokenize: fragment too long");
@@ -138,7 +139,8 @@ int bn_spm_encode(const bn_vocab *v, const char *text, size_t len, bn_ids *out, 
     } else {
         size_t start = 0;
         for (size_t i = 1; i <= len && rc == 0; i++) {
-            if (i == len || (i + 2 < len && memcmp(text + i, "\xE2\x96\x81", 3) == 0)) {
+            if (i == len || (i + 2 < len && memcmp(text + i, "\xE2\x96\x81", 3) == 0 &&
+                             (i < 3 || memcmp(text + i - 3, "\xE2\x96\x81", 3) != 0))) {
                 rc = encode_segment(v, text + start, i - start, s, &h, out, e);
                 start = i;
             }

@@ -255,12 +255,17 @@ int bn_vocab_finish(bn_vocab *v, bn_err *e) {
         }
         v->byte_tok[b] = bn_vocab_find(v, buf, n);
     }
-    /* can SPM encoding split before each U+2581? only if no token could span it */
+    /* can SPM encoding split before each U+2581 that follows another
+     * character? Only if no token has an inner U+2581 after something else
+     * (runs like "\xE2\x96\x81\xE2\x96\x81" are fine), so no merge can span it */
     v->spm_ws_split = v->type == BN_VOCAB_SPM;
     for (uint32_t id = 0; id < v->n_tokens && v->spm_ws_split; id++) {
         const char *t = v->text_blob + v->text_off[id];
         for (uint32_t k = 1; k + 2 < v->text_len[id]; k++)
-            if (memcmp(t + k, "\xE2\x96\x81", 3) == 0) { v->spm_ws_split = false; break; }
+            if (memcmp(t + k, "\xE2\x96\x81", 3) == 0 && (k < 3 || memcmp(t + k - 3, "\xE2\x96\x81", 3) != 0)) {
+                v->spm_ws_split = false;
+                break;
+            }
     }
     /* special ids range check */
     int32_t *sp[] = {&v->bos, &v->eos, &v->unk, &v->eot, &v->pad, &v->eom};

@@ -75,8 +75,8 @@ typedef struct bn_vocab {
     uint64_t *pend_merges;
     uint32_t n_pend, cap_pend;
     uint32_t n_merges_dropped; /* merges whose parts or result are not tokens */
-    bool spm_ws_split;        /* no token has U+2581 past its start: SPM may encode
-                               * word by word (same result, small heaps) */
+    bool spm_ws_split;        /* no token has a U+2581 right after another character:
+                               * SPM may encode word by word (same ids, small heaps) */
 } bn_vocab;
 
 /* ---- building ------------------------------------------------------------ */

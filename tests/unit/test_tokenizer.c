@@ -208,7 +208,18 @@ static void test_files(void) {
     bn_err e;
     CHECK(bn_vocab_load_file(&v, DATA "ggml-vocab-llama-spm.gguf", &e) == 0, "load llama-spm GGUF");
     CHECK(v.type == BN_VOCAB_SPM && v.n_tokens == 32000 && v.bos == 1 && v.eos == 2 && v.unk == 0, "spm metadata");
-    CHECK(!v.spm_ws_split, "llama-spm has tokens with inner U+2581: whole-text merging");
+    CHECK(v.spm_ws_split, "llama-spm: U+2581 only starts pieces or forms runs: word-by-word encoding");
+    {
+        static const char t[] = "  Hello   world\n\t x  \xE2\x96\x81\xE2\x96\x81" "a  \xF0\x9F\xA6\x99 Wie geht's?   ";
+        bn_ids w = {0}, x = {0};
+        bn_tokenize(&v, t, strlen(t), true, false, &w, &e);
+        v.spm_ws_split = false;
+        bn_tokenize(&v, t, strlen(t), true, false, &x, &e);
+        v.spm_ws_split = true;
+        CHECK(w.n == x.n && w.n > 0 && memcmp(w.ids, x.ids, w.n * sizeof *w.ids) == 0, "llama-spm: word-by-word == whole text");
+        bn_ids_free(&w);
+        bn_ids_free(&x);
+    }
     CHECK(tok_is(&v, "Hello world", (int32_t[]){15043, 3186}, 2), "Hello world");
     CHECK(tok_is(&v, "\xF0\x9F\xA6\x99", (int32_t[]){29871, 243, 162, 169, 156}, 5), "llama emoji bytes");
     bn_vocab_free(&v);

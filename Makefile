@@ -178,10 +178,13 @@ crossval: all
 	BN_BIN=$(abspath $(BIN)) BN_TESTBIN=$(abspath $(BUILD)/tests) BN_SHARED=$(abspath $(SHARED)) tests/crossval.sh
 
 # Benchmarks (never part of make test): bench/run drives them.
+$(BUILD)/bench/compare: bench/compare.c $(LIBBN)
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $< -o $@ $(LIBBN) $(LDLIBS)
 $(BUILD)/bench/%: bench/%.c
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 -D_GNU_SOURCE -O2 -march=native -pthread $(WARN) $< -o $@ -lm
-bench: all $(BUILD)/bench/bwprobe
+bench: all $(BUILD)/bench/bwprobe $(BUILD)/bench/int8peak $(BUILD)/bench/compare
 	bench/run
 
 clean:

@@ -319,3 +319,16 @@ assert_no_leftovers() {
     assert_success
     assert_output ""
 }
+
+@test "an interrupted run (SIGTERM/SIGINT) leaves no temp file and no output" {
+    for sig in TERM INT; do
+        bn-quantize -q --synthetic tiny --dims embd=1024,ffn=4096,heads=8,kv=2,layers=40 \
+            --vocab "$W/bpe-i2s.gguf" -o "$T/big.gguf" --type I2_S &
+        pid=$!
+        sleep 1
+        kill -$sig $pid
+        run wait $pid
+        assert_failure
+        assert_no_leftovers "$T"
+    done
+}

@@ -2,6 +2,7 @@
  * directory, requantize a GGUF, or generate a synthetic model. The work is in
  * lib/convert.c; this file parses the command line and reports progress. */
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +38,16 @@ static void usage(FILE *f) {
 }
 
 typedef struct prog { bool tty, quiet; } prog;
+
+/* The writer's temp file ("<out>.tmp.<pid>", gguf.h), removed if we are
+ * interrupted so that no partial output is left behind. */
+static char tmp_path[4096];
+
+static void on_signal(int sig) {
+    if (tmp_path[0]) unlink(tmp_path);
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
 
 /* Progress: a bar on a terminal, one line per tensor otherwise. */
 static void on_progress(void *ctx, uint64_t i, uint64_t n, const char *name, uint64_t bytes) {
@@ -131,6 +142,11 @@ int main(int argc, char **argv) {
     o.progress = on_progress;
     o.progress_ctx = &pr;
     bn_err e = { "" };
+    if ((size_t)snprintf(tmp_path, sizeof tmp_path, "%s.tmp.%ld", out, (long)getpid()) >= sizeof tmp_path)
+        bn_die(tool, BN_EXIT_USAGE, "output path too long");
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    signal(SIGHUP, on_signal);
     uint64_t t0 = bn_now_ns();
     int rc;
     if (syn) {

@@ -1,7 +1,7 @@
 /* kernels_avx2.c - AVX2 (+FMA, F16C) kernels: I2_S, TQ2_0 and Q8_0 integer
  * dot products (shared bodies in kernels_x86.h, maddubs variant), F16 and
  * F32 dots on the same 32-lane schedule as the scalar reference, and the
- * activation quantizers. Q6_K uses maddubs too; TQ1_0 uses the scalar reference. */
+ * activation quantizers. Every weight type has an AVX2 kernel. */
 #define BN_X86_VNNI 0
 #include "kernels_x86.h"
 
@@ -226,6 +226,10 @@ void bn_mm_tq2_0_avx2(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1,
     x86_mm_tq2_0(W, a, r0, r1, Y, ldy);
 }
 
+void bn_mm_tq1_0_avx2(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy) {
+    x86_mm_tq1_0(W, a, r0, r1, Y, ldy);
+}
+
 void bn_mm_q6_K_avx2(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy) {
     x86_mm_q6_K(W, a, r0, r1, Y, ldy);
 }
@@ -249,10 +253,10 @@ const bn_kernels bn_kernels_avx2 = {
     .name = "avx2",
     .quantize_act = avx2_quantize,
     .matmul = avx2_matmul,
-    .mm = { [BN_W_I2S] = bn_mm_i2s_avx2, [BN_W_TQ2_0] = bn_mm_tq2_0_avx2, [BN_W_TQ1_0] = bn_mm_tq1_0_scalar,
+    .mm = { [BN_W_I2S] = bn_mm_i2s_avx2, [BN_W_TQ2_0] = bn_mm_tq2_0_avx2, [BN_W_TQ1_0] = bn_mm_tq1_0_avx2,
             [BN_W_Q8_0] = bn_mm_q8_0_avx2, [BN_W_Q6_K] = bn_mm_q6_K_avx2, [BN_W_F16] = bn_mm_f16_avx2,
             [BN_W_F32] = bn_mm_f32_avx2 },
-    .mm_isa = { "avx2", "avx2", "scalar", "avx2", "avx2", "avx2", "avx2" },
+    .mm_isa = { "avx2", "avx2", "avx2", "avx2", "avx2", "avx2", "avx2" },
     .qa = { [BN_ACT_I8S] = bn_qa_i8s_avx2, [BN_ACT_Q8K] = bn_qa_q8k_avx2, [BN_ACT_Q8_0] = bn_qa_q8_0_scalar,
             [BN_ACT_F16] = bn_qa_f16_avx2, [BN_ACT_F32] = bn_qa_f32_scalar },
     .qa_isa = { "avx2", "avx2", "scalar", "avx2", "scalar" },

@@ -307,4 +307,81 @@ static inline void x86_mm_q6_K(const bn_qmat *W, const bn_act *a, int64_t r0, in
     }
 }
 
+/* ---- TQ1_0 -----------------------------------------------------------------
+ * Base-3 bytes: trit n of byte b is ((uint8)(b*3^n) * 3) >> 8. b*3^n mod 256
+ * with byte adds and masked 16-bit shifts (x*9 = (x<<3 & 0xF8..) + x), then
+ * (v*3) >> 8 per byte with vpmulhuw on the byte moved into the high half of a
+ * 16-bit lane: mulhi(v<<8, 3) = (3v) >> 8. All exact. */
+BN_AI __m256i x86_mul3(__m256i x) { return _mm256_add_epi8(x, _mm256_add_epi8(x, x)); }
+BN_AI __m256i x86_mul9(__m256i x) {
+    return _mm256_add_epi8(_mm256_and_si256(_mm256_slli_epi16(x, 3), _mm256_set1_epi8((char)0xF8)), x);
+}
+BN_AI __m256i x86_trit(__m256i v) {
+    const __m256i three = _mm256_set1_epi16(3);
+    __m256i lo = _mm256_mulhi_epu16(_mm256_slli_epi16(v, 8), three);
+    __m256i hi = _mm256_mulhi_epu16(_mm256_and_si256(v, _mm256_set1_epi16((short)0xFF00)), three);
+    return _mm256_or_si256(lo, _mm256_slli_epi16(hi, 8));
+}
+
+BN_AI __m256i x86_tq1_block(const bn_block_tq1_0 *x, const bn_block_q8_K *y) {
+    __m256i acc = _mm256_sub_epi32(_mm256_setzero_si256(),
+                                   _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)y->bsums),
+                                                     _mm256_set1_epi16(1)));
+    /* qs[0..31]: trit n of byte m = element 32n + m */
+    __m256i b0 = _mm256_loadu_si256((const __m256i *)x->qs);
+    __m256i b1 = x86_mul3(b0), b2 = x86_mul9(b0), b3 = x86_mul9(b1), b4 = x86_mul9(b2);
+    acc = x86_dot4(acc, x86_trit(b0), _mm256_loadu_si256((const __m256i *)y->qs), x86_trit(b1),
+                   _mm256_loadu_si256((const __m256i *)(y->qs + 32)), x86_trit(b2),
+                   _mm256_loadu_si256((const __m256i *)(y->qs + 64)), x86_trit(b3),
+                   _mm256_loadu_si256((const __m256i *)(y->qs + 96)));
+    /* qs[32..47]: trit n of byte m = element 160 + 16n + m; pair (n=0,1), (2,3) in the
+     * two 128-bit halves, and trit 4 with the qh part below */
+    __m128i c16 = _mm_loadu_si128((const __m128i *)(x->qs + 32));
+    __m256i c0 = _mm256_broadcastsi128_si256(c16);
+    __m256i c01 = _mm256_blend_epi32(c0, x86_mul3(c0), 0xF0);   /* [b | 3b] */
+    __m256i c23 = x86_mul9(c01);                                /* [9b | 27b] */
+    __m256i c4 = x86_mul9(x86_mul9(c0));                        /* 81b in both halves */
+    /* qh[0..3]: trit n of byte j = element 240 + 4n + j (n = 0..3) */
+    uint32_t qh4;
+    memcpy(&qh4, x->qh, 4);
+    __m256i h0 = _mm256_set1_epi32((int)qh4);                   /* bytes j = 0..3 repeated */
+    __m256i h01 = _mm256_blend_epi32(h0, x86_mul3(h0), 0xF0);   /* low: qh*1, high: qh*3 */
+    __m256i h23 = x86_mul9(h01);                                /* low: qh*9, high: qh*27 */
+    /* low 128 of h01 holds n=0 at bytes 0..3 (then repeats); build [n0 n1 n2 n3] as 16 bytes */
+    __m256i th01 = x86_trit(h01), th23 = x86_trit(h23);
+    __m128i tq = _mm_unpacklo_epi32(_mm256_castsi256_si128(th01), _mm256_extracti128_si256(th01, 1)); /* n0, n1 */
+    __m128i tq23 = _mm_unpacklo_epi32(_mm256_castsi256_si128(th23), _mm256_extracti128_si256(th23, 1)); /* n2, n3 */
+    tq = _mm_unpacklo_epi64(tq, tq23);
+    __m256i last = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm256_castsi256_si128(x86_trit(c4))), tq, 1);
+    acc = x86_dot4(acc, x86_trit(c01), _mm256_loadu_si256((const __m256i *)(y->qs + 160)), x86_trit(c23),
+                   _mm256_loadu_si256((const __m256i *)(y->qs + 192)), last,
+                   _mm256_loadu_si256((const __m256i *)(y->qs + 224)), x86_trit(b4),
+                   _mm256_loadu_si256((const __m256i *)(y->qs + 128)));
+    return acc;
+}
+
+static inline void x86_mm_tq1_0(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy) {
+    const int64_t nb = W->K / BN_QK_K;
+    for (int t = 0; t < a->n; t++) {
+        const bn_block_q8_K *y = (const bn_block_q8_K *)((const uint8_t *)a->data + (size_t)t * a->row_bytes);
+        for (int64_t r = r0; r < r1; r++) {
+            const bn_block_tq1_0 *x = (const bn_block_tq1_0 *)(W->data + (size_t)r * W->row_bytes);
+            float sumf = 0.0f;
+            int64_t i = 0;
+            for (; i + 8 <= nb; i += 8) {
+                __m256i v[8];
+                for (int j = 0; j < 8; j++) v[j] = x86_tq1_block(&x[i + j], &y[i + j]);
+                int32_t s[8];
+                _mm256_storeu_si256((__m256i *)s, x86_hsum8(v));
+                for (int j = 0; j < 8; j++) sumf += (float)s[j] * (y[i + j].d * _cvtsh_ss(x[i + j].d));
+            }
+            for (; i < nb; i++) {
+                int32_t s = x86_hsum_i32(x86_tq1_block(&x[i], &y[i]));
+                sumf += (float)s * (y[i].d * _cvtsh_ss(x[i].d));
+            }
+            Y[(int64_t)t * ldy + r] = sumf;
+        }
+    }
+}
+
 #endif

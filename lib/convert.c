@@ -1330,7 +1330,7 @@ int bn_convert_hf(const char *dir, const char *out, const bn_convert_opts *o, bn
     if (lc && strcasecmp(lc, "bitlinear") == 0) j.scale_divides = true;
     else if (lc && strcasecmp(lc, "autobitlinear")) { bn_errf(e, "%s: quantization_config.linear_class: '%s' unknown", p, lc); goto done; }
     if (open_shards(&j, dir, &files, e)) goto done;
-    bool tied = true;
+    bool tied = false; /* BitNetConfig default; no lm_head tensor means tied anyway */
     bn_json_bool(bn_json_get(cfg, "tie_word_embeddings"), &tied);
     bool with_output = hf_find(&j, "lm_head.weight", NULL) != NULL && !tied;
     if (plan_standard(&j, with_output, e) || hf_bind(&j, e)) goto done;

@@ -332,3 +332,19 @@ assert_no_leftovers() {
         assert_no_leftovers "$T"
     done
 }
+
+@test "untied lm_head becomes output.weight with its own type" {
+    /usr/bin/python3 "$PACK" tiny "$T/untied" --untied
+    run bn-quantize -q "$T/untied" -o "$T/u.gguf" --type I2_S --output-tensor-type Q8_0
+    assert_success
+    run "$VAL" --stats "$T/u.gguf"
+    assert_success
+    assert_line "q8_0: 1 tensors, $((261 * 256 / 32 * 34)) bytes"
+    assert_line "total: 25 tensors"
+    # the same directory marked tied ignores lm_head
+    sed -i 's/"tie_word_embeddings": false/"tie_word_embeddings": true/' "$T/untied/config.json"
+    run bn-quantize -q "$T/untied" -o "$T/t.gguf" --type I2_S
+    assert_success
+    run "$VAL" --stats "$T/t.gguf"
+    assert_line "total: 24 tensors"
+}

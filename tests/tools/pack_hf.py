@@ -14,7 +14,8 @@
       must not need ../shared. Options: --seed N, --layers N, --embd N, --ffn N,
       --heads N, --kv N, --dtype BF16|F16|F32, --spm FILE (tokenizer.model; otherwise a
       small byte-level BPE tokenizer.json is written), --packed, --shards N,
-      --drop NAME, --bad-dtype NAME (store NAME as I32), --scale-dtype F32|BF16.
+      --drop NAME, --bad-dtype NAME (store NAME as I32), --scale-dtype F32|BF16,
+      --untied (a separate lm_head.weight, tie_word_embeddings false).
   pack_hf.py bump-scale FILE.gguf TENSOR
       Double the f16 scale d of the first block of a TQ2_0 tensor in place (a TQ file
       with per-block scales that cannot become I2_S without loss).
@@ -234,6 +235,9 @@ def cmd_tiny(args):
             T[p + k + '.weight'] = (rng.normal(0, 0.02, shapes[k]).astype(np.float32), args.dtype)
         T[p + 'mlp.ffn_sub_norm.weight'] = ((1 + 0.05 * rng.normal(size=F)).astype(np.float32), args.dtype)
     T['model.norm.weight'] = ((1 + 0.05 * rng.normal(size=E)).astype(np.float32), args.dtype)
+    if args.untied:
+        T['lm_head.weight'] = (rng.normal(0, 0.05, (V, E)).astype(np.float32), args.dtype)
+        cfg['tie_word_embeddings'] = False
     emit(args.out, T, cfg, args, extra)
 
 
@@ -317,6 +321,7 @@ def main():
         p.add_argument('--drop')
         p.add_argument('--bad-dtype')
         p.add_argument('--scale-dtype', default='F32', choices=('F32', 'BF16'))
+        p.add_argument('--untied', action='store_true')
     args = ap.parse_args()
     {'tiny': cmd_tiny, 'pack': cmd_pack, 'bump-scale': cmd_bump}[args.cmd](args)
 

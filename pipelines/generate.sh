@@ -57,7 +57,7 @@ fwd=(-m "$model")
 [ -n "$threads" ] && fwd+=(-t "$threads")
 [ -n "$ctx" ] && fwd+=(-c "$ctx")
 det=(-m "$model")
-[ -n "$timing" ] && det+=(--timing)
+[ -n "$timing" ] || det+=(-q) # bn-detok prints the timing summary unless quiet
 # stop strings need the vocabulary in bn-sample too
 for a in "${sample[@]}"; do [ "$a" = --stop ] && { sample+=(-m "$model"); break; }; done
 

@@ -76,6 +76,8 @@ typedef struct gen {
     bn_hello hello;
     bool have_hello, active, upstream_end;
     bool reader_gone;        /* downstream closed its input (| head): a clean end */
+    bool saw_tokens, saw_logits;
+    bool upstream_failed;    /* the error came from bn-forward's side: do not wait on its feedback socket */
     int64_t fed_pos;         /* position of the last token fed back in a finished generation (-1 none) */
     int32_t *hist;           /* tokens generated in the current generation */
     size_t n_hist, cap_hist;
@@ -296,13 +298,14 @@ static int gen_run(gen *g, bn_err *e) {
     for (;;) {
         bn_frame f;
         int r = bn_conn_read(g->in, &f, e);
-        if (r < 0) return -1;
+        if (r < 0) { g->upstream_failed = true; return -1; }
         if (r == 0) break;
         int rc = 0;
         switch (f.kind) {
         case BN_FRAME_HELLO: rc = on_hello(g, &f, e); break;
-        case BN_FRAME_LOGITS: rc = on_logits(g, &f, e); break;
+        case BN_FRAME_LOGITS: g->saw_logits = true; rc = on_logits(g, &f, e); break;
         case BN_FRAME_TOKENS: /* the prompt, if upstream passes it on: penalties see it */
+            g->saw_tokens = true;
             for (uint32_t i = 0; i < f.n_tokens && g->smp && !rc; i++) rc = bn_sampler_accept(g->smp, f.tokens[i], e);
             if (!rc) rc = put(g, &f, e);
             break;
@@ -310,6 +313,7 @@ static int gen_run(gen *g, bn_err *e) {
         case BN_FRAME_ERROR:
             put(g, &f, e);
             rc = bn_errf(e, "%s: %s", f.stage[0] ? f.stage : "upstream", f.text ? f.text : "error");
+            g->upstream_failed = true;
             break;
         case BN_FRAME_END:
             if (g->active) rc = finish(g, "end", f.seq, e); /* upstream stopped first (context full) */
@@ -322,7 +326,12 @@ static int gen_run(gen *g, bn_err *e) {
         if (rc) return -1;
     }
     if (!g->have_hello) return bn_errf(e, "input ended before a hello frame with n_vocab");
-    if (g->active && g->fb) return bn_errf(e, "bn-forward: stream ended mid-generation (peer gone?)");
+    if (g->saw_tokens && !g->saw_logits)
+        return bn_errf(e, "tokens but no logits in the input (is bn-forward missing between bn-tokenize and bn-sample?)");
+    if (g->active && g->fb) {
+        g->upstream_failed = true;
+        return bn_errf(e, "bn-forward: stream ended mid-generation (peer gone?)");
+    }
     return 0;
 }
 
@@ -333,7 +342,7 @@ static void gen_fail(gen *g, const char *msg) {
     bn_err ignore;
     bn_frame_error(&f, T, msg);
     if (g->out) { bn_conn_write(g->out, &f, &ignore); bn_conn_flush(g->out, &ignore); }
-    if (g->fb) { bn_conn_write(g->fb, &f, &ignore); bn_conn_flush(g->fb, &ignore); }
+    if (g->fb && !g->upstream_failed) { bn_conn_write(g->fb, &f, &ignore); bn_conn_flush(g->fb, &ignore); }
 }
 
 static void gen_close(gen *g) {
@@ -471,9 +480,10 @@ int main(int argc, char **argv) {
         return BN_EXIT_OK;
     }
     if (rc != 0) {
+        bn_warnx(T, "%s", e.msg); /* first: closing sockets may take up to the timeout */
         gen_fail(&g, e.msg);
         gen_close(&g);
-        bn_die_err(T, &e);
+        return BN_EXIT_FAIL;
     }
     rc = gen_close_checked(&g, &e);
     if (rc != 0) bn_die_err(T, &e);

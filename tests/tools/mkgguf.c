@@ -317,7 +317,7 @@ static int write_model(const char *path, const mcfg *m) {
     }
     rc |= bn_gguf_w_str(w, "tokenizer.ggml.model", "llama", &e);
     bn_gguf_str toks[64];
-    char tokbuf[64][8];
+    char tokbuf[64][16];
     float scores[64];
     int32_t types[64];
     for (int i = 0; i < m->n_vocab; i++) {

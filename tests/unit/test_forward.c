@@ -63,6 +63,15 @@ static void ref_init(ref_model *r) {
     }
 }
 
+static void ref_free(ref_model *r) {
+    free(r->embd);
+    free(r->norm_out);
+    for (int l = 0; l < NL; l++) {
+        free(r->an[l]); free(r->asn[l]); free(r->fn[l]); free(r->fsn[l]);
+        for (int k = 0; k < 7; k++) free(r->w[l][k]);
+    }
+}
+
 /* What to break when writing (load-time checks). */
 typedef enum { OK = 0, DROP_DOWN, BAD_SHAPE_K, BAD_TYPE_Q, BAD_ARCH, NO_CTX, BAD_VOCAB } breakage;
 
@@ -86,7 +95,7 @@ static int write_model(const ref_model *r, const char *path, uint32_t wt, breaka
     rc |= bn_gguf_w_f32(w, KEY("attention.layer_norm_rms_epsilon"), EPS, &e);
     rc |= bn_gguf_w_u32(w, KEY("vocab_size"), brk == BAD_VOCAB ? V + 1 : V, &e);
     bn_gguf_str toks[V];
-    char tb[V][8];
+    char tb[V][16];
     for (int i = 0; i < V; i++) { snprintf(tb[i], sizeof tb[i], "t%d", i); toks[i] = (bn_gguf_str){tb[i], strlen(tb[i])}; }
     rc |= bn_gguf_w_arr_str(w, "tokenizer.ggml.tokens", toks, V, &e);
     rc |= bn_gguf_w_u32(w, "tokenizer.ggml.bos_token_id", 1, &e);
@@ -405,5 +414,6 @@ int main(void) {
     unlink(p_f32); unlink(p_i2s); unlink(p_bad); unlink(p_logt);
     rmdir(dir);
     free(want); free(got); free(alt);
+    ref_free(&r);
     return tap_done();
 }

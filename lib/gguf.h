@@ -32,7 +32,8 @@ typedef struct bn_type_traits {
     const char *name;    /* "f32", "tq2_0", "i2_s", ... as llama.cpp prints them */
     uint32_t blck_size;  /* elements per block (I2_S: 128, the packing group) */
     uint32_t type_size;  /* bytes per block (I2_S: 32) */
-    uint32_t trailer;    /* bytes after the packed data for the whole tensor (I2_S, TL1: 32) */
+    uint32_t trailer;    /* bytes after the packed data for the whole tensor (I2_S, TL1, TL2: 32);
+                          * TL2's size is special-cased in bn_type_nbytes (traits nominal 1/1) */
     bool is_quantized;
 } bn_type_traits;
 
@@ -164,8 +165,11 @@ void bn_gguf_arch(const bn_gguf *g, char *buf, size_t n);
 /* Model-level checks for the BitNet archs (bitnet-b1.58, bitnet, bitnet-25):
  * hparams present and consistent, required tensors with the right shapes and
  * supported types, tokenizer arrays of vocab length, I2_S scales finite > 0.
- * Appends one line per problem to *report (malloc'd, caller frees) and
- * returns the number of problems (0 = valid). */
+ * Appends one line per problem to *report (malloc'd, caller frees; NULL when
+ * there is none) and returns the number of problems (0 = valid). A file with
+ * no tensors is a vocabulary file: only its tokenizer is checked, any arch.
+ * Linear weights must be i2_s/tq1_0/tq2_0/f16/f32/q8_0/q6_K (the kernel
+ * types), embeddings f16/f32/q8_0/q6_K, norms f32. */
 int bn_gguf_validate_model(const bn_gguf *g, char **report);
 
 /* Cheap pre-flight (`bn-gguf check`): reads only the 24-byte header and the

@@ -108,6 +108,10 @@ setup_file() {
     assert_output --regexp '"kind":"scores","seq":0,"pos":0'
     assert_output --partial '"ids":[450,4996,17354,1701,29916]'
     assert_output --regexp '"logprobs":\[-[0-9.]+(,-[0-9.]+){4}\]'
+    # one frame per tokens frame, whatever the batch size
+    bn-tokenize -m "$W/i2s.gguf" -p "The quick brown fox" | bn-forward -m "$W/i2s.gguf" --scores -b 2 > "$W/s2.frames"
+    run diff <("$BN_TESTBIN/bn-frames" --full < "$W/s.frames" | grep scores) <("$BN_TESTBIN/bn-frames" --full < "$W/s2.frames" | grep scores)
+    assert_success
 }
 
 @test "SiLU override changes the function; relu2 is the bitnet-b1.58 default" {

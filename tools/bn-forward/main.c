@@ -107,51 +107,65 @@ static int emit_rows(run *r, float *rows, int n, uint32_t pos, bool send, bn_err
 static int eval_tokens(run *r, const int32_t *tok, int n, bn_err *e) {
     const bool all = r->o->all || r->o->scores || r->o->dump;
     uint64_t t0 = bn_now_ns();
+    float *sc_lp = NULL;
+    int32_t *sc_tgt = NULL;
+    uint32_t sc_n = 0, sc_pos = 0;
+    if (r->o->scores) {
+        sc_lp = malloc(((size_t)n + 1) * sizeof *sc_lp);
+        sc_tgt = malloc(((size_t)n + 1) * sizeof *sc_tgt);
+        if (!sc_lp || !sc_tgt) { free(sc_lp); free(sc_tgt); return bn_errf(e, "out of memory for %d scores", n); }
+    }
     for (int c0 = 0; c0 < n; c0 += r->n_batch) {
         const int nc = n - c0 < r->n_batch ? n - c0 : r->n_batch;
         const bool last_chunk = c0 + nc == n;
         const int n_out = all ? nc : last_chunk ? 1 : 0;
         const uint32_t pos = (uint32_t)bn_forward_pos(r->fw);
-        if (bn_forward_eval(r->fw, tok + c0, nc, r->logits, n_out, e) < 0) return -1;
+        if (bn_forward_eval(r->fw, tok + c0, nc, r->logits, n_out, e) < 0) goto fail;
         const bool had_prev = r->have_prev;
-        if (r->o->scores) {
-            float lp[nc > 0 ? nc : 1];
-            int32_t tgt[nc > 0 ? nc : 1];
-            int k = 0;
-            for (int i = had_prev ? -1 : 0; i < nc - 1; i++, k++) {
+        if (r->o->scores) { /* log p(next token) for every row that has one */
+            for (int i = had_prev ? -1 : 0; i < nc - 1; i++) {
                 const float *row = i < 0 ? r->prev : r->logits + (size_t)i * r->V;
-                tgt[k] = tok[c0 + i + 1];
-                lp[k] = (float)bn_log_softmax_at(row, r->V, tgt[k]);
+                if (sc_n == 0) sc_pos = pos + (uint32_t)i;
+                sc_tgt[sc_n] = tok[c0 + i + 1];
+                sc_lp[sc_n++] = (float)bn_log_softmax_at(row, r->V, tok[c0 + i + 1]);
             }
             r->have_prev = true;
-            if (r->dump && bn_logt_writer_rows(r->dump, r->logits, (uint32_t)nc, e) < 0) return -1;
-            bn_frame f;
-            bn_frame_init(&f, BN_FRAME_SCORES);
-            f.tokens = tgt;
-            f.n_tokens = (uint32_t)k;
-            f.logits = lp;
-            f.n_rows = (uint32_t)k;
-            f.pos = had_prev ? pos - 1 : pos;
-            if (k && put(r, &f, e) < 0) return -1;
+            if (r->dump && bn_logt_writer_rows(r->dump, r->logits, (uint32_t)nc, e) < 0) goto fail;
         } else if (n_out) {
             const bool send = r->o->all || last_chunk;
             float *rows = r->logits;
             const int nrow = n_out;
             const uint32_t base = pos + (uint32_t)(nc - nrow); /* position of the first row */
             if (send && !r->o->all) { /* dump wanted every row, the frame only the last */
-                if (emit_rows(r, rows, nrow - 1, base, false, e) < 0) return -1;
+                if (emit_rows(r, rows, nrow - 1, base, false, e) < 0) goto fail;
                 rows += (size_t)(nrow - 1) * r->V;
-                if (emit_rows(r, rows, 1, base + (uint32_t)nrow - 1, true, e) < 0) return -1;
+                if (emit_rows(r, rows, 1, base + (uint32_t)nrow - 1, true, e) < 0) goto fail;
             } else if (emit_rows(r, rows, nrow, base, send, e) < 0) {
-                return -1;
+                goto fail;
             }
         }
         if (n_out) memcpy(r->prev, r->logits + (size_t)(n_out - 1) * r->V, (size_t)r->V * sizeof(float));
     }
+    if (sc_n) { /* one SCORES frame per run of tokens */
+        bn_frame f;
+        bn_frame_init(&f, BN_FRAME_SCORES);
+        f.tokens = sc_tgt;
+        f.n_tokens = sc_n;
+        f.logits = sc_lp;
+        f.n_rows = sc_n;
+        f.pos = sc_pos;
+        if (put(r, &f, e) < 0) goto fail;
+    }
+    free(sc_lp);
+    free(sc_tgt);
     uint64_t ns = bn_now_ns() - t0;
     if (n == 1) { r->ns_decode += ns; r->n_decode++; }
     else { r->ns_prefill += ns; r->n_prefill += (uint64_t)n; }
     return timing(r, n == 1 ? "decode" : "prefill", ns, (uint64_t)n, e);
+fail:
+    free(sc_lp);
+    free(sc_tgt);
+    return -1;
 }
 
 /* Greedy continuation in-process: argmax of the last row (ties -> lowest

@@ -297,7 +297,7 @@ static int parse_container(parser *ps, unsigned depth, size_t idx, bool obj) {
     if (obj && check_dups(ps, first, n)) return -1;
     bn_json_doc *d = ps->d;
     if (!grow((void **)&d->kidx, &d->cap_kidx, d->n_kidx + n, sizeof *d->kidx)) return perr(ps, "out of memory");
-    memcpy(d->kidx + d->n_kidx, ps->stack + first, n * sizeof *d->kidx);
+    if (n) memcpy(d->kidx + d->n_kidx, ps->stack + first, n * sizeof *d->kidx);
     d->nodes[idx].kid0 = d->n_kidx;
     d->nodes[idx].n = (uint32_t)n;
     d->n_kidx += n;

@@ -65,8 +65,10 @@ ifeq ($(CUDA),1)
 CUDA_SRC := $(wildcard lib/cuda/*.cu)
 CUDA_OBJ := $(patsubst lib/cuda/%.cu,$(BUILD)/cuda/%.o,$(CUDA_SRC))
 BASE_CFLAGS += -DBN_HAVE_CUDA -I/usr/local/cuda/include
-LDLIBS += -L/usr/local/cuda/lib64 -lcudart -lstdc++
-NVCC_FLAGS := -O3 -std=c++17 -Ilib -DBN_HAVE_CUDA -Xcompiler -fPIC \
+# static cudart: binaries need only the driver (libcuda.so.1, loaded at run time), no toolkit rpath
+LDLIBS += -L/usr/local/cuda/lib64 -lcudart_static -ldl -lrt -lstdc++
+# --fmad=false: no implicit a*b+c contraction, so kernels round like the C references (explicit fmaf stays fused)
+NVCC_FLAGS := -O3 -std=c++17 -Ilib -DBN_HAVE_CUDA --fmad=false -Xcompiler -fPIC,-Wall,-Wextra -Werror all-warnings \
   -gencode arch=compute_80,code=sm_80 -gencode arch=compute_89,code=sm_89 -gencode arch=compute_90,code=sm_90
 endif
 
@@ -151,14 +153,15 @@ test-neon:
 	qemu-aarch64 -cpu max build/neon/test_kernels
 
 install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include/bn \
-	  $(DESTDIR)$(PREFIX)/share/man/man1
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include/bn
 	install -m 755 $(TOOL_BIN) $(DESTDIR)$(PREFIX)/bin/
 	install -m 644 $(LIBBN) $(DESTDIR)$(PREFIX)/lib/
 	install -m 644 lib/*.h $(DESTDIR)$(PREFIX)/include/bn/
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@MSGPACK@|$(MSGPACK_PC)|g' bn.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/bn.pc
 	install -d $(DESTDIR)$(PREFIX)/share/bn && install -m 755 pipelines/fetch-model.sh $(DESTDIR)$(PREFIX)/share/bn/
-	for m in docs/man/*.1; do [ -f "$$m" ] && install -m 644 $$m $(DESTDIR)$(PREFIX)/share/man/man1/ || true; done
+	install -d $(DESTDIR)$(PREFIX)/share/doc/bn/man
+	install -m 644 docs/man/*.md $(DESTDIR)$(PREFIX)/share/doc/bn/man/
+	for t in $(TOOLS); do $(BIN)/$$t --help > $(DESTDIR)$(PREFIX)/share/doc/bn/$$t.txt 2>&1 || true; done
 
 DEB_PKGS := build-essential pkg-config libzmq3-dev libmsgpack-dev libsodium-dev bats bats-assert bats-support \
   bats-file clang libclang-rt-14-dev gcc-aarch64-linux-gnu qemu-user python3-numpy python3-msgpack \

@@ -91,17 +91,29 @@ typedef struct gen {
     char jbuf[1024];
 } gen;
 
+/* Security events from the transport (a refused CURVE client): one stderr line. */
+static void log_stderr(void *ud, const char *line) {
+    (void)ud;
+    fprintf(stderr, "%s: %s\n", T, line);
+}
+
+/* Connection options from the command line, with peer for messages. */
+static void conn_opts(const opts *o, const char *peer, bn_conn_opts *co) {
+    bn_conn_opts_default(co);
+    if (o->timeout != -2) co->timeout_ms = (int)o->timeout;
+    co->curve_dir = o->curve;
+    co->insecure = o->insecure;
+    co->peer_name = peer;
+    co->log = log_stderr;
+}
+
 /* Open --in, --out and the --json file; the sampler waits for the hello. */
 static int gen_open(gen *g, const opts *o, bn_err *e) {
     memset(g, 0, sizeof *g);
     g->o = o;
     g->fed_pos = -1;
     bn_conn_opts co;
-    bn_conn_opts_default(&co);
-    if (o->timeout != -2) co.timeout_ms = (int)o->timeout;
-    co.curve_dir = o->curve;
-    co.insecure = o->insecure;
-    co.peer_name = "bn-forward";
+    conn_opts(o, "bn-forward", &co);
     if (bn_conn_open_in(&g->in, o->in, &co, e)) return -1;
     g->frames_out = !(o->json && !o->json_file);
     if (g->frames_out) {
@@ -168,11 +180,7 @@ static int on_hello(gen *g, bn_frame *f, bn_err *e) {
         char spec[300];
         snprintf(spec, sizeof spec, "%s%s", fb[0] == '@' || fb[0] == '>' || !strstr(fb, "://") ? "" : ">", fb);
         bn_conn_opts co;
-        bn_conn_opts_default(&co);
-        if (g->o->timeout != -2) co.timeout_ms = (int)g->o->timeout;
-        co.curve_dir = g->o->curve;
-        co.insecure = g->o->insecure;
-        co.peer_name = "bn-forward (feedback)";
+        conn_opts(g->o, "bn-forward (feedback)", &co);
         if (bn_conn_open_out(&g->fb, spec, &co, e)) return -1;
     }
     h->feedback[0] = 0;

@@ -1,0 +1,667 @@
+/* kernels.cu - the CUDA kernels of the forward step. Each mirrors a CPU
+ * reference (lib/kernels_scalar.c, lib/quant_*.c, lib/forward.c) and, where
+ * the arithmetic allows it, in the same order so results are bitwise equal:
+ * I2_S, TQ2_0, Q8_0 and F16/F32 matmuls, the activation quantizers, RMSNorm,
+ * RoPE and the embedding are exact; attention (online softmax) and top-k
+ * ties are the documented exceptions (docs/CUDA.md). */
+#include <float.h>
+#include <limits.h>
+#include <math.h>
+
+#include "cuda/kernels.cuh"
+
+#define FULL 0xffffffffu
+
+/* ---- reductions ------------------------------------------------------------ */
+
+/* Warp sums / maxima (butterfly: every lane ends with the result). */
+__device__ __forceinline__ double warp_sum_d(double v) {
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(FULL, v, o);
+    return v;
+}
+__device__ __forceinline__ int warp_sum_i(int v) {
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(FULL, v, o);
+    return v;
+}
+__device__ __forceinline__ float warp_max_f(float v) {
+    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(FULL, v, o));
+    return v;
+}
+
+/* Block-wide reductions through shared memory (blockDim a multiple of 32, <= 1024). */
+__device__ double block_sum_d(double v, double *sh) {
+    const int lane = threadIdx.x & 31, wid = threadIdx.x >> 5, nw = blockDim.x >> 5;
+    v = warp_sum_d(v);
+    __syncthreads();
+    if (lane == 0) sh[wid] = v;
+    __syncthreads();
+    double r = 0.0;
+    for (int i = 0; i < nw; i++) r += sh[i]; /* fixed order: deterministic */
+    return r;
+}
+__device__ int block_sum_i(int v, int *sh) {
+    const int lane = threadIdx.x & 31, wid = threadIdx.x >> 5, nw = blockDim.x >> 5;
+    v = warp_sum_i(v);
+    __syncthreads();
+    if (lane == 0) sh[wid] = v;
+    __syncthreads();
+    int r = 0;
+    for (int i = 0; i < nw; i++) r += sh[i];
+    return r;
+}
+__device__ float block_max_f(float v, float *sh) {
+    const int lane = threadIdx.x & 31, wid = threadIdx.x >> 5, nw = blockDim.x >> 5;
+    v = warp_max_f(v);
+    __syncthreads();
+    if (lane == 0) sh[wid] = v;
+    __syncthreads();
+    float r = sh[0];
+    for (int i = 1; i < nw; i++) r = fmaxf(r, sh[i]);
+    return r;
+}
+
+/* ggml_v_expf lane by lane (lib/forward.c BN_V_EXPF_BODY), so SiLU matches the CPU bit for bit. */
+__device__ float ggml_expf_dev(float x) {
+    const float r = 0x1.8p23f;
+    const float z = fmaf(x, 0x1.715476p+0f, r);
+    const float n = z - r;
+    const float b = fmaf(-n, 0x1.7f7d1cp-20f, fmaf(-n, 0x1.62e4p-1f, x));
+    const uint32_t e = __float_as_uint(z) << 23;
+    const float k = __uint_as_float(e + 0x3f800000u);
+    const float u = b * b;
+    const float j = fmaf(fmaf(fmaf(0x1.0e4020p-7f, b, 0x1.573e2ep-5f), u, fmaf(0x1.555e66p-3f, b, 0x1.fffdb6p-2f)), u,
+                         0x1.ffffecp-1f * b);
+    if (!(fabsf(n) > 126.0f)) return fmaf(j, k, k);
+    const uint32_t g = n <= 0.0f ? 0x82000000u : 0u;
+    const float s1 = __uint_as_float(g + 0x7f000000u);
+    if (fabsf(n) > 192.0f) return s1 * s1;
+    const float s2 = __uint_as_float(e - g);
+    return fmaf(s2, j, s2) * s1;
+}
+
+/* ---- RMSNorm / FFN activation fused with I8S quantization ------------------
+ * One block per token. Pass 1 forms the input (x, or act(gate) * up) and the
+ * sum of squares in double; pass 2 normalizes (x * scale) * w as ggml does;
+ * pass 3 quantizes as bitnet.cpp quantize_row_i8s (max in double, s =
+ * (float)(127/max), round to nearest even, clamp). */
+template <int MODE>
+__global__ void k_norm_quant(const float *__restrict__ x, int64_t ldx, const float *__restrict__ w, float eps, int K,
+                             float *xn, int8_t *q, float *qscale, int32_t *qsum) {
+    __shared__ double shd[32];
+    __shared__ float shf[32];
+    __shared__ int shi[32];
+    const int t = blockIdx.x;
+    const float *xr = x + (int64_t)t * ldx;
+    float *o = xn + (int64_t)t * K;
+    double ss = 0.0;
+    for (int i = threadIdx.x; i < K; i += blockDim.x) {
+        float h;
+        if (MODE == BN_CU_NORM_RELU2) {
+            const float g = xr[i], r = g > 0.0f ? g : 0.0f;
+            h = (r * r) * xr[K + i];
+        } else if (MODE == BN_CU_NORM_SILU) {
+            const float g = xr[i];
+            h = (g / (1.0f + ggml_expf_dev(0.0f - g))) * xr[K + i];
+        } else {
+            h = xr[i];
+        }
+        if (MODE != BN_CU_NORM_NONE) ss += (double)(h * h);
+        o[i] = h;
+    }
+    float amax = 0.0f;
+    if (MODE != BN_CU_NORM_NONE) {
+        ss = block_sum_d(ss, shd);
+        const float mean = (float)(ss / K);
+        const float sc = 1.0f / sqrtf(mean + eps);
+        for (int i = threadIdx.x; i < K; i += blockDim.x) {
+            const float v = (o[i] * sc) * w[i];
+            o[i] = v;
+            amax = fmaxf(amax, fabsf(v));
+        }
+    } else {
+        for (int i = threadIdx.x; i < K; i += blockDim.x) amax = fmaxf(amax, fabsf(o[i]));
+    }
+    if (!q) return;
+    amax = block_max_f(amax, shf);
+    const double mx = (double)amax > 0.00001 ? (double)amax : 0.00001;
+    const float s = (float)(127 / mx);
+    int acc = 0;
+    for (int i = threadIdx.x; i < K; i += blockDim.x) {
+        int v = __float2int_rn(o[i] * s);
+        v = v > 127 ? 127 : (v < -128 ? -128 : v);
+        q[(int64_t)t * K + i] = (int8_t)v;
+        acc += v;
+    }
+    acc = block_sum_i(acc, shi);
+    if (threadIdx.x == 0) {
+        qscale[t] = s;
+        qsum[t] = acc;
+    }
+}
+
+void cu_norm_quant(cudaStream_t s, int mode, const float *x, int64_t ldx, const float *w, float eps, int n, int K,
+                   float *xn, int8_t *q, float *qscale, int32_t *qsum) {
+    const int th = 256;
+    switch (mode) {
+    case BN_CU_NORM_RMS: k_norm_quant<BN_CU_NORM_RMS><<<n, th, 0, s>>>(x, ldx, w, eps, K, xn, q, qscale, qsum); break;
+    case BN_CU_NORM_RELU2: k_norm_quant<BN_CU_NORM_RELU2><<<n, th, 0, s>>>(x, ldx, w, eps, K, xn, q, qscale, qsum); break;
+    case BN_CU_NORM_SILU: k_norm_quant<BN_CU_NORM_SILU><<<n, th, 0, s>>>(x, ldx, w, eps, K, xn, q, qscale, qsum); break;
+    default: k_norm_quant<BN_CU_NORM_NONE><<<n, th, 0, s>>>(x, ldx, w, eps, K, xn, q, qscale, qsum); break;
+    }
+}
+
+/* ---- other activation kinds -------------------------------------------------- */
+
+/* quantize_row_q8_K_ref: one warp per 256-block. max is the signed value of
+ * largest magnitude, first occurrence; iscale = -127/max; q = min(127, rne). */
+__global__ void k_quant_q8k(const float *__restrict__ xn, int64_t nblk_total, int nb_row, int K, uint8_t *out) {
+    const int lane = threadIdx.x & 31;
+    const int64_t blk = (int64_t)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+    if (blk >= nblk_total) return;
+    const int64_t t = blk / nb_row, b = blk % nb_row;
+    const float *x = xn + t * K + b * 256;
+    uint8_t *y = out + blk * BN_CU_Q8K_BYTES;
+    float v[8], amax = 0.0f, mx = 0.0f;
+    int at = INT_MAX;
+    for (int j = 0; j < 8; j++) { /* element lane*8 + j: a lane's elements are contiguous, in order */
+        v[j] = x[lane * 8 + j];
+        const float ax = fabsf(v[j]);
+        if (ax > amax) { amax = ax; mx = v[j]; at = lane * 8 + j; }
+    }
+    for (int o = 16; o > 0; o >>= 1) { /* larger |x| wins, ties to the lower index */
+        const float oa = __shfl_xor_sync(FULL, amax, o), om = __shfl_xor_sync(FULL, mx, o);
+        const int oat = __shfl_xor_sync(FULL, at, o);
+        if (oa > amax || (oa == amax && oat < at)) { amax = oa; mx = om; at = oat; }
+    }
+    int8_t *qs = (int8_t *)(y + 4);
+    int16_t *bs = (int16_t *)(y + 4 + 256);
+    if (!(amax > 0.0f)) {
+        for (int j = 0; j < 8; j++) qs[lane * 8 + j] = 0;
+        if (lane < 16) bs[lane] = 0;
+        if (lane == 0) *(float *)y = 0.0f;
+        return;
+    }
+    const float iscale = -127.f / mx;
+    int part = 0;
+    for (int j = 0; j < 8; j++) {
+        int q = __float2int_rn(iscale * v[j]);
+        q = q < 127 ? q : 127;
+        qs[lane * 8 + j] = (int8_t)q;
+        part += q;
+    }
+    part += __shfl_xor_sync(FULL, part, 1); /* lanes 2i, 2i+1 hold the 16 of bsums[i] */
+    if ((lane & 1) == 0) bs[lane >> 1] = (int16_t)part;
+    if (lane == 0) *(float *)y = 1 / iscale;
+}
+
+void cu_quant_q8k(cudaStream_t s, const float *xn, int n, int K, uint8_t *out) {
+    const int64_t tot = (int64_t)n * (K / 256);
+    const int wpb = 8;
+    k_quant_q8k<<<(unsigned)((tot + wpb - 1) / wpb), wpb * 32, 0, s>>>(xn, tot, K / 256, K, out);
+}
+
+/* quantize_row_q8_0_ref: one thread per 32-block; d = amax/127, q = roundf(x/d). */
+__global__ void k_quant_q8_0(const float *__restrict__ xn, int64_t nblk_total, uint8_t *out) {
+    const int64_t blk = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (blk >= nblk_total) return;
+    const float *x = xn + blk * 32;
+    uint8_t *y = out + blk * BN_CU_Q8_0_BYTES;
+    float amax = 0.0f;
+    for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(x[j]));
+    const float d = amax / ((1 << 7) - 1);
+    const float id = d ? 1.0f / d : 0.0f;
+    const __half hd = __float2half_rn(d);
+    memcpy(y, &hd, 2);
+    for (int j = 0; j < 32; j++) y[2 + j] = (uint8_t)(int8_t)roundf(x[j] * id);
+}
+
+void cu_quant_q8_0(cudaStream_t s, const float *xn, int n, int K, uint8_t *out) {
+    const int64_t tot = (int64_t)n * (K / 32);
+    k_quant_q8_0<<<(unsigned)((tot + 127) / 128), 128, 0, s>>>(xn, tot, out);
+}
+
+__global__ void k_quant_f16(const float *__restrict__ xn, int64_t total, __half *out) {
+    const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < total) out[i] = __float2half_rn(xn[i]);
+}
+
+void cu_quant_f16(cudaStream_t s, const float *xn, int n, int K, __half *out) {
+    const int64_t tot = (int64_t)n * K;
+    k_quant_f16<<<(unsigned)((tot + 255) / 256), 256, 0, s>>>(xn, tot, out);
+}
+
+/* ---- matmul epilogue ------------------------------------------------------------ */
+
+/* As lib/forward.c region_matmul: y *= scale (when != 1), then resid += y. */
+__device__ __forceinline__ void mm_store(float y, float scale, float *Y, float *resid, int64_t idx) {
+    if (scale != 1.0f) y *= scale;
+    Y[idx] = y;
+    if (resid) resid[idx] += y;
+}
+
+/* ---- I2_S x I8S (dp4a) -----------------------------------------------------------
+ * One warp per weight row, NT tokens per warp so a weight word is loaded once
+ * for NT activation rows (decode: NT = 1; prefill tiles: NT = 8). The x86 I2_S
+ * layout is used as stored: 32-bit word i of a row covers block b = i/8,
+ * bytes p..p+3 (p = 4(i%8)), and (word >> (6-2g)) & 0x03030303 are the codes
+ * of elements 128b + 32g + p .. +3 as four int8 lanes, which __dp4a multiplies
+ * with the four matching int8 activations. sumi = sum code*q is exact; the
+ * epilogue is bn_i2s_out's formula, so results equal the scalar reference. */
+template <int NT>
+__global__ void k_mm_i2s(const uint8_t *__restrict__ W, int64_t K, int64_t M, float wscale, const int8_t *__restrict__ q,
+                         const float *__restrict__ as, const int32_t *__restrict__ asum, int n, float *Y, int64_t ldy,
+                         float scale, float *resid) {
+    const int lane = threadIdx.x & 31;
+    const int64_t r = (int64_t)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+    const int t0 = blockIdx.y * NT;
+    if (r >= M) return;
+    const uint32_t *w = (const uint32_t *)(W + r * (K / 4));
+    const int64_t nw = K / 16;
+    int acc[NT];
+#pragma unroll
+    for (int t = 0; t < NT; t++) acc[t] = 0;
+#pragma unroll 4
+    for (int64_t i = lane; i < nw; i += 32) {
+        const uint32_t v = __ldg(w + i);
+        const int64_t e0 = (i >> 3) * 128 + (i & 7) * 4;
+        const int c0 = (int)((v >> 6) & 0x03030303u), c1 = (int)((v >> 4) & 0x03030303u);
+        const int c2 = (int)((v >> 2) & 0x03030303u), c3 = (int)(v & 0x03030303u);
+#pragma unroll
+        for (int t = 0; t < NT; t++) {
+            if (NT > 1 && t0 + t >= n) break;
+            const int8_t *qt = q + (int64_t)(t0 + t) * K + e0;
+            int a = acc[t];
+            a = __dp4a(c0, __ldg((const int *)qt), a);
+            a = __dp4a(c1, __ldg((const int *)(qt + 32)), a);
+            a = __dp4a(c2, __ldg((const int *)(qt + 64)), a);
+            a = __dp4a(c3, __ldg((const int *)(qt + 96)), a);
+            acc[t] = a;
+        }
+    }
+#pragma unroll
+    for (int t = 0; t < NT; t++) {
+        const int sumi = warp_sum_i(acc[t]);
+        if (lane == 0 && t0 + t < n) {
+            const int tt = t0 + t;
+            const float y = ((float)sumi - (float)asum[tt]) / as[tt] * wscale;
+            mm_store(y, scale, Y, resid, (int64_t)tt * ldy + r);
+        }
+    }
+}
+
+/* ---- TQ2_0 x Q8K ---------------------------------------------------------------------
+ * One warp per row; lane l takes block base+l, computes its exact sumi with
+ * dp4a (sum code*q - sum q), and the per-block floats sumi * (y.d * x.d) are
+ * added in block order through shuffles, as the scalar reference adds them. */
+template <int NT>
+__global__ void k_mm_tq2(const uint8_t *__restrict__ W, int64_t K, int64_t M, const uint8_t *__restrict__ act, int n,
+                         float *Y, int64_t ldy, float scale, float *resid) {
+    const int lane = threadIdx.x & 31;
+    const int64_t r = (int64_t)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+    const int t0 = blockIdx.y * NT;
+    if (r >= M) return;
+    const int64_t nb = K / 256;
+    const uint8_t *row = W + r * nb * BN_CU_TQ2_BYTES;
+    float sumf[NT];
+#pragma unroll
+    for (int t = 0; t < NT; t++) sumf[t] = 0.0f;
+    for (int64_t base = 0; base < nb; base += 32) {
+        const int64_t i = base + lane;
+        float part[NT];
+#pragma unroll
+        for (int t = 0; t < NT; t++) part[t] = 0.0f;
+        if (i < nb) {
+            const uint8_t *x = row + i * BN_CU_TQ2_BYTES;
+            __half hd;
+            memcpy(&hd, x + 64, 2);
+            const float wd = __half2float(hd);
+            uint32_t wq[16]; /* 64 bytes as words (the block is only 2-byte aligned) */
+            for (int j = 0; j < 16; j++)
+                wq[j] = (uint32_t)x[4 * j] | (uint32_t)x[4 * j + 1] << 8 | (uint32_t)x[4 * j + 2] << 16 |
+                        (uint32_t)x[4 * j + 3] << 24;
+#pragma unroll
+            for (int t = 0; t < NT; t++) {
+                if (NT > 1 && t0 + t >= n) break;
+                const uint8_t *y = act + ((int64_t)(t0 + t) * nb + i) * BN_CU_Q8K_BYTES;
+                const int *yq = (const int *)(y + 4);
+                int sumi = 0;
+                for (int c = 0; c < 2; c++)        /* elements 128c + 32l + m at byte 32c + m, bits 2l */
+                    for (int l = 0; l < 4; l++)
+                        for (int m4 = 0; m4 < 8; m4++) {
+                            const int codes = (int)((wq[c * 8 + m4] >> (2 * l)) & 0x03030303u);
+                            const int a4 = yq[(128 * c + 32 * l) / 4 + m4];
+                            sumi = __dp4a(codes, a4, sumi);
+                            sumi = __dp4a(-1 * 0x01010101, a4, sumi); /* bytes of -1: subtract the q */
+                        }
+                part[t] = (float)sumi * (*(const float *)y * wd);
+            }
+        }
+        for (int s = 0; s < 32 && base + s < nb; s++)
+#pragma unroll
+            for (int t = 0; t < NT; t++) sumf[t] += __shfl_sync(FULL, part[t], s);
+    }
+    if (lane == 0)
+#pragma unroll
+        for (int t = 0; t < NT; t++)
+            if (t0 + t < n) mm_store(sumf[t], scale, Y, resid, (int64_t)(t0 + t) * ldy + r);
+}
+
+/* ---- Q8_0 x Q8_0 (the output head of Q8_0 models), same in-order scheme ---- */
+template <int NT>
+__global__ void k_mm_q8_0(const uint8_t *__restrict__ W, int64_t K, int64_t M, const uint8_t *__restrict__ act, int n,
+                          float *Y, int64_t ldy, float scale, float *resid) {
+    const int lane = threadIdx.x & 31;
+    const int64_t r = (int64_t)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+    const int t0 = blockIdx.y * NT;
+    if (r >= M) return;
+    const int64_t nb = K / 32;
+    const uint8_t *row = W + r * nb * BN_CU_Q8_0_BYTES;
+    float sumf[NT];
+#pragma unroll
+    for (int t = 0; t < NT; t++) sumf[t] = 0.0f;
+    for (int64_t base = 0; base < nb; base += 32) {
+        const int64_t i = base + lane;
+        float part[NT];
+#pragma unroll
+        for (int t = 0; t < NT; t++) part[t] = 0.0f;
+        if (i < nb) {
+            const uint8_t *x = row + i * BN_CU_Q8_0_BYTES;
+            __half hd;
+            memcpy(&hd, x, 2);
+            const float wd = __half2float(hd);
+            const int8_t *xq = (const int8_t *)(x + 2);
+#pragma unroll
+            for (int t = 0; t < NT; t++) {
+                if (NT > 1 && t0 + t >= n) break;
+                const uint8_t *y = act + ((int64_t)(t0 + t) * nb + i) * BN_CU_Q8_0_BYTES;
+                __half yd;
+                memcpy(&yd, y, 2);
+                const int8_t *yq = (const int8_t *)(y + 2);
+                int sumi = 0;
+                for (int j = 0; j < 32; j++) sumi += xq[j] * yq[j];
+                part[t] = (float)sumi * (wd * __half2float(yd));
+            }
+        }
+        for (int s = 0; s < 32 && base + s < nb; s++)
+#pragma unroll
+            for (int t = 0; t < NT; t++) sumf[t] += __shfl_sync(FULL, part[t], s);
+    }
+    if (lane == 0)
+#pragma unroll
+        for (int t = 0; t < NT; t++)
+            if (t0 + t < n) mm_store(sumf[t], scale, Y, resid, (int64_t)(t0 + t) * ldy + r);
+}
+
+/* ---- F16 / F32 weights -------------------------------------------------------------
+ * Lane j accumulates k = j, j+32, ... with fmaf, then lanes are combined
+ * j += j+h for h = 16..1: exactly the scalar reference's acc[k & 31] and
+ * reduce32, so the logits of an F16 head are bitwise equal to the CPU's. */
+__device__ __forceinline__ float ld_f(const __half *p) { return __half2float(*p); }
+__device__ __forceinline__ float ld_f(const float *p) { return *p; }
+
+template <typename TW, typename TA, int NT>
+__global__ void k_mm_float(const TW *__restrict__ W, int64_t K, int64_t M, const TA *__restrict__ X, int n, float *Y,
+                           int64_t ldy, float scale, float *resid) {
+    const int lane = threadIdx.x & 31;
+    const int64_t r = (int64_t)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+    const int t0 = blockIdx.y * NT;
+    if (r >= M) return;
+    const TW *w = W + r * K;
+    float acc[NT];
+#pragma unroll
+    for (int t = 0; t < NT; t++) acc[t] = 0.0f;
+#pragma unroll 4
+    for (int64_t k = lane; k < K; k += 32) {
+        const float wv = ld_f(w + k);
+#pragma unroll
+        for (int t = 0; t < NT; t++) {
+            if (NT > 1 && t0 + t >= n) break;
+            acc[t] = fmaf(wv, ld_f(X + (int64_t)(t0 + t) * K + k), acc[t]);
+        }
+    }
+#pragma unroll
+    for (int t = 0; t < NT; t++) {
+        float v = acc[t];
+        for (int h = 16; h >= 1; h >>= 1) v = v + __shfl_down_sync(FULL, v, h);
+        if (lane == 0 && t0 + t < n) mm_store(v, scale, Y, resid, (int64_t)(t0 + t) * ldy + r);
+    }
+}
+
+/* Launch with one warp per row, 8 rows per block; NT = 1 for a single
+ * token (decode GEMV), tiles of 8 tokens otherwise (prefill). */
+template <int NT>
+static void mm_launch(cudaStream_t s, const cu_mat *W, const cu_act *a, int n, float *Y, int64_t ldy, float scale,
+                      float *resid) {
+    const int rows = 8;
+    dim3 grid((unsigned)((W->M + rows - 1) / rows), (unsigned)((n + NT - 1) / NT));
+    const int th = rows * 32;
+    switch (W->wtype) {
+    case BN_CU_I2S:
+        k_mm_i2s<NT><<<grid, th, 0, s>>>(W->d, W->K, W->M, W->scale, a->q, a->qscale, a->qsum, n, Y, ldy, scale, resid);
+        break;
+    case BN_CU_TQ2_0: k_mm_tq2<NT><<<grid, th, 0, s>>>(W->d, W->K, W->M, a->q8k, n, Y, ldy, scale, resid); break;
+    case BN_CU_Q8_0: k_mm_q8_0<NT><<<grid, th, 0, s>>>(W->d, W->K, W->M, a->q8_0, n, Y, ldy, scale, resid); break;
+    case BN_CU_F16:
+        k_mm_float<__half, __half, NT>
+            <<<grid, th, 0, s>>>((const __half *)W->d, W->K, W->M, a->f16, n, Y, ldy, scale, resid);
+        break;
+    default:
+        k_mm_float<float, float, NT>
+            <<<grid, th, 0, s>>>((const float *)W->d, W->K, W->M, a->f32, n, Y, ldy, scale, resid);
+        break;
+    }
+}
+
+void cu_matmul(cudaStream_t s, const cu_mat *W, const cu_act *a, int n, float *Y, int64_t ldy, float scale, float *resid) {
+    if (n == 1)
+        mm_launch<1>(s, W, a, n, Y, ldy, scale, resid);
+    else
+        mm_launch<8>(s, W, a, n, Y, ldy, scale, resid);
+}
+
+/* ---- embedding rows (F16, F32, Q8_0 as bn_model_embed dequantizes them) ---- */
+__global__ void k_embed(const uint8_t *__restrict__ E, int wtype, int64_t D, size_t row_bytes, const int32_t *tok, float *x) {
+    const int t = blockIdx.x;
+    const uint8_t *row = E + (size_t)tok[t] * row_bytes;
+    float *o = x + (int64_t)t * D;
+    for (int64_t i = threadIdx.x; i < D; i += blockDim.x) {
+        if (wtype == BN_CU_F16) {
+            o[i] = __half2float(((const __half *)row)[i]);
+        } else if (wtype == BN_CU_Q8_0) {
+            const uint8_t *b = row + (i / 32) * BN_CU_Q8_0_BYTES;
+            __half hd;
+            memcpy(&hd, b, 2);
+            o[i] = (float)((const int8_t *)(b + 2))[i % 32] * __half2float(hd);
+        } else {
+            o[i] = ((const float *)row)[i];
+        }
+    }
+}
+
+void cu_embed(cudaStream_t s, const cu_mat *E, const int32_t *tok, int n, float *x) {
+    k_embed<<<n, 256, 0, s>>>(E->d, E->wtype, E->K, E->row_bytes, tok, x);
+}
+
+/* ---- NEOX RoPE + KV cache store ----------------------------------------------------
+ * Block (token, head) over q heads then k heads; positions come from device
+ * memory (*pos0 + t) so a captured graph replays for any position. cos/sin
+ * come from the host table computed exactly as lib/forward.c rope_cache. */
+__global__ void k_rope_store(float *qkv, int qkv_dim, const int *pos0, int n_head, int n_head_kv, int hd, int n_rot,
+                             const float *__restrict__ cs, __half *kc, __half *vc) {
+    const int t = blockIdx.x, h = blockIdx.y, half = n_rot / 2;
+    const int q_dim = n_head * hd, kv_dim = n_head_kv * hd;
+    const int p = *pos0 + t;
+    const float *c = cs + (int64_t)p * n_rot;
+    float *row = qkv + (int64_t)t * qkv_dim;
+    float *v = h < n_head ? row + h * hd : row + q_dim + (h - n_head) * hd;
+    for (int i = threadIdx.x; i < half; i += blockDim.x) {
+        const float co = c[2 * i], si = c[2 * i + 1];
+        const float x0 = v[i], x1 = v[i + half];
+        v[i] = x0 * co - x1 * si;
+        v[i + half] = x0 * si + x1 * co;
+    }
+    if (h < n_head || !kc) return;
+    __syncthreads();
+    const int g = h - n_head;
+    const float *vv = row + q_dim + kv_dim + g * hd;
+    for (int d = threadIdx.x; d < hd; d += blockDim.x) {
+        kc[(int64_t)p * kv_dim + g * hd + d] = __float2half_rn(v[d]);
+        vc[(int64_t)p * kv_dim + g * hd + d] = __float2half_rn(vv[d]);
+    }
+}
+
+void cu_rope_store(cudaStream_t s, float *qkv, int n, const int *pos0, int n_head, int n_head_kv, int hd, int n_rot,
+                   const float *cs, __half *kc, __half *vc) {
+    dim3 grid((unsigned)n, (unsigned)(n_head + n_head_kv));
+    k_rope_store<<<grid, 64, 0, s>>>(qkv, (n_head + 2 * n_head_kv) * hd, pos0, n_head, n_head_kv, hd, n_rot, cs, kc, vc);
+}
+
+/* ---- attention over the F16 cache ----------------------------------------------------
+ * One block per (query head, token): q rounded to f16 as ggml does, keys in
+ * tiles of ATT_TILE; each warp scores keys (lanes over head dims), then an
+ * online softmax (running max m, sum l) rescales the per-thread output dims.
+ * Thread d owns output dims d and d + 128 (head_dim <= 256). */
+#define ATT_TILE 64
+#define ATT_THREADS 128
+__global__ void __launch_bounds__(ATT_THREADS) k_attention(const float *__restrict__ qkv, int qkv_stride, const int *pos0,
+                                                           int n_head, int n_head_kv, int hd, float scale,
+                                                           const __half *__restrict__ kc, const __half *__restrict__ vc,
+                                                           float *out, int out_stride) {
+    __shared__ float qs[256];
+    __shared__ float sc[ATT_TILE];
+    const int h = blockIdx.x, t = blockIdx.y;
+    const int lane = threadIdx.x & 31, wid = threadIdx.x >> 5;
+    const int kv_dim = n_head_kv * hd, kvo = (h / (n_head / n_head_kv)) * hd;
+    const int n_kv = *pos0 + t + 1;
+    for (int d = threadIdx.x; d < hd; d += ATT_THREADS)
+        qs[d] = __half2float(__float2half_rn(qkv[(int64_t)t * qkv_stride + h * hd + d]));
+    float m = -INFINITY, l = 0.0f, acc0 = 0.0f, acc1 = 0.0f;
+    const int d0 = threadIdx.x, d1 = threadIdx.x + ATT_THREADS;
+    __syncthreads();
+    for (int p0 = 0; p0 < n_kv; p0 += ATT_TILE) {
+        const int nt = n_kv - p0 < ATT_TILE ? n_kv - p0 : ATT_TILE;
+        for (int j = wid; j < nt; j += ATT_THREADS / 32) {
+            const __half *kr = kc + (int64_t)(p0 + j) * kv_dim + kvo;
+            float dot = 0.0f;
+            for (int d = lane; d < hd; d += 32) dot = fmaf(qs[d], __half2float(kr[d]), dot);
+            for (int o = 16; o > 0; o >>= 1) dot += __shfl_xor_sync(FULL, dot, o);
+            if (lane == 0) sc[j] = dot * scale;
+        }
+        __syncthreads();
+        float tm = m;
+        for (int j = 0; j < nt; j++) tm = fmaxf(tm, sc[j]);
+        const float corr = ggml_expf_dev(m - tm); /* m = -inf on the first tile: exp -> 0 */
+        __syncthreads();
+        if (threadIdx.x < nt) sc[threadIdx.x] = ggml_expf_dev(sc[threadIdx.x] - tm);
+        __syncthreads();
+        float ls = 0.0f;
+        acc0 *= corr;
+        acc1 *= corr;
+        for (int j = 0; j < nt; j++) {
+            const float pj = sc[j];
+            ls += pj;
+            const __half *vr = vc + (int64_t)(p0 + j) * kv_dim + kvo;
+            if (d0 < hd) acc0 = fmaf(pj, __half2float(vr[d0]), acc0);
+            if (d1 < hd) acc1 = fmaf(pj, __half2float(vr[d1]), acc1);
+        }
+        l = l * corr + ls;
+        m = tm;
+        __syncthreads();
+    }
+    float *o = out + (int64_t)t * out_stride + h * hd;
+    if (d0 < hd) o[d0] = acc0 / l;
+    if (d1 < hd) o[d1] = acc1 / l;
+}
+
+void cu_attention(cudaStream_t s, const float *qkv, int qkv_stride, int n, const int *pos0, int n_head, int n_head_kv,
+                  int hd, const __half *kc, const __half *vc, float *out, int out_stride) {
+    const float scale = 1.0f / sqrtf((float)hd);
+    dim3 grid((unsigned)n_head, (unsigned)n);
+    k_attention<<<grid, ATT_THREADS, 0, s>>>(qkv, qkv_stride, pos0, n_head, n_head_kv, hd, scale, kc, vc, out, out_stride);
+}
+
+/* ---- top-k ------------------------------------------------------------------------------
+ * Each block takes a chunk of TK_CHUNK values into shared memory; every
+ * thread keeps the best of its own TK_EPT values, and k rounds pick the
+ * block's best (higher value, then lower id), which its owner replaces.
+ * Chunks yield k candidates each; stages repeat until one block is left. */
+#define TK_THREADS 256
+#define TK_EPT 8
+#define TK_CHUNK (TK_THREADS * TK_EPT)
+
+__device__ __forceinline__ bool tk_better(float av, int ai, float bv, int bi) {
+    return av > bv || (av == bv && ai < bi);
+}
+
+__global__ void __launch_bounds__(TK_THREADS) k_topk_stage(const float *__restrict__ v, const int32_t *__restrict__ ids,
+                                                           int n, int k, float *ov, int32_t *oi) {
+    __shared__ float sv[TK_CHUNK];
+    __shared__ int si[TK_CHUNK];
+    __shared__ float wv[TK_THREADS / 32];
+    __shared__ int wi[TK_THREADS / 32], wslot[TK_THREADS / 32];
+    __shared__ int win_slot;
+    const int base = blockIdx.x * TK_CHUNK, lane = threadIdx.x & 31, wid = threadIdx.x >> 5;
+    for (int j = 0; j < TK_EPT; j++) {
+        const int slot = threadIdx.x + j * TK_THREADS, g = base + slot;
+        sv[slot] = g < n ? v[g] : -INFINITY;
+        si[slot] = g < n ? (ids ? ids[g] : g) : INT_MAX;
+    }
+    /* thread's own best slot (its slots are threadIdx.x + j*TK_THREADS) */
+    int best = threadIdx.x;
+    for (int j = 1; j < TK_EPT; j++) {
+        const int slot = threadIdx.x + j * TK_THREADS;
+        if (tk_better(sv[slot], si[slot], sv[best], si[best])) best = slot;
+    }
+    for (int r = 0; r < k; r++) {
+        float bv = sv[best];
+        int bi = si[best], bs = best;
+        for (int o = 16; o > 0; o >>= 1) {
+            const float ov2 = __shfl_xor_sync(FULL, bv, o);
+            const int oi2 = __shfl_xor_sync(FULL, bi, o), os = __shfl_xor_sync(FULL, bs, o);
+            if (tk_better(ov2, oi2, bv, bi)) { bv = ov2; bi = oi2; bs = os; }
+        }
+        if (lane == 0) { wv[wid] = bv; wi[wid] = bi; wslot[wid] = bs; }
+        __syncthreads();
+        if (threadIdx.x == 0) {
+            int w = 0;
+            for (int i = 1; i < TK_THREADS / 32; i++)
+                if (tk_better(wv[i], wi[i], wv[w], wi[w])) w = i;
+            ov[(int64_t)blockIdx.x * k + r] = wv[w];
+            oi[(int64_t)blockIdx.x * k + r] = wi[w];
+            win_slot = wslot[w];
+        }
+        __syncthreads();
+        if ((win_slot % TK_THREADS) == (int)threadIdx.x) { /* the owner drops it and rescans */
+            sv[win_slot] = -INFINITY;
+            si[win_slot] = INT_MAX;
+            best = threadIdx.x;
+            for (int j = 1; j < TK_EPT; j++) {
+                const int slot = threadIdx.x + j * TK_THREADS;
+                if (tk_better(sv[slot], si[slot], sv[best], si[best])) best = slot;
+            }
+        }
+        __syncthreads();
+    }
+}
+
+size_t cu_topk_tmp_elems(int n, int k) {
+    return 2 * (size_t)((n + TK_CHUNK - 1) / TK_CHUNK) * (size_t)k;
+}
+
+void cu_topk(cudaStream_t s, const float *v, int n, int k, float *tmpv, int32_t *tmpi, float *outv, int32_t *outi) {
+    const size_t half = cu_topk_tmp_elems(n, k) / 2;
+    const float *cv = v;
+    const int32_t *ci = NULL;
+    int cnt = n, flip = 0;
+    for (;;) {
+        const int nb = (cnt + TK_CHUNK - 1) / TK_CHUNK;
+        float *dv = nb == 1 ? outv : tmpv + (flip ? half : 0);
+        int32_t *di = nb == 1 ? outi : tmpi + (flip ? half : 0);
+        k_topk_stage<<<nb, TK_THREADS, 0, s>>>(cv, ci, cnt, k, dv, di);
+        if (nb == 1) break;
+        cv = dv;
+        ci = di;
+        cnt = nb * k;
+        flip ^= 1;
+    }
+}

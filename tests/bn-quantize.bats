@@ -348,3 +348,25 @@ assert_no_leftovers() {
     run "$VAL" --stats "$T/t.gguf"
     assert_line "total: 24 tensors"
 }
+
+@test "--arch renames the hyper-parameter keys of a GGUF; F32 master checkpoints convert" {
+    run bn-quantize -q "$W/bpe-i2s.gguf" -o "$T/a.gguf" --type I2_S --arch bitnet
+    assert_success
+    run "$VAL" "$T/a.gguf"
+    assert_success
+    grep -qa "bitnet.embedding_length" "$T/a.gguf"
+    grep -qa "bitnet.hidden_activation" "$T/a.gguf"
+    ! grep -qa "bitnet-b1.58.embedding_length" "$T/a.gguf"
+    run bn-quantize -q "$T/a.gguf" -o "$T/b.gguf" --type I2_S --arch bitnet-b1.58
+    assert_success
+    run "$CMP" "$T/b.gguf" "$W/bpe-i2s.gguf"
+    assert_success
+    run bn-quantize -q "$W/bpe" -o "$T/c.gguf" --type I2_S --arch llama
+    assert_failure 1
+    assert_output --partial "unknown architecture"
+    /usr/bin/python3 "$PACK" tiny "$T/f32" --dtype F32
+    run bn-quantize -q "$T/f32" -o "$T/f32.gguf" --type I2_S
+    assert_success
+    run "$VAL" "$T/f32.gguf"
+    assert_success
+}

@@ -23,8 +23,13 @@ if [ ! -f "$model" ]; then
     exit 1
 fi
 echo "== $(basename "$model"): \"$prompt\" (seed $seed, $n tokens)" >&2
+err=$(mktemp)
+trap 'rm -f "$err"' EXIT
+# the text streams to stdout; the timing summary (stderr) follows it on its own lines
 "$here/generate.sh" -m "$model" -p "$prompt" -n "$n" --seed "$seed" --temp 0.8 \
-    --repeat-penalty 1.1 --timing "${extra[@]}"
+    --repeat-penalty 1.1 --timing "${extra[@]}" 2>"$err"
 rc=$?
 echo
+echo >&2
+cat "$err" >&2
 exit $rc

@@ -198,3 +198,21 @@ teardown_file() {
     [ -f "$BATS_FILE_TMPDIR/pids" ] && while read -r pid; do kill "$pid" 2>/dev/null || true; done < "$BATS_FILE_TMPDIR/pids"
     return 0
 }
+
+@test "chat.sh: two turns from stdin, then EOF (Ctrl-D) ends every process cleanly" {
+    run timeout 60 bash -c "printf 'In the beginning\nAnd God said\n' | '$BN_ROOT/pipelines/chat.sh' -m '$M' -n 12 --seed 1 --chat-template llama2 2>'$TMP/err'"
+    assert_success
+    [ "${#lines[@]}" -eq 2 ]          # one answer line per turn
+    [ -n "${lines[0]}" ] && [ -n "${lines[1]}" ]
+    run pgrep -f "bn-forward -m $M\$"
+    assert_failure                     # nothing left running
+}
+
+@test "demo.sh: Bible-like text and the timing summary" {
+    [ -f "$BN_ROOT/models/kjv-bitnet-tiny-i2_s.gguf" ] || skip "models/kjv-bitnet-tiny-i2_s.gguf not built"
+    run timeout 60 "$BN_ROOT/pipelines/demo.sh" -n 40
+    assert_success
+    assert_output --partial "In the beginning God created the heaven and the earth"
+    assert_output --partial "decode"
+    assert_output --partial "bn-sample"
+}

@@ -45,6 +45,7 @@ static void usage(FILE *f) {
         "      --stop-on-repeat K  stop when the last K tokens repeat an earlier span\n"
         "      --json [FILE]       one JSON line per token (stdout instead of frames, or FILE)\n"
         "      --n-probs N         alternatives per token in --json (default 5, max 32)\n"
+        "      --hide-prompt       do not pass the prompt's tokens frames downstream\n"
         "      --timeout MS        peer timeout (default BN_TIMEOUT_MS)\n"
         "      --curve-keys DIR    CURVE keys for tcp:// endpoints\n"
         "      --insecure          allow plaintext tcp on non-loopback addresses\n"
@@ -53,11 +54,11 @@ static void usage(FILE *f) {
 }
 
 enum { O_FEEDBACK = 256, O_NOFB, O_TEMP, O_GREEDY, O_TOPK, O_TOPP, O_MINP, O_RP, O_FP, O_PP, O_RLN, O_BIAS,
-       O_STOP, O_REPEAT, O_JSON, O_NPROBS, O_TIMEOUT, O_CURVE, O_INSECURE, O_VERSION };
+       O_STOP, O_REPEAT, O_JSON, O_NPROBS, O_TIMEOUT, O_CURVE, O_INSECURE, O_VERSION, O_HIDE };
 
 typedef struct opts {
     const char *in, *out, *feedback, *model, *json_file, *curve;
-    bool no_feedback, json, quiet, insecure, seed_set;
+    bool no_feedback, json, quiet, insecure, seed_set, hide_prompt;
     long n_predict, stop_repeat, timeout;
     const char *stops[16];
     size_t n_stops;
@@ -229,9 +230,15 @@ static int finish(gen *g, const char *reason, uint32_t seq, bn_err *e) {
     bn_frame_timing(&t, "bn-sample", "sample", g->ns_sample, g->n_sampled);
     if (put(g, &t, e)) return -1;
     if (put(g, &f, e)) return -1;
-    if (g->json)
-        fprintf(g->json, "{\"done\":true,\"reason\":\"%s\",\"eval_count\":%zu,\"sample_duration\":%llu}\n",
+    if (g->json) {
+        /* n_past: tokens bn-forward's cache holds once it ran the last token fed back,
+         * i.e. the position where a follow-up prompt (chat) continues */
+        fprintf(g->json, "{\"done\":true,\"reason\":\"%s\",\"eval_count\":%zu,\"sample_duration\":%llu",
                 reason, g->n_hist, (unsigned long long)g->ns_sample);
+        if (g->fed_pos >= 0) fprintf(g->json, ",\"n_past\":%lld", (long long)g->fed_pos + 1);
+        fprintf(g->json, "}\n");
+        fflush(g->json);
+    }
     if (!g->o->quiet && !strcmp(reason, "repeat"))
         bn_warnx(T, "stopped: the last %ld tokens repeat an earlier span", g->o->stop_repeat);
     return 0;
@@ -245,7 +252,10 @@ static int on_logits(gen *g, const bn_frame *f, bn_err *e) {
     if (f->n_rows == 0) return bn_errf(e, "logits: no rows");
     uint32_t last = f->pos + f->n_rows - 1;
     if (!g->active) {
-        if (g->fed_pos >= 0 && last == (uint32_t)g->fed_pos) return 0; /* the step after our END */
+        if (g->fed_pos >= 0 && last == (uint32_t)g->fed_pos) { /* the step after our END: once */
+            g->fed_pos = -1;
+            return 0;
+        }
         g->active = true;
         g->n_hist = 0;
         g->n_text = 0;
@@ -314,8 +324,9 @@ static int gen_run(gen *g, bn_err *e) {
         case BN_FRAME_LOGITS: g->saw_logits = true; rc = on_logits(g, &f, e); break;
         case BN_FRAME_TOKENS: /* the prompt, if upstream passes it on: penalties see it */
             g->saw_tokens = true;
+            if (!g->active) g->fed_pos = -1; /* a new prompt: no stale step can follow */
             for (uint32_t i = 0; i < f.n_tokens && g->smp && !rc; i++) rc = bn_sampler_accept(g->smp, f.tokens[i], e);
-            if (!rc) rc = put(g, &f, e);
+            if (!rc && !g->o->hide_prompt) rc = put(g, &f, e);
             break;
         case BN_FRAME_TIMING: case BN_FRAME_UNKNOWN: rc = put(g, &f, e); break;
         case BN_FRAME_ERROR:
@@ -399,7 +410,7 @@ static void parse(int argc, char **argv, opts *o) {
         { "seed", 1, 0, 's' }, { "predict", 1, 0, 'n' }, { "stop", 1, 0, O_STOP }, { "model", 1, 0, 'm' },
         { "stop-on-repeat", 1, 0, O_REPEAT }, { "json", 2, 0, O_JSON }, { "n-probs", 1, 0, O_NPROBS },
         { "timeout", 1, 0, O_TIMEOUT }, { "curve-keys", 1, 0, O_CURVE }, { "insecure", 0, 0, O_INSECURE },
-        { "quiet", 0, 0, 'q' }, { "help", 0, 0, 'h' }, { "version", 0, 0, O_VERSION }, { 0, 0, 0, 0 } };
+        { "hide-prompt", 0, 0, O_HIDE }, { "quiet", 0, 0, 'q' }, { "help", 0, 0, 'h' }, { "version", 0, 0, O_VERSION }, { 0, 0, 0, 0 } };
     memset(o, 0, sizeof *o);
     o->in = o->out = "-";
     o->n_predict = -1;
@@ -452,6 +463,7 @@ static void parse(int argc, char **argv, opts *o) {
         case O_CURVE: o->curve = optarg; break;
         case O_INSECURE: o->insecure = true; break;
         case 'q': o->quiet = true; break;
+        case O_HIDE: o->hide_prompt = true; break;
         case 'h': usage(stdout); exit(0);
         case O_VERSION: bn_print_version(T, stdout); exit(0);
         default: usage(stderr); exit(2);

@@ -1197,7 +1197,9 @@ static int load_tokenizer_json(bn_vocab *v, const char *path, uint32_t n_vocab, 
         bool special = false;
         bn_json_bool(bn_json_get(a, "special"), &special);
         if (!c) { rc = bn_errf(e, "%s: added_tokens[%zu]: content missing", path, i); break; }
-        rc = bn_vocab_set_token(v, (uint32_t)id, c, cl, 0.0f, special ? BN_TOK_CONTROL : BN_TOK_USER_DEFINED, e);
+        /* score -1000 for control tokens, as in the official 2B-4T GGUF */
+        rc = bn_vocab_set_token(v, (uint32_t)id, c, cl, special ? -1000.0f : 0.0f,
+                                special ? BN_TOK_CONTROL : BN_TOK_USER_DEFINED, e);
         set[id] = 1;
     }
     for (uint32_t id = 0; id < n && !rc; id++) /* llama.cpp pads holes with [PAD<id>] */
@@ -1210,8 +1212,12 @@ static int load_tokenizer_json(bn_vocab *v, const char *path, uint32_t n_vocab, 
     return rc;
 }
 
-/* Write tokenizer.* keys from a vocabulary (and merges for BPE). */
-static int write_vocab(job *j, const bn_vocab *v, const bn_json *merges, const char *chat, bn_err *e) {
+/* Write tokenizer.* keys from a vocabulary (and merges for BPE).
+ * add_bos/add_eos are written for SentencePiece always (the fixtures' keys) and
+ * for BPE only when tokenizer_config.json has them (has_bos / has_eos), as the
+ * official 2B-4T file, which has add_bos_token but no add_eos_token. */
+static int write_vocab(job *j, const bn_vocab *v, const bn_json *merges, const char *chat, bool has_bos,
+                       bool has_eos, bn_err *e) {
     bn_gguf_writer *w = j->w;
     bool spm = v->type == BN_VOCAB_SPM;
     if (bn_gguf_w_str(w, "tokenizer.ggml.model", spm ? "llama" : "gpt2", e)) return -1;
@@ -1261,8 +1267,8 @@ static int write_vocab(job *j, const bn_vocab *v, const bn_json *merges, const c
         (v->eos >= 0 && bn_gguf_w_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)v->eos, e)) ||
         (v->unk >= 0 && bn_gguf_w_u32(w, "tokenizer.ggml.unknown_token_id", (uint32_t)v->unk, e)) ||
         (v->pad >= 0 && bn_gguf_w_u32(w, "tokenizer.ggml.padding_token_id", (uint32_t)v->pad, e)) ||
-        bn_gguf_w_bool(w, "tokenizer.ggml.add_bos_token", v->add_bos, e) ||
-        bn_gguf_w_bool(w, "tokenizer.ggml.add_eos_token", v->add_eos, e) ||
+        ((spm || has_bos) && bn_gguf_w_bool(w, "tokenizer.ggml.add_bos_token", v->add_bos, e)) ||
+        ((spm || has_eos) && bn_gguf_w_bool(w, "tokenizer.ggml.add_eos_token", v->add_eos, e)) ||
         (spm && !v->add_space_prefix && bn_gguf_w_bool(w, "tokenizer.ggml.add_space_prefix", false, e)) ||
         (chat && bn_gguf_w_str(w, "tokenizer.chat_template", chat, e)))
         goto out;
@@ -1366,7 +1372,8 @@ int bn_convert_hf(const char *dir, const char *out, const bn_convert_opts *o, bn
     if (strcmp(j.arch, "bitnet") == 0 && strcmp(act, "relu2") == 0 &&
         bn_gguf_w_str(j.w, "bitnet.hidden_activation", "relu2", e))
         goto done;
-    if (write_vocab(&j, &voc, merges, chat, e)) goto done;
+    bool has_bos = bn_json_get(tcfg, "add_bos_token") != NULL, has_eos = bn_json_get(tcfg, "add_eos_token") != NULL;
+    if (write_vocab(&j, &voc, merges, chat, has_bos, has_eos, e)) goto done;
     rc = finish_output(&j, base_name(dir, bnm, sizeof bnm), files.v, files.n, e);
 done:
     job_free(&j);

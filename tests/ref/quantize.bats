@@ -175,3 +175,17 @@ EOF
     grep -qa "tokenizer.chat_template" "$T/2b4t.gguf"
     rm -f "$T/2b4t.gguf"
 }
+
+@test "a LLaMA-3 tokenizer.json checkpoint gives exactly the official 2B-4T tokenizer keys" {
+    V="$BN_SHARED/tokenizer/bitnet-b1.58-2B-4T.vocab.gguf"
+    [ -f "$V" ] || skip "no $V"
+    /usr/bin/python3 "$BN_ROOT/tests/tools/pack_hf.py" tiny "$T/l3" --vocab-size 128256 --embd 128 --heads 2 --kv 1 --ffn 256 --layers 1
+    /usr/bin/python3 "$BN_ROOT/tests/tools/gguf_vocab_json.py" tojson "$V" "$T/l3"
+    run bn-quantize -q "$T/l3" -o "$T/l3.gguf" --type I2_S
+    assert_success
+    validate "$T/l3.gguf"
+    # tokens, token types, scores (-1000 for the 256 specials), 280147 merges, ids, chat template
+    run /usr/bin/python3 "$BN_ROOT/tests/tools/gguf_vocab_json.py" cmp "$T/l3.gguf" "$V"
+    assert_success
+    assert_output --partial "10 tokenizer keys compared, 0 differ"
+}

@@ -15,7 +15,8 @@
       --heads N, --kv N, --dtype BF16|F16|F32, --spm FILE (tokenizer.model; otherwise a
       small byte-level BPE tokenizer.json is written), --packed, --shards N,
       --drop NAME, --bad-dtype NAME (store NAME as I32), --scale-dtype F32|BF16,
-      --untied (a separate lm_head.weight, tie_word_embeddings false).
+      --untied (a separate lm_head.weight, tie_word_embeddings false), --vocab-size N
+      (embedding rows; the caller then replaces the tokenizer files).
   pack_hf.py bump-scale FILE.gguf TENSOR
       Double the f16 scale d of the first block of a TQ2_0 tensor in place (a TQ file
       with per-block scales that cannot become I2_S without loss).
@@ -212,6 +213,8 @@ def cmd_tiny(args):
         extra['tokenizer_config.json'] = {'add_bos_token': True, 'add_eos_token': False}
     else:
         tok, V, bos, eos = bpe_tokenizer()
+        if args.vocab_size:  # the caller brings its own tokenizer files of this size
+            V = args.vocab_size
         extra['tokenizer.json'] = tok
         extra['tokenizer_config.json'] = {'add_bos_token': True, 'add_eos_token': False,
                                           'chat_template': '{% for m in messages %}{{ m.content }}{% endfor %}'}
@@ -322,6 +325,7 @@ def main():
         p.add_argument('--bad-dtype')
         p.add_argument('--scale-dtype', default='F32', choices=('F32', 'BF16'))
         p.add_argument('--untied', action='store_true')
+        p.add_argument('--vocab-size', type=int, default=0)
     args = ap.parse_args()
     {'tiny': cmd_tiny, 'pack': cmd_pack, 'bump-scale': cmd_bump}[args.cmd](args)
 

@@ -70,6 +70,17 @@ static void copy_str(char *dst, size_t cap, const char *src) {
     dst[n] = 0;
 }
 
+/* One place for the version and vocabulary checks every stage does. */
+int bn_hello_check(const bn_hello *h, const char *expect_vocab_fp, bn_err *e) {
+    const char *who = h->stage[0] ? h->stage : "upstream";
+    if (h->proto != BN_PROTO_VERSION)
+        return bn_errf(e, "%s: hello: protocol version %u, this stage speaks %d", who, h->proto, BN_PROTO_VERSION);
+    if (expect_vocab_fp && expect_vocab_fp[0] && h->vocab_fp[0] && strcmp(expect_vocab_fp, h->vocab_fp) != 0)
+        return bn_errf(e, "%s: hello: vocabulary mismatch (vocab_fp %.16s..., expected %.16s...)", who, h->vocab_fp,
+                       expect_vocab_fp);
+    return 0;
+}
+
 void bn_frame_tokens(bn_frame *f, int32_t *ids, uint32_t n, uint32_t pos) {
     bn_frame_init(f, BN_FRAME_TOKENS);
     f->tokens = ids;

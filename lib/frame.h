@@ -121,6 +121,10 @@ int bn_frame_to_json(const bn_frame *f, bool full, char **out, bn_err *e);
  * its buffers (free with bn_frame_free). */
 int bn_frame_from_json(const char *json, size_t len, bn_frame *f, bn_err *e);
 
+/* A received hello is usable: proto is BN_PROTO_VERSION; when both
+ * fingerprints are non-empty they match (expect_vocab_fp may be NULL/""). */
+int bn_hello_check(const bn_hello *h, const char *expect_vocab_fp, bn_err *e);
+
 /* Convenience constructors for frames whose pointers the caller owns. */
 void bn_frame_tokens(bn_frame *f, int32_t *ids, uint32_t n, uint32_t pos);
 void bn_frame_token(bn_frame *f, int32_t *id, uint32_t pos);

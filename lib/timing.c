@@ -34,6 +34,12 @@ void bn_timing_add(bn_timing *t, const char *stage, const char *event, uint64_t 
     }
 }
 
+uint64_t bn_timing_since(bn_timing *t, const char *stage, const char *event, uint64_t t0, uint64_t count) {
+    uint64_t now = bn_now_ns(), ns = now > t0 ? now - t0 : 0;
+    bn_timing_add(t, stage, event, ns, count, t0);
+    return ns;
+}
+
 int bn_timing_add_frame(bn_timing *t, const bn_frame *f) {
     if (f->kind != BN_FRAME_TIMING) return 0;
     bn_timing_add(t, f->stage, f->event, f->ns, f->count, f->t_start_ns);

@@ -39,6 +39,9 @@ void bn_timing_init(bn_timing *t);
 
 /* Accumulate one record; t_start_ns 0 if unknown. */
 void bn_timing_add(bn_timing *t, const char *stage, const char *event, uint64_t ns, uint64_t count, uint64_t t_start_ns);
+/* Stage timer: t0 = bn_now_ns() before the work, then this adds
+ * (now - t0) with t0 as start; returns the duration in ns. */
+uint64_t bn_timing_since(bn_timing *t, const char *stage, const char *event, uint64_t t0, uint64_t count);
 /* Accumulate a TIMING frame (other kinds are ignored; returns 1 if used). */
 int bn_timing_add_frame(bn_timing *t, const bn_frame *f);
 /* Totals of an event: for one stage, or summed over all stages (stage NULL). */

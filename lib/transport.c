@@ -88,14 +88,32 @@ static int open_fd(bn_conn *c, const char *spec, const bn_conn_opts *o, bn_err *
         c->fd = c->out ? 1 : 0;
         snprintf(c->name, sizeof c->name, "%s", c->out ? "stdout" : "stdin");
     } else if (!c->out) {
-        c->fd = open(spec, O_RDONLY | O_CLOEXEC);
+        struct stat st;
+        bool fifo = stat(spec, &st) == 0 && S_ISFIFO(st.st_mode);
+        /* With a timeout, a FIFO is opened without waiting for its writer;
+         * fd_wait's poll then waits for data (Linux reports no hangup on a
+         * FIFO whose writer has not yet come), bounded by the timeout. */
+        bool nb = fifo && c->timeout_ms >= 0;
+        c->fd = open(spec, O_RDONLY | O_CLOEXEC | (nb ? O_NONBLOCK : 0));
         if (c->fd < 0) return bn_errf(e, "%s: cannot open: %s", spec, strerror(errno));
+        if (nb) fcntl(c->fd, F_SETFL, fcntl(c->fd, F_GETFL) & ~O_NONBLOCK);
         c->close_fd = true;
     } else {
         struct stat st;
         if (stat(spec, &st) == 0 && !S_ISREG(st.st_mode)) {
-            /* FIFO, /dev/null, a tty: write in place */
-            c->fd = open(spec, O_WRONLY | O_CLOEXEC);
+            /* FIFO, /dev/null, a tty: write in place. A FIFO without a
+             * reader blocks open(); with a timeout, retry non-blocking. */
+            if (S_ISFIFO(st.st_mode) && c->timeout_ms >= 0) {
+                uint64_t deadline = bn_now_ns() + (uint64_t)c->timeout_ms * 1000000u;
+                while ((c->fd = open(spec, O_WRONLY | O_CLOEXEC | O_NONBLOCK)) < 0 && errno == ENXIO &&
+                       bn_now_ns() < deadline)
+                    usleep(10000);
+                if (c->fd < 0 && errno == ENXIO)
+                    return bn_errf(e, "%s: no reader opened the FIFO within %d ms (timeout)", spec, c->timeout_ms);
+                if (c->fd >= 0) fcntl(c->fd, F_SETFL, fcntl(c->fd, F_GETFL) & ~O_NONBLOCK);
+            } else {
+                c->fd = open(spec, O_WRONLY | O_CLOEXEC);
+            }
             if (c->fd < 0) return bn_errf(e, "%s: cannot open: %s", spec, strerror(errno));
         } else {
             size_t n = strlen(spec) + 32;
@@ -196,6 +214,8 @@ typedef struct bn_curve_auth {
     bn_conn_log_fn log;
     void *log_ud;
     char endpoint[512];
+    char seen[16][41 + 128]; /* "key addr" already logged: a refused client retries every 100 ms */
+    size_t n_seen;
 } bn_curve_auth;
 
 bool bn_curve_available(void) { return zmq_has("curve") != 0; }
@@ -327,7 +347,13 @@ static void *zap_thread(void *arg) {
                     if (!memcmp(a->keys[i], zmq_msg_data(&part[6]), 32)) { status = "200"; text = "OK"; break; }
             } else text = "CURVE required";
         }
-        if (strcmp(status, "200") != 0) {
+        char tag[41 + 128];
+        snprintf(tag, sizeof tag, "%s %s", key, addr);
+        bool repeat = false;
+        for (size_t i = 0; i < a->n_seen; i++) if (!strcmp(a->seen[i], tag)) repeat = true;
+        if (!repeat && strcmp(status, "200") != 0) {
+            memcpy(a->seen[a->n_seen++ % 16], tag, sizeof tag);
+            if (a->n_seen > 16) a->n_seen = 16;
             char ep[512];
             pthread_mutex_lock(&a->lock);
             snprintf(ep, sizeof ep, "%s", a->endpoint);
@@ -466,7 +492,12 @@ static int open_zmq(bn_conn *c, const char *spec, const bn_conn_opts *o, bn_err 
     int linger = c->out ? (c->timeout_ms < 0 || c->timeout_ms > ZMQ_DEFAULT_TIMEOUT_MS ? ZMQ_DEFAULT_TIMEOUT_MS : c->timeout_ms) : 0;
     int64_t maxmsg = BN_FRAME_MAX_BYTES;
     int tmo = c->timeout_ms < 0 ? -1 : c->timeout_ms;
-    if (zmq_setsockopt(c->sock, ZMQ_LINGER, &linger, sizeof linger) < 0 ||
+    /* Output: queue only on completed connections, so a writer whose reader
+     * never comes (or is refused by CURVE) fails with the send timeout
+     * instead of queueing into the void and exiting 0. */
+    int immediate = c->out ? 1 : 0;
+    if (zmq_setsockopt(c->sock, ZMQ_IMMEDIATE, &immediate, sizeof immediate) < 0 ||
+        zmq_setsockopt(c->sock, ZMQ_LINGER, &linger, sizeof linger) < 0 ||
         zmq_setsockopt(c->sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg) < 0 ||
         zmq_setsockopt(c->sock, c->out ? ZMQ_SNDTIMEO : ZMQ_RCVTIMEO, &tmo, sizeof tmo) < 0)
         return zmq_fail(c, "zmq_setsockopt", e);

@@ -273,6 +273,20 @@ static void test_fields(void) {
     CHECK(bn_frame_encode(&f, &out, &outlen, &e) < 0, "encode refuses a token frame without id");
 }
 
+static void test_hello_check(void) {
+    bn_frame f;
+    bn_err e;
+    make(&f, BN_FRAME_HELLO);
+    CHECK(bn_hello_check(&f.hello, NULL, &e) == 0, "hello check: ok without expectation");
+    CHECK(bn_hello_check(&f.hello, f.hello.vocab_fp, &e) == 0, "hello check: same vocab_fp");
+    CHECK(bn_hello_check(&f.hello, "ffff", &e) < 0 && strstr(e.msg, "vocabulary mismatch") && strstr(e.msg, "bn-forward"),
+          "hello check: vocab mismatch: %s", e.msg);
+    f.hello.vocab_fp[0] = 0;
+    CHECK(bn_hello_check(&f.hello, "ffff", &e) == 0, "hello check: no fingerprint, nothing to compare");
+    f.hello.proto = 2;
+    CHECK(bn_hello_check(&f.hello, NULL, &e) < 0 && strstr(e.msg, "protocol version 2"), "hello check: proto 2: %s", e.msg);
+}
+
 static void test_limits(void) {
     bn_frame f;
     bn_err e;
@@ -474,6 +488,10 @@ static void test_timing(void) {
           "text summary");
     for (char *l = tx ? strtok(tx, "\n") : NULL; l; l = strtok(NULL, "\n")) printf("# %s\n", l);
     free(tx);
+    uint64_t t0 = bn_now_ns();
+    uint64_t d1 = bn_timing_since(&t, "bn-detok", "detok", t0, 3);
+    bn_timing_entry dt = bn_timing_get(&t, "bn-detok", "detok");
+    CHECK(dt.ns == d1 && dt.count == 3 && dt.first_ns == t0, "timer: since t0 recorded with its start");
     /* emit -> re-accumulate gives the same totals */
     bn_timing u;
     bn_timing_init(&u);
@@ -493,6 +511,7 @@ static void test_timing(void) {
 int main(void) {
     test_round_trip();
     test_fields();
+    test_hello_check();
     test_limits();
     test_reader();
     test_timing();

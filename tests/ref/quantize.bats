@@ -189,3 +189,22 @@ EOF
     assert_success
     assert_output --partial "10 tokenizer keys compared, 0 differ"
 }
+
+@test "kjv converted to I2_S / TQ2_0 / TQ1_0 / F16 runs in bn-forward within the README's tolerance of the reference logits" {
+    [ -x "$BN_BIN/bn-forward" ] || skip "bn-forward not built"
+    for t in I2_S TQ2_0 TQ1_0 F16; do
+        bn-quantize -q "$K" -o "$T/k.gguf" --type "$t"
+        echo "1 1037 261 2076 391 3304 261 738 270 261 624 4057" |
+            bn-forward -m "$T/k.gguf" --ids --logits all --dump-logits "$T/k.logt" -t 1 >/dev/null
+        # kjv README: max |dlogit| < ~0.3 and the same argmax on every row
+        run /usr/bin/python3 -c "
+import numpy as np
+a = np.fromfile('$T/k.logt', '<f4', offset=16).reshape(-1, 4096)
+r = np.fromfile('$K/ref_logits.bin', '<f4').reshape(12, 4096)
+d = float(np.abs(a - r).max())
+print('$t maxabs %.4f argmax %s' % (d, bool((a.argmax(1) == r.argmax(1)).all())))
+assert a.shape == r.shape and d < 0.3 and (a.argmax(1) == r.argmax(1)).all()
+"
+        assert_success
+    done
+}

@@ -1136,15 +1136,38 @@ static int hf_bind(job *j, bn_err *e) {
     return 0;
 }
 
-/* Special ids and flags from config.json / tokenizer_config.json over the vocab's own. */
-static void hf_special(bn_vocab *v, const bn_json *cfg, const bn_json *tcfg) {
-    const char *keys[3] = { "bos_token_id", "eos_token_id", "pad_token_id" };
-    int32_t *dst[3] = { &v->bos, &v->eos, &v->pad };
-    for (int k = 0; k < 3; k++) {
-        int64_t x;
-        const bn_json *val = bn_json_get(cfg, keys[k]);
-        if (bn_json_type_of(val) == BN_JSON_ARR) val = bn_json_at(val, 0); /* eos lists: first */
-        if (bn_json_i64(val, &x) && x >= 0 && x < (int64_t)v->n_tokens) *dst[k] = (int32_t)x;
+/* Id of the token whose text is s (linear scan: called a few times), or -1. */
+static int32_t find_token(const bn_vocab *v, const char *s, size_t l) {
+    for (uint32_t i = 0; i < v->n_tokens; i++)
+        if (v->text_len[i] == l && memcmp(v->text_blob + v->text_off[i], s, l) == 0) return (int32_t)i;
+    return -1;
+}
+
+/* Special ids, first found wins: config.json *_token_id, generation_config.json
+ * *_token_id (lists: the first), then the token strings of tokenizer_config.json
+ * / special_tokens_map.json ("<s>" or {"content": "<s>"}) looked up in the
+ * vocabulary; otherwise what the tokenizer itself says. add_bos/add_eos from
+ * tokenizer_config.json. */
+static void hf_special(bn_vocab *v, const bn_json *const cfgs[2], const bn_json *const maps[2], const bn_json *tcfg) {
+    static const char *const ids[3] = { "bos_token_id", "eos_token_id", "pad_token_id" };
+    static const char *const strs[4] = { "bos_token", "eos_token", "pad_token", "unk_token" };
+    int32_t *dst[4] = { &v->bos, &v->eos, &v->pad, &v->unk };
+    for (int k = 0; k < 4; k++) {
+        bool done = false;
+        for (int c = 0; c < 2 && !done && k < 3; c++) {
+            int64_t x;
+            const bn_json *val = bn_json_get(cfgs[c], ids[k]);
+            if (bn_json_type_of(val) == BN_JSON_ARR) val = bn_json_at(val, 0);
+            if (bn_json_i64(val, &x) && x >= 0 && x < (int64_t)v->n_tokens) { *dst[k] = (int32_t)x; done = true; }
+        }
+        for (int m = 0; m < 2 && !done; m++) {
+            const bn_json *val = bn_json_get(maps[m], strs[k]);
+            if (bn_json_type_of(val) == BN_JSON_OBJ) val = bn_json_get(val, "content");
+            size_t l;
+            const char *t = bn_json_str(val, &l);
+            int32_t id = t ? find_token(v, t, l) : -1;
+            if (id >= 0) { *dst[k] = id; done = true; }
+        }
     }
     bool b;
     if (bn_json_bool(bn_json_get(tcfg, "add_bos_token"), &b)) v->add_bos = b;
@@ -1282,7 +1305,7 @@ out:
 int bn_convert_hf(const char *dir, const char *out, const bn_convert_opts *o, bn_err *e) {
     job j;
     flist files = { 0 };
-    bn_json_doc *cfgd = NULL, *tcfgd = NULL, *tokd = NULL;
+    bn_json_doc *cfgd = NULL, *tcfgd = NULL, *tokd = NULL, *gcfgd = NULL, *smapd = NULL;
     bn_vocab voc;
     memset(&voc, 0, sizeof voc);
     int rc = -1;
@@ -1363,7 +1386,14 @@ int bn_convert_hf(const char *dir, const char *out, const bn_convert_opts *o, bn
         if (bn_json_parse_file(&tcfgd, p, CFG_MAX, e) || flist_add(&files, p, e)) goto done;
     }
     const bn_json *tcfg = bn_json_root(tcfgd);
-    hf_special(&voc, cfg, tcfg);
+    if (join(p, sizeof p, dir, "generation_config.json") && file_exists(p)) {
+        if (bn_json_parse_file(&gcfgd, p, CFG_MAX, e) || flist_add(&files, p, e)) goto done;
+    }
+    if (join(p, sizeof p, dir, "special_tokens_map.json") && file_exists(p)) {
+        if (bn_json_parse_file(&smapd, p, CFG_MAX, e) || flist_add(&files, p, e)) goto done;
+    }
+    const bn_json *cfgs[2] = { cfg, bn_json_root(gcfgd) }, *maps[2] = { tcfg, bn_json_root(smapd) };
+    hf_special(&voc, cfgs, maps, tcfg);
     const char *chat = bn_json_str(bn_json_get(tcfg, "chat_template"), NULL);
     char name[128], bnm[128];
     const char *nop = bn_json_str(bn_json_get(cfg, "_name_or_path"), NULL);
@@ -1381,6 +1411,8 @@ done:
     bn_json_free(cfgd);
     bn_json_free(tcfgd);
     bn_json_free(tokd);
+    bn_json_free(gcfgd);
+    bn_json_free(smapd);
     flist_free(&files);
     return rc;
 }

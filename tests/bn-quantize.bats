@@ -370,3 +370,24 @@ assert_no_leftovers() {
     run "$VAL" "$T/f32.gguf"
     assert_success
 }
+
+@test "special ids: config.json first, then generation_config.json, then token strings" {
+    cp -r "$W/bpe" "$T/sp"
+    # no ids in config.json: generation_config.json decides eos, token strings decide bos
+    /usr/bin/python3 - "$T/sp" <<'PY'
+import json, sys
+d = sys.argv[1]
+c = json.load(open(d + '/config.json')); del c['bos_token_id']; del c['eos_token_id']
+json.dump(c, open(d + '/config.json', 'w'))
+json.dump({'eos_token_id': [5, 6]}, open(d + '/generation_config.json', 'w'))
+t = json.load(open(d + '/tokenizer_config.json')); t['bos_token'] = {'content': '<|end_of_text|>'}
+json.dump(t, open(d + '/tokenizer_config.json', 'w'))
+PY
+    run bn-quantize -q "$T/sp" -o "$T/sp.gguf" --type I2_S
+    assert_success
+    [ -x "$BN_BIN/bn-gguf" ] || skip "bn-gguf not built"
+    run bn-gguf meta "$T/sp.gguf" tokenizer.ggml.eos_token_id
+    assert_output "5"
+    run bn-gguf meta "$T/sp.gguf" tokenizer.ggml.bos_token_id
+    assert_output "260"
+}

@@ -109,6 +109,14 @@ static void test_file(void) {
     CHECK(r < 0 && strstr(e.msg, "truncated frame at byte") && strstr(e.msg, path) && got == 10,
           "truncated file: %s", e.msg);
     bn_conn_close(c);
+    /* a device is written in place, never replaced by a renamed temp file */
+    struct stat dn;
+    if (stat("/dev/null", &dn) == 0 && S_ISCHR(dn.st_mode) && bn_conn_open_out(&c, "/dev/null", NULL, &e) == 0) {
+        r = send_tokens(c, 3, 0, &e);
+        r = r ? r : bn_conn_finish(c, &e);
+        bn_conn_close(c);
+        CHECK(r == 0 && stat("/dev/null", &dn) == 0 && S_ISCHR(dn.st_mode), "/dev/null written in place, still a device");
+    }
     CHECK(bn_conn_open_in(&c, "/nonexistent/x", NULL, &e) < 0 && strstr(e.msg, "/nonexistent/x"),
           "missing input file named: %s", e.msg);
 }

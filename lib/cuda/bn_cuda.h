@@ -91,9 +91,9 @@ int bn_cu_test_matmul(const bn_cu_mat *W, const void *act, const float *act_scal
 int bn_cu_test_rope(float *qkv, int n, int pos, int n_head, int n_head_kv, int hd, int n_rot, const float *cs, int n_ctx,
                     char *err, size_t errn);
 /* Causal attention of q[n][nh*hd] against f16 caches k, v [n_kv_total][nkv*hd] where query t sees
- * pos+t+1 keys; out[n][nh*hd]. */
+ * pos+t+1 keys, each head's keys cut into nsplit ranges (1..16) merged at the end; out[n][nh*hd]. */
 int bn_cu_test_attention(const float *q, const uint16_t *kc, const uint16_t *vc, int n, int pos, int n_head,
-                         int n_head_kv, int hd, float *out, char *err, size_t errn);
+                         int n_head_kv, int hd, int nsplit, float *out, char *err, size_t errn);
 /* Top-k of v[n] (values, ids descending; ties by lower id). */
 int bn_cu_test_topk(const float *v, int n, int k, float *topv, int32_t *topi, char *err, size_t errn);
 

@@ -517,29 +517,35 @@ void cu_rope_store(cudaStream_t s, float *qkv, int n, const int *pos0, int n_hea
 }
 
 /* ---- attention over the F16 cache ----------------------------------------------------
- * One block per (query head, token): q rounded to f16 as ggml does, keys in
- * tiles of ATT_TILE; each warp scores keys (lanes over head dims), then an
- * online softmax (running max m, sum l) rescales the per-thread output dims.
- * Thread d owns output dims d and d + 128 (head_dim <= 256). */
+ * One block per (query head, token, split): q rounded to f16 as ggml does,
+ * keys of the split's range in tiles of ATT_TILE; each warp scores keys
+ * (lanes over head dims), then an online softmax (running max m, sum l)
+ * rescales the per-thread output dims. Thread d owns output dims d and
+ * d + 128 (head_dim <= 256). With nsplit > 1 (decode: few heads, long
+ * cache) the key range is cut into nsplit parts whose (m, l, acc) go to
+ * `part` and k_attn_combine merges them ("flash-decoding"); the ranges are
+ * computed from the position in device memory, so a graph replays them. */
 #define ATT_TILE 64
 #define ATT_THREADS 128
 __global__ void __launch_bounds__(ATT_THREADS) k_attention(const float *__restrict__ qkv, int qkv_stride, const int *pos0,
                                                            int n_head, int n_head_kv, int hd, float scale,
                                                            const __half *__restrict__ kc, const __half *__restrict__ vc,
-                                                           float *out, int out_stride) {
+                                                           float *out, int out_stride, float *part) {
     __shared__ float qs[256];
     __shared__ float sc[ATT_TILE];
-    const int h = blockIdx.x, t = blockIdx.y;
+    const int h = blockIdx.x, t = blockIdx.y, sp = blockIdx.z, nsplit = gridDim.z;
     const int lane = threadIdx.x & 31, wid = threadIdx.x >> 5;
     const int kv_dim = n_head_kv * hd, kvo = (h / (n_head / n_head_kv)) * hd;
     const int n_kv = *pos0 + t + 1;
+    const int chunk = (n_kv + nsplit - 1) / nsplit;
+    const int p_beg = sp * chunk, p_end = p_beg + chunk < n_kv ? p_beg + chunk : n_kv;
     for (int d = threadIdx.x; d < hd; d += ATT_THREADS)
         qs[d] = __half2float(__float2half_rn(qkv[(int64_t)t * qkv_stride + h * hd + d]));
     float m = -INFINITY, l = 0.0f, acc0 = 0.0f, acc1 = 0.0f;
     const int d0 = threadIdx.x, d1 = threadIdx.x + ATT_THREADS;
     __syncthreads();
-    for (int p0 = 0; p0 < n_kv; p0 += ATT_TILE) {
-        const int nt = n_kv - p0 < ATT_TILE ? n_kv - p0 : ATT_TILE;
+    for (int p0 = p_beg; p0 < p_end; p0 += ATT_TILE) {
+        const int nt = p_end - p0 < ATT_TILE ? p_end - p0 : ATT_TILE;
         for (int j = wid; j < nt; j += ATT_THREADS / 32) {
             const __half *kr = kc + (int64_t)(p0 + j) * kv_dim + kvo;
             float dot = 0.0f;
@@ -568,16 +574,55 @@ __global__ void __launch_bounds__(ATT_THREADS) k_attention(const float *__restri
         m = tm;
         __syncthreads();
     }
-    float *o = out + (int64_t)t * out_stride + h * hd;
-    if (d0 < hd) o[d0] = acc0 / l;
-    if (d1 < hd) o[d1] = acc1 / l;
+    if (nsplit == 1) {
+        float *o = out + (int64_t)t * out_stride + h * hd;
+        if (d0 < hd) o[d0] = acc0 / l;
+        if (d1 < hd) o[d1] = acc1 / l;
+        return;
+    }
+    /* part layout per (t, h): nsplit x (m, l), then nsplit x hd acc */
+    float *pp = part + ((int64_t)t * n_head + h) * nsplit * (2 + hd);
+    if (threadIdx.x == 0) {
+        pp[2 * sp] = m;
+        pp[2 * sp + 1] = l;
+    }
+    float *pa = pp + 2 * nsplit + (int64_t)sp * hd;
+    if (d0 < hd) pa[d0] = acc0;
+    if (d1 < hd) pa[d1] = acc1;
+}
+
+/* Merge the splits of k_attention: M = max m_s, w_s = exp(m_s - M),
+ * out = sum w_s acc_s / sum w_s l_s (empty splits have l = 0, m = -inf). */
+__global__ void k_attn_combine(const float *__restrict__ part, int n_head, int hd, int nsplit, float *out, int out_stride) {
+    const int h = blockIdx.x, t = blockIdx.y;
+    const float *pp = part + ((int64_t)t * n_head + h) * nsplit * (2 + hd);
+    float M = -INFINITY;
+    for (int s = 0; s < nsplit; s++)
+        if (pp[2 * s + 1] > 0.0f) M = fmaxf(M, pp[2 * s]);
+    float L = 0.0f;
+    for (int s = 0; s < nsplit; s++)
+        if (pp[2 * s + 1] > 0.0f) L += ggml_expf_dev(pp[2 * s] - M) * pp[2 * s + 1];
+    for (int d = threadIdx.x; d < hd; d += blockDim.x) {
+        float a = 0.0f;
+        for (int s = 0; s < nsplit; s++)
+            if (pp[2 * s + 1] > 0.0f) a += ggml_expf_dev(pp[2 * s] - M) * pp[2 * nsplit + s * hd + d];
+        out[(int64_t)t * out_stride + h * hd + d] = a / L;
+    }
+}
+
+int cu_attention_splits(int n, int n_ctx) {
+    if (n > 1) return 1; /* prefill: n x n_head blocks are enough */
+    int s = (n_ctx + 255) / 256;
+    return s < 1 ? 1 : (s > BN_CU_ATT_MAX_SPLIT ? BN_CU_ATT_MAX_SPLIT : s);
 }
 
 void cu_attention(cudaStream_t s, const float *qkv, int qkv_stride, int n, const int *pos0, int n_head, int n_head_kv,
-                  int hd, const __half *kc, const __half *vc, float *out, int out_stride) {
+                  int hd, const __half *kc, const __half *vc, float *out, int out_stride, int nsplit, float *part) {
     const float scale = 1.0f / sqrtf((float)hd);
-    dim3 grid((unsigned)n_head, (unsigned)n);
-    k_attention<<<grid, ATT_THREADS, 0, s>>>(qkv, qkv_stride, pos0, n_head, n_head_kv, hd, scale, kc, vc, out, out_stride);
+    dim3 grid((unsigned)n_head, (unsigned)n, (unsigned)nsplit);
+    k_attention<<<grid, ATT_THREADS, 0, s>>>(qkv, qkv_stride, pos0, n_head, n_head_kv, hd, scale, kc, vc, out, out_stride,
+                                             part);
+    if (nsplit > 1) k_attn_combine<<<dim3((unsigned)n_head, (unsigned)n), 128, 0, s>>>(part, n_head, hd, nsplit, out, out_stride);
 }
 
 /* ---- top-k ------------------------------------------------------------------------------

@@ -62,8 +62,12 @@ void cu_matmul(cudaStream_t s, const cu_mat *W, const cu_act *a, int n, float *Y
 void cu_embed(cudaStream_t s, const cu_mat *E, const int32_t *tok, int n, float *x);
 void cu_rope_store(cudaStream_t s, float *qkv, int n, const int *pos0, int n_head, int n_head_kv, int hd, int n_rot,
                    const float *cs, __half *kc, __half *vc);
+/* nsplit > 1 splits each head's key range (decode); part holds
+ * n * n_head * nsplit * (2 + hd) floats. cu_attention_splits picks nsplit. */
+#define BN_CU_ATT_MAX_SPLIT 16
+int cu_attention_splits(int n, int n_ctx);
 void cu_attention(cudaStream_t s, const float *qkv, int qkv_stride, int n, const int *pos0, int n_head, int n_head_kv,
-                  int hd, const __half *kc, const __half *vc, float *out, int out_stride);
+                  int hd, const __half *kc, const __half *vc, float *out, int out_stride, int nsplit, float *part);
 /* Top-k over v[n]; tmp holds 2 * ceil(n/2048) * k floats and as many ints. */
 void cu_topk(cudaStream_t s, const float *v, int n, int k, float *tmpv, int32_t *tmpi, float *outv, int32_t *outi);
 size_t cu_topk_tmp_elems(int n, int k);

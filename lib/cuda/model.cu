@@ -26,6 +26,7 @@ struct bn_cu_model {
     unsigned need_embd, need_att, need_ff; /* act kinds per input site (bit masks) */
     /* activations */
     float *x, *xn, *qkv, *att, *gu, *y, *logits, *cs;
+    float *att_part;           /* split-KV partials of decode attention */
     int8_t *q;
     float *qscale;
     int32_t *qsum;
@@ -159,6 +160,8 @@ extern "C" int bn_cu_model_new(bn_cu_model **out, const bn_cu_desc *d, char *err
         CU_TRY(dalloc(g, (void **)&g->gu, B * 2 * g->FF * 4), "cudaMalloc");
         CU_TRY(dalloc(g, (void **)&g->y, B * g->D * 4), "cudaMalloc");
         CU_TRY(dalloc(g, (void **)&g->logits, B * g->n_vocab * 4), "cudaMalloc logits");
+        CU_TRY(dalloc(g, (void **)&g->att_part,
+                      (size_t)g->n_head * BN_CU_ATT_MAX_SPLIT * (2 + g->hd) * 4), "cudaMalloc");
         CU_TRY(dalloc(g, (void **)&g->q, B * W), "cudaMalloc");
         CU_TRY(dalloc(g, (void **)&g->qscale, B * 4), "cudaMalloc");
         CU_TRY(dalloc(g, (void **)&g->qsum, B * 4), "cudaMalloc");
@@ -205,7 +208,7 @@ extern "C" void bn_cu_model_free(bn_cu_model *g) {
     free(g->ls);
     if (g->head.d != g->embd.d) cudaFree((void *)g->head.d);
     cudaFree((void *)g->embd.d);
-    void *dev[] = {g->out_norm, g->x, g->xn, g->qkv, g->att, g->gu, g->y, g->logits, g->cs, g->q, g->qscale, g->qsum,
+    void *dev[] = {g->out_norm, g->x, g->xn, g->qkv, g->att, g->gu, g->y, g->logits, g->att_part, g->cs, g->q, g->qscale, g->qsum,
                    g->q8k, g->q8_0, g->f16, g->kc, g->vc, g->io, g->topv, g->topi, g->tmpv, g->tmpi};
     for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++) cudaFree(dev[i]);
     cudaFreeHost(g->h_io);
@@ -259,7 +262,7 @@ static void enqueue_batch(bn_cu_model *g, int n, int first_out, int k, bool copy
         cu_matmul(s, &W[W_V], &a, n, g->qkv + g->q_dim + g->kv_dim, g->qkv_dim, sc[W_V], NULL);
         cu_rope_store(s, g->qkv, n, pos0, g->n_head, g->n_head_kv, g->hd, g->n_rot, g->cs, g->kc + coff, g->vc + coff);
         cu_attention(s, g->qkv, g->qkv_dim, n, pos0, g->n_head, g->n_head_kv, g->hd, g->kc + coff, g->vc + coff, g->att,
-                     g->q_dim);
+                     g->q_dim, cu_attention_splits(n, g->n_ctx), g->att_part);
         a = norm_acts(g, BN_CU_NORM_RMS, g->att, g->q_dim, nm[1], n, g->q_dim, g->need_att);
         cu_matmul(s, &W[W_O], &a, n, g->y, D, sc[W_O], g->x);
         a = norm_acts(g, BN_CU_NORM_RMS, g->x, D, nm[2], n, D, g->need_embd);

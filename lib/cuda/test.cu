@@ -122,20 +122,21 @@ out:
 }
 
 extern "C" int bn_cu_test_attention(const float *q, const uint16_t *kc, const uint16_t *vc, int n, int pos, int n_head,
-                                    int n_head_kv, int hd, float *out, char *err, size_t errn) {
-    void *dq = NULL, *dk = NULL, *dv = NULL, *dpos = NULL, *dout = NULL;
+                                    int n_head_kv, int hd, int nsplit, float *out, char *err, size_t errn) {
+    void *dq = NULL, *dk = NULL, *dv = NULL, *dpos = NULL, *dout = NULL, *dpart = NULL;
     int rc = -1;
     const size_t qd = (size_t)n_head * hd, kvd = (size_t)n_head_kv * hd, nkv = (size_t)pos + n;
     if (dup_dev(&dq, q, (size_t)n * qd * 4, err, errn) < 0 || dup_dev(&dk, kc, nkv * kvd * 2, err, errn) < 0 ||
         dup_dev(&dv, vc, nkv * kvd * 2, err, errn) < 0 || dup_dev(&dpos, &pos, 4, err, errn) < 0 ||
-        dup_dev(&dout, NULL, (size_t)n * qd * 4, err, errn) < 0)
+        dup_dev(&dout, NULL, (size_t)n * qd * 4, err, errn) < 0 ||
+        dup_dev(&dpart, NULL, (size_t)n * n_head * nsplit * (2 + hd) * 4, err, errn) < 0)
         goto out;
     cu_attention(0, (const float *)dq, (int)qd, n, (const int *)dpos, n_head, n_head_kv, hd, (const __half *)dk,
-                 (const __half *)dv, (float *)dout, (int)qd);
+                 (const __half *)dv, (float *)dout, (int)qd, nsplit, (float *)dpart);
     if (finish(out, dout, (size_t)n * qd * 4, err, errn) < 0) goto out;
     rc = 0;
 out:
-    cudaFree(dq); cudaFree(dk); cudaFree(dv); cudaFree(dpos); cudaFree(dout);
+    cudaFree(dq); cudaFree(dk); cudaFree(dv); cudaFree(dpos); cudaFree(dout); cudaFree(dpart);
     return rc;
 }
 

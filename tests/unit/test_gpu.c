@@ -7,7 +7,12 @@
  * Exact kernels (matmuls, quantizers, norms, RoPE, top-k) must agree bit for
  * bit; attention uses an online softmax and is checked with a tolerance.
  * Without a CUDA build or device every test is reported as a TAP skip
- * ("ok N - name # skip reason"). --probe exits 0 when a device is usable. */
+ * ("ok N - name # skip reason"). --probe exits 0 when a device is usable.
+ *
+ * Measurements (not tests, never run by make test; for the GPU machine):
+ *   test_gpu --bandwidth          copy-kernel GB/s of device 0
+ *   test_gpu --speed MODEL [N]    prefill and N-step decode tokens/s, weight
+ *                                 bytes per token and the fraction of the copy bandwidth */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,7 +38,7 @@ static const char *const test_names[] = {
     "q8_0 matmul matches bn_mm_q8_0_scalar bitwise",
     "f16 and f32 matmuls match the scalar references bitwise",
     "NEOX rope matches forward.c rope_neox",
-    "attention over an f16 cache within 2e-3 of a double reference",
+    "attention over an f16 cache (whole and split-KV) within 2e-3 of a double reference",
     "top-k equals a full sort (ties by lower id)",
 };
 #define N_TESTS (int)(sizeof test_names / sizeof test_names[0])
@@ -214,12 +219,12 @@ static int rope_case(void) {
     return ok;
 }
 
-static int attention_case(int n, int pos, int hd) {
+static int attention_case(int n, int pos, int hd, int nsplit) {
     const int nh = 4, nkv = 2, nk = pos + n, qd = nh * hd, kvd = nkv * hd;
     float *q = rows(n, qd, 1.0f), *out = malloc((size_t)n * qd * 4);
     uint16_t *kc = malloc((size_t)nk * kvd * 2), *vc = malloc((size_t)nk * kvd * 2);
     for (int i = 0; i < nk * kvd; i++) { kc[i] = bn_f32_to_f16(2 * unif()); vc[i] = bn_f32_to_f16(unif()); }
-    int ok = bn_cu_test_attention(q, kc, vc, n, pos, nh, nkv, hd, out, err, sizeof err) == 0;
+    int ok = bn_cu_test_attention(q, kc, vc, n, pos, nh, nkv, hd, nsplit, out, err, sizeof err) == 0;
     if (!ok) printf("# %s\n", err);
     double md = 0;
     double *sc = malloc((size_t)nk * sizeof *sc);
@@ -242,7 +247,7 @@ static int attention_case(int n, int pos, int hd) {
                 md = d > md ? d : md;
             }
         }
-    if (md > 2e-3) { printf("# attention n %d pos %d hd %d: max diff %g\n", n, pos, hd, md); ok = 0; }
+    if (md > 2e-3) { printf("# attention n %d pos %d hd %d splits %d: max diff %g\n", n, pos, hd, nsplit, md); ok = 0; }
     free(q); free(out); free(kc); free(vc); free(sc);
     return ok;
 }
@@ -347,6 +352,65 @@ out:
     return ok;
 }
 
+/* Sum of the bytes a decode step must read: every matmul weight once. */
+static double weight_bytes(const bn_model *m) {
+    double b = (double)m->head.M * m->head.row_bytes;
+    for (int il = 0; il < m->hp.n_layer; il++) {
+        const bn_layer *L = &m->layers[il];
+        const bn_qmat *w[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->wgate, &L->wup, &L->wdown};
+        for (int i = 0; i < 7; i++) b += (double)w[i]->M * w[i]->row_bytes;
+    }
+    return b;
+}
+
+/* --speed: prefill of 128 tokens, then n decode steps through the graph with top-40. */
+static int speed(const char *path, int n) {
+    bn_err e = {{0}};
+    bn_gguf *g = NULL;
+    bn_model m;
+    bn_gpu_model *gm = NULL;
+    if (bn_gguf_open(&g, path, &e) < 0) { fprintf(stderr, "test_gpu: %s\n", e.msg); return 1; }
+    bn_model_opts mo = {0};
+    if (bn_model_load(&m, g, &mo, &e) < 0) { fprintf(stderr, "test_gpu: %s\n", e.msg); bn_gguf_close(g); return 1; }
+    const int np = 128, ctx = np + n + 1;
+    bn_gpu_opts go = {.n_ctx = ctx, .n_batch = np};
+    int32_t *tok = malloc((size_t)(np + n) * sizeof *tok);
+    float *lg = malloc((size_t)m.hp.n_vocab * sizeof *lg), tv[40];
+    int32_t ti[40];
+    int rc = 1;
+    for (int i = 0; i < np + n; i++) tok[i] = (int32_t)(rng() % (uint64_t)m.hp.n_vocab);
+    if (bn_gpu_model_new(&gm, &m, &go, &e) < 0) goto out;
+    if (bn_gpu_eval(gm, tok, np, lg, 1, &e) < 0) goto out; /* warm-up: first launches, graph-free */
+    bn_gpu_reset(gm);
+    const uint64_t t0 = bn_now_ns();
+    if (bn_gpu_eval(gm, tok, np, lg, 1, &e) < 0) goto out;
+    const uint64_t t1 = bn_now_ns();
+    if (bn_gpu_eval_topk(gm, tok + np, 1, 40, tv, ti, &e) < 0) goto out; /* records the graph */
+    const uint64_t t2 = bn_now_ns();
+    for (int i = 1; i < n; i++)
+        if (bn_gpu_eval_topk(gm, tok + np + i, 1, 40, tv, ti, &e) < 0) goto out;
+    const uint64_t t3 = bn_now_ns();
+    double bw = 0;
+    bn_gpu_copy_bandwidth(0, (size_t)1 << 30, 5, &bw, &e);
+    const double dec = (n - 1) / ((t3 - t2) * 1e-9), wb = weight_bytes(&m);
+    char rec[512];
+    bn_gpu_receipt(gm, rec, sizeof rec);
+    printf("receipt: %s\n", rec);
+    printf("prefill: %d tokens in %.3f ms = %.0f tok/s\n", np, (t1 - t0) * 1e-6, np / ((t1 - t0) * 1e-9));
+    printf("decode: %d steps = %.1f tok/s (%.3f ms/token), weights %.3f GB/token -> %.0f GB/s = %.1f%% of copy %.0f GB/s\n",
+           n - 1, dec, 1e3 / dec, wb / 1e9, wb * dec / 1e9, bw > 0 ? 100.0 * wb * dec / 1e9 / bw : 0.0, bw);
+    printf("device memory: %.3f GiB\n", (double)bn_gpu_bytes(gm) / (1024.0 * 1024 * 1024));
+    rc = 0;
+out:
+    if (rc) fprintf(stderr, "test_gpu: %s\n", e.msg);
+    bn_gpu_model_free(gm);
+    bn_model_free(&m);
+    bn_gguf_close(g);
+    free(tok);
+    free(lg);
+    return rc;
+}
+
 #endif /* BN_HAVE_CUDA */
 
 int main(int argc, char **argv) {
@@ -355,6 +419,20 @@ int main(int argc, char **argv) {
     if (argc > 1 && strcmp(argv[1], "--probe") == 0) {
         if (!have) printf("%s\n", why);
         return have ? 0 : 1;
+    }
+    if (argc > 1 && (strcmp(argv[1], "--bandwidth") == 0 || strcmp(argv[1], "--speed") == 0)) {
+        if (!have) { fprintf(stderr, "test_gpu: %s\n", why); return 1; }
+#ifdef BN_HAVE_CUDA
+        if (strcmp(argv[1], "--speed") == 0) {
+            if (argc < 3) { fprintf(stderr, "usage: test_gpu --speed MODEL [STEPS]\n"); return 2; }
+            return speed(argv[2], argc > 3 ? atoi(argv[3]) > 1 ? atoi(argv[3]) : 2 : 256);
+        }
+        bn_err e = {{0}};
+        double gbps = 0;
+        if (bn_gpu_copy_bandwidth(0, (size_t)1 << 30, 10, &gbps, &e) < 0) { fprintf(stderr, "test_gpu: %s\n", e.msg); return 1; }
+        printf("copy bandwidth: %.0f GB/s\n", gbps);
+#endif
+        return 0;
     }
     const char *model = argc > 2 && strcmp(argv[1], "--model") == 0 ? argv[2] : NULL;
     if (!have) {
@@ -381,8 +459,9 @@ int main(int argc, char **argv) {
     CHECK(mm_type(BN_TYPE_Q8_0, 96) && mm_type(BN_TYPE_Q8_0, 2560), "%s", test_names[7]);
     CHECK(mm_type(BN_TYPE_F16, 77) && mm_type(BN_TYPE_F32, 130), "%s", test_names[8]);
     CHECK(rope_case(), "%s", test_names[9]);
-    CHECK(attention_case(1, 0, 64) && attention_case(1, 200, 128) && attention_case(7, 70, 128) &&
-              attention_case(3, 5, 256),
+    CHECK(attention_case(1, 0, 64, 1) && attention_case(1, 0, 64, 4) && attention_case(1, 200, 128, 8) &&
+              attention_case(1, 1000, 128, 16) && attention_case(7, 70, 128, 1) && attention_case(3, 5, 256, 1) &&
+              attention_case(2, 130, 96, 3),
           "%s", test_names[10]);
     CHECK(topk_case(100, 1) && topk_case(4096, 40) && topk_case(128256, 64) && topk_case(300, 256), "%s",
           test_names[11]);

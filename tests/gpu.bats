@@ -1,0 +1,78 @@
+#!/usr/bin/env bats
+# The CUDA path (issue 11): kernels against the scalar references, the whole
+# forward pass against the CPU on synthetic models, and bn-forward --device.
+# Every test needs a CUDA build (make CUDA=1) and a device, and skips with
+# the reason otherwise; the --device tests also skip until bn-forward has
+# the option. Run on a GPU machine:
+#   make CUDA=1 BUILD=build/cuda BIN=build/cuda/bin
+#   BN_BIN=$PWD/build/cuda/bin BN_TESTBIN=$PWD/build/cuda/tests bats --filter-tags gpu tests/gpu.bats
+# bats file_tags=gpu
+load helpers
+
+setup_file() {
+    export W="$BATS_FILE_TMPDIR"
+    V="$BN_DATA/tokenizer/ggml-vocab-llama-spm.gguf"
+    bn-quantize -q --synthetic tiny --dims layers=2 --vocab "$V" -o "$W/i2s.gguf" --type I2_S
+    bn-quantize -q "$W/i2s.gguf" -o "$W/tq2.gguf" --type TQ2_0
+    bn-quantize -q "$W/i2s.gguf" -o "$W/f16.gguf" --type F16
+}
+
+need_gpu() {
+    local why
+    why=$("$BN_TESTBIN/test_gpu" --probe) || skip "$why"
+}
+need_device_opt() {
+    bn-forward --help 2>&1 | grep -q -- '--device' || skip "bn-forward has no --device option yet"
+}
+P="1 450 4996 17354 1701 29916 263 931"
+
+@test "gpu: every kernel matches its scalar reference" {
+    need_gpu
+    run "$BN_TESTBIN/test_gpu"
+    assert_success
+    refute_output --partial "not ok"
+    refute_output --partial "# skip"
+}
+
+@test "gpu: whole model (I2_S, TQ2_0, F16) close to the CPU pass; graph replay equals direct launches" {
+    need_gpu
+    for m in i2s tq2 f16; do
+        run "$BN_TESTBIN/test_gpu" --model "$W/$m.gguf"
+        assert_success
+        refute_output --partial "not ok"
+    done
+}
+
+@test "bn-forward --device cuda: logits close to --device cpu, same greedy ids" {
+    need_gpu
+    need_device_opt
+    echo "$P" | bn-forward -m "$W/i2s.gguf" --ids --greedy 8 --device cpu --dump-logits "$W/cpu.logt" > "$W/cpu.ids"
+    echo "$P" | bn-forward -m "$W/i2s.gguf" --ids --greedy 8 --device cuda --dump-logits "$W/gpu.logt" > "$W/gpu.ids"
+    run "$BN_TESTBIN/logt-compare" --quiet --min-pearson 0.999 --argmax-margin 0.05 "$W/gpu.logt" "$W/cpu.logt"
+    assert_success
+    run diff "$W/cpu.ids" "$W/gpu.ids"
+    assert_success
+}
+
+@test "bn-forward --device auto uses the GPU when present (receipt says cuda)" {
+    need_gpu
+    need_device_opt
+    run sh -c "echo '$P' | bn-forward -m '$W/i2s.gguf' --ids --greedy 2 --device auto -v 2>&1 >/dev/null"
+    assert_success
+    assert_output --partial "cuda"
+}
+
+@test "bn-forward --device cuda without a usable GPU: warning and CPU fallback; --strict: error" {
+    need_device_opt
+    "$BN_TESTBIN/test_gpu" --probe >/dev/null && skip "a GPU is present"
+    want=$(echo "$P" | bn-forward -m "$W/i2s.gguf" --ids --greedy 4 --device cpu)
+    run sh -c "echo '$P' | bn-forward -m '$W/i2s.gguf' --ids --greedy 4 --device cuda 2>'$W/err'"
+    assert_success
+    assert_output "$want"
+    run cat "$W/err"
+    assert_output --partial "bn-forward:"
+    assert_output --partial "CPU"
+    run sh -c "echo '$P' | bn-forward -m '$W/i2s.gguf' --ids --greedy 4 --device cuda --strict"
+    assert_failure 1
+    assert_output --partial "bn-forward:"
+}

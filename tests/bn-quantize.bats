@@ -194,6 +194,18 @@ assert_no_leftovers() {
     run bn-quantize -q --synthetic tiny --dims embd=192,heads=3,kv=1,layers=1 --vocab "$W/bpe-i2s.gguf" -o "$T/f.gguf" --type I2_S
     assert_failure 1
     assert_output --partial "I2_S needs the row length (ne0) to be a multiple of 128"
+    run bn-quantize -q --synthetic custom --dims embd=128,layers=1,heads=4,kv=2,ffn=256,ctx=64 --vocab "$W/bpe-i2s.gguf" -o "$T/c.gguf" --type TQ1_0
+    assert_failure 1
+    assert_output --partial "multiple of 256"
+    run bn-quantize -q --synthetic custom --dims embd=256,layers=1,heads=4,kv=2,ffn=256,ctx=64 --vocab "$W/bpe-i2s.gguf" -o "$T/c.gguf" --type TQ1_0
+    assert_success
+    run "$VAL" --stats "$T/c.gguf"
+    assert_success
+    assert_line "tq1_0: 7 tensors, $(( (256*256*2 + 256*128*2 + 256*256*3) / 256 * 54 )) bytes"
+    run bn-quantize -q --synthetic custom --dims embd=256 --vocab "$W/bpe-i2s.gguf" -o "$T/c2.gguf" --type I2_S
+    assert_failure 1
+    assert_output --partial "dimensions incomplete"
+    rm -f "$T/c.gguf"
     run bn-quantize -q --synthetic tiny -o "$T/g.gguf" --type I2_S
     assert_failure 1
     assert_output --partial "--vocab"

@@ -491,11 +491,13 @@ int main(int argc, char **argv) {
     if (gen_open(&g, &o, &e) != 0) bn_die_err(T, &e);
     int rc = gen_run(&g, &e);
     if (rc != 0 && g.reader_gone) {
-        /* | head: stop bn-forward too (END on feedback), then leave quietly */
+        /* | head: stop bn-forward's generation (END on feedback), then read what it
+         * still sends until its stream ends, so it never writes into a closed pipe */
         bn_frame f;
         bn_err ignore;
         bn_frame_init(&f, BN_FRAME_END);
         if (g.fb) bn_conn_write(g.fb, &f, &ignore);
+        while (bn_conn_read(g.in, &f, &ignore) == 1) bn_frame_free(&f);
         gen_close(&g);
         return BN_EXIT_OK;
     }

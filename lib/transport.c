@@ -604,6 +604,39 @@ int bn_conn_open_out(bn_conn **out, const char *spec, const bn_conn_opts *o, bn_
     return conn_open(out, spec, o, true, e);
 }
 
+/* Feedback input: bind (a private ipc endpoint by default). */
+int bn_conn_open_feedback_in(bn_conn **out, const char *spec, const bn_conn_opts *o, bn_err *e) {
+    char buf[600];
+    if (!spec || !*spec) {
+        char ipc[300];
+        if (bn_conn_temp_ipc(ipc, sizeof ipc, "feedback", e) < 0) return -1;
+        snprintf(buf, sizeof buf, "@%s", ipc);
+    } else if (spec[0] == '@' || spec[0] == '>') {
+        snprintf(buf, sizeof buf, "%s", spec);
+    } else {
+        if (!is_zmq_spec(spec)) return bn_errf(e, "%s: the feedback link must be a tcp:// or ipc:// endpoint", spec);
+        snprintf(buf, sizeof buf, "@%s", spec);
+    }
+    int r = conn_open(out, buf, o, false, e);
+    if (r < 0 && (!spec || !*spec)) {
+        /* nothing bound: remove the temp directory again */
+        char dir[600];
+        snprintf(dir, sizeof dir, "%s", buf + 7);
+        char *slash = strrchr(dir, '/');
+        if (slash) { *slash = 0; rmdir(dir); }
+    }
+    return r;
+}
+
+/* Feedback output: connect to what bn-forward announced. */
+int bn_conn_open_feedback_out(bn_conn **out, const char *spec, const bn_conn_opts *o, bn_err *e) {
+    if (!spec || !*spec) return bn_errf(e, "feedback: no endpoint (none announced in hello and no --feedback)");
+    if (!is_zmq_spec(spec)) return bn_errf(e, "%s: the feedback link must be a tcp:// or ipc:// endpoint", spec);
+    char buf[600];
+    snprintf(buf, sizeof buf, "%s%s", spec[0] == '@' || spec[0] == '>' ? "" : ">", spec);
+    return conn_open(out, buf, o, true, e);
+}
+
 /* Read the next frame; after an END that closes the stream, report a clean
  * end (0) so pipe and ZeroMQ readers loop the same way. */
 int bn_conn_read(bn_conn *c, bn_frame *f, bn_err *e) {

@@ -69,6 +69,14 @@ void bn_conn_close(bn_conn *c);
  * is removed by bn_conn_close of a connection bound to it. */
 int bn_conn_temp_ipc(char *out, size_t cap, const char *name, bn_err *e);
 
+/* The feedback link (docs/PROTOCOL.md section 7). bn-forward opens the
+ * input: spec NULL or "" makes a private ipc endpoint (bn_conn_temp_ipc),
+ * and a spec without @/> prefix is bound; announce bn_conn_endpoint() in
+ * hello.feedback. bn-sample opens the output: a spec without prefix is
+ * connected (plain outputs would bind). */
+int bn_conn_open_feedback_in(bn_conn **out, const char *spec, const bn_conn_opts *o, bn_err *e);
+int bn_conn_open_feedback_out(bn_conn **out, const char *spec, const bn_conn_opts *o, bn_err *e);
+
 /* CURVE keys (z85 text files, see docs/man/bn-keygen.md):
  *   DIR/server.key DIR/server.pub   the binding side's pair
  *   DIR/client.key DIR/client.pub   the connecting side's pair

@@ -323,6 +323,42 @@ static void test_zmq(void) {
     CHECK(r == 0 && n == 10, "writer restarted: 10 tokens from two writer processes (%s)", r ? e.msg : "ok");
 }
 
+/* The feedback loop's link: forward binds a private ipc endpoint, sample
+ * connects to the announced endpoint; tokens then END flow back. */
+static void test_feedback(void) {
+    bn_conn *fin, *fout;
+    bn_err e;
+    bn_conn_opts o;
+    bn_conn_opts_default(&o);
+    o.timeout_ms = 3000;
+    int r = bn_conn_open_feedback_in(&fin, NULL, &o, &e);
+    CHECK(r == 0 && !strncmp(bn_conn_endpoint(fin), "ipc://", 6) && strstr(bn_conn_endpoint(fin), "/feedback"),
+          "feedback input bound at %s", r == 0 ? bn_conn_endpoint(fin) : e.msg);
+    if (r) return;
+    char dir[300];
+    snprintf(dir, sizeof dir, "%s", bn_conn_endpoint(fin) + 6);
+    *strrchr(dir, '/') = 0;
+    struct stat st;
+    CHECK(stat(dir, &st) == 0 && (st.st_mode & 0777) == 0700, "feedback socket directory is 0700");
+    /* the hello announces the endpoint; the sampler connects to it */
+    bn_frame h;
+    bn_frame_init(&h, BN_FRAME_HELLO);
+    snprintf(h.hello.feedback, sizeof h.hello.feedback, "%s", bn_conn_endpoint(fin));
+    r = bn_conn_open_feedback_out(&fout, h.hello.feedback, &o, &e);
+    CHECK(r == 0, "sampler connects to hello.feedback (%s)", r ? e.msg : "ok");
+    int n = 0;
+    if (r == 0) {
+        r = send_tokens(fout, 16, 100, &e);
+        r = r ? r : recv_tokens(fin, 100, &n, &e);
+        bn_conn_close(fout);
+    }
+    CHECK(r == 0 && n == 16, "16 tokens back over feedback, END ends it (%s)", r ? e.msg : "ok");
+    bn_conn_close(fin);
+    CHECK(access(dir, F_OK) != 0, "feedback temp directory removed on close");
+    CHECK(bn_conn_open_feedback_out(&fout, "", &o, &e) < 0 && strstr(e.msg, "no endpoint"), "no feedback endpoint: %s", e.msg);
+    CHECK(bn_conn_open_feedback_in(&fin, "/tmp/file", &o, &e) < 0 && strstr(e.msg, "tcp:// or ipc://"), "feedback must be zmq: %s", e.msg);
+}
+
 /* Collects log lines from the ZAP handler thread. */
 typedef struct logbuf {
     char text[2048];
@@ -422,6 +458,7 @@ int main(void) {
     test_fifo();
     test_epipe_and_timeout();
     test_zmq();
+    test_feedback();
     test_curve();
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);

@@ -170,7 +170,8 @@ static void p_ids(enc *x, const char *k, const int32_t *ids, uint32_t n) {
 static int p_f32bin(enc *x, const char *k, const float *v, size_t n, bn_err *e) {
     p_key(x, k);
     x->rc |= msgpack_pack_bin(&x->pk, n * 4);
-    if (host_is_le() || n == 0) {
+    if (n == 0) return 0; /* no body (and no memcpy from a NULL pointer) */
+    if (host_is_le()) {
         x->rc |= msgpack_pack_bin_body(&x->pk, v, n * 4);
         return 0;
     }

@@ -265,6 +265,22 @@ static void test_fields(void) {
     r = decode_pk(&x, &f, &e);
     CHECK(r < 0 && strstr(e.msg, "eog"), "9 eog ids rejected: %s", e.msg);
 
+    /* empty payloads: zero logits rows, no ids, empty text */
+    bn_frame_init(&f, BN_FRAME_LOGITS);
+    f.n_vocab = 5;
+    r = bn_frame_encode(&f, &out, &outlen, &e);
+    bn_frame g;
+    CHECK(r == 0 && bn_frame_decode(out, outlen, 0, &g, &e) == 0 && g.n_rows == 0 && g.n_vocab == 5, "logits with 0 rows");
+    if (r == 0) { free(out); bn_frame_free(&g); }
+    bn_frame_init(&f, BN_FRAME_TOKENS);
+    r = bn_frame_encode(&f, &out, &outlen, &e);
+    CHECK(r == 0 && bn_frame_decode(out, outlen, 0, &g, &e) == 0 && g.n_tokens == 0, "tokens with no ids");
+    if (r == 0) { free(out); bn_frame_free(&g); }
+    bn_frame_init(&f, BN_FRAME_TEXT);
+    r = bn_frame_encode(&f, &out, &outlen, &e);
+    CHECK(r == 0 && bn_frame_decode(out, outlen, 0, &g, &e) == 0 && g.text_len == 0 && g.text && g.text[0] == 0, "empty text");
+    if (r == 0) { free(out); bn_frame_free(&g); }
+
     /* encode refuses what decode would refuse */
     bn_frame_init(&f, BN_FRAME_LOGITS);
     f.n_rows = 1000; f.n_vocab = 128256; f.logits = lg;

@@ -37,12 +37,17 @@ typedef struct run {
     bn_timing t;
     uint64_t ns, n_tok, t_first, t_start;
     bool out_broken;
+    int out_errno; /* why the last write failed (EPIPE: the reader left on purpose) */
 } run;
 
 /* Write text now; a reader that went away ends the run quietly. */
 static void emit(run *r, const char *s, size_t n) {
     if (r->out_broken || n == 0) return;
-    if (fwrite(s, 1, n, stdout) != n || fflush(stdout) != 0) r->out_broken = true;
+    errno = 0;
+    if (fwrite(s, 1, n, stdout) != n || fflush(stdout) != 0) {
+        r->out_broken = true;
+        r->out_errno = errno;
+    }
 }
 
 static void push_id(run *r, int32_t id) {
@@ -206,5 +211,6 @@ int main(int argc, char **argv) {
     report(&r, quiet, stats);
     bn_detok_free(&r.d);
     bn_vocab_free(&v);
+    if (r.out_broken && r.out_errno == EPIPE) return BN_EXIT_OK; /* | head: a clean end */
     return bn_close_stdout(tool);
 }

@@ -75,7 +75,7 @@ static void set_names(bn_conn *c, const char *spec, const bn_conn_opts *o) {
 /* Is spec a ZeroMQ endpoint (optionally with the @ / > prefix)? */
 static bool is_zmq_spec(const char *spec) {
     if (spec[0] == '@' || spec[0] == '>') spec++;
-    return !strncmp(spec, "tcp://", 6) || !strncmp(spec, "ipc://", 6) || !strncmp(spec, "inproc://", 9);
+    return !strncmp(spec, "tcp://", 6) || !strncmp(spec, "ipc://", 6);
 }
 
 /* ------------------------------------------------------------------ */
@@ -586,6 +586,13 @@ static int conn_open(bn_conn **out, const char *spec, const bn_conn_opts *o, boo
     c->out = is_out;
     c->fd = -1;
     set_names(c, spec, o);
+    const char *scheme = spec + (spec[0] == '@' || spec[0] == '>');
+    if (strstr(scheme, "://") && !is_zmq_spec(spec)) {
+        /* inproc://, pgm://, a typo like tpc://: not a file name either */
+        bn_errf(e, "%s: unsupported endpoint (use -, a path, tcp://HOST:PORT or ipc://PATH)", spec);
+        bn_conn_close(c);
+        return -1;
+    }
     int r = is_zmq_spec(spec) ? open_zmq(c, spec, o, e) : open_fd(c, spec, o, e);
     if (r < 0) {
         c->failed = true;

@@ -293,6 +293,11 @@ static void test_zmq(void) {
     if (r == 0) { r = bn_conn_write(c, &f, &e); bn_conn_close(c); }
     CHECK(r < 0 && strstr(e.msg, "did not take a frame"), "writer without reader times out: %s", e.msg);
 
+    r = bn_conn_open_in(&c, "inproc://x", &o, &e);
+    CHECK(r < 0 && strstr(e.msg, "unsupported endpoint"), "inproc:// refused: %s", e.msg);
+    r = bn_conn_open_out(&c, "tpc://127.0.0.1:5", &o, &e);
+    CHECK(r < 0 && strstr(e.msg, "unsupported endpoint"), "a scheme typo is not taken as a file name: %s", e.msg);
+
     /* plaintext binds only on loopback unless insecure */
     r = bn_conn_open_out(&c, "tcp://0.0.0.0:*", &o, &e);
     CHECK(r < 0 && strstr(e.msg, "plaintext"), "plaintext bind on 0.0.0.0 refused: %s", e.msg);

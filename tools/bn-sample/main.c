@@ -10,6 +10,7 @@
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -90,6 +91,7 @@ typedef struct gen {
     char *text;              /* this generation's text (for --stop) */
     size_t n_text, cap_text;
     char jbuf[1024];
+    char json_tmp[4200];     /* --json FILE is written here, then renamed ("" = in place) */
 } gen;
 
 /* Security events from the transport (a refused CURVE client): one stderr line. */
@@ -127,9 +129,18 @@ static int gen_open(gen *g, const opts *o, bn_err *e) {
         g->piece = malloc(bn_vocab_piece_max(&g->vocab) + 1);
         if (!g->piece) return bn_errf(e, "out of memory");
     }
-    if (o->json) {
-        g->json = o->json_file ? fopen(o->json_file, "w") : stdout;
-        if (!g->json) return bn_errf(e, "%s: cannot open for writing", o->json_file);
+    if (o->json && !o->json_file) g->json = stdout;
+    if (o->json_file) {
+        /* a regular file is written under a temporary name and renamed at the
+         * end (never a partial file); a FIFO or device is written in place */
+        struct stat st;
+        if (stat(o->json_file, &st) == 0 && !S_ISREG(st.st_mode)) {
+            g->json = fopen(o->json_file, "w");
+        } else {
+            snprintf(g->json_tmp, sizeof g->json_tmp, "%s.tmp.%d", o->json_file, (int)getpid());
+            g->json = fopen(g->json_tmp, "w");
+        }
+        if (!g->json) return bn_errf(e, "%s: cannot open for writing: %s", o->json_file, strerror(errno));
     }
     return 0;
 }
@@ -367,6 +378,7 @@ static void gen_fail(gen *g, const char *msg) {
 static void gen_close(gen *g) {
     if (g->json && g->json != stdout) fclose(g->json);
     g->json = NULL;
+    if (g->json_tmp[0]) unlink(g->json_tmp); /* not renamed: the run failed */
     bn_conn_close(g->in);
     bn_conn_close(g->out);
     bn_conn_close(g->fb);
@@ -394,7 +406,14 @@ static int gen_close_checked(gen *g, bn_err *e) {
     bn_frame_timing(&t, "bn-sample", "codec", si.codec_ns + so.codec_ns + sf.codec_ns, si.frames + so.frames + sf.frames);
     if (!rc && put(g, &t, e)) rc = -1;
     if (!rc && put(g, &f, e)) rc = -1; /* the stream's last frame (more = false) */
-    if (!rc && g->json && g->json != stdout && fclose(g->json)) rc = bn_errf(e, "%s: write failed", g->o->json_file);
+    if (!rc && g->json && g->json != stdout) {
+        FILE *jf = g->json;
+        g->json = NULL;
+        if (fclose(jf) != 0) rc = bn_errf(e, "%s: write failed", g->o->json_file);
+        else if (g->json_tmp[0] && rename(g->json_tmp, g->o->json_file) != 0)
+            rc = bn_errf(e, "%s: rename failed: %s", g->o->json_file, strerror(errno));
+        else g->json_tmp[0] = 0;
+    }
     if (g->json != stdout) g->json = NULL;
     gen_close(g);
     return rc;
@@ -488,7 +507,10 @@ int main(int argc, char **argv) {
     bn_ignore_sigpipe();
     gen g;
     bn_err e;
-    if (gen_open(&g, &o, &e) != 0) bn_die_err(T, &e);
+    if (gen_open(&g, &o, &e) != 0) {
+        gen_close(&g);
+        bn_die_err(T, &e);
+    }
     int rc = gen_run(&g, &e);
     if (rc != 0 && g.reader_gone) {
         /* | head: stop bn-forward's generation (END on feedback), then read what it

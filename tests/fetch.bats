@@ -366,3 +366,33 @@ ndata_gets() { grep -c '^GET /cdn/' "$HUB_LOG" || true; }
     assert_failure 1
     [[ $stderr == *"fetch-model.sh not found"* ]]
 }
+
+@test "tools: -m hf:OWNER/REPO:FILE works in bn-gguf, bn-tokenize, bn-detok and bn-forward" {
+    for t in bn-gguf bn-tokenize bn-detok bn-forward bn-quantize; do
+        [ -x "$BN_BIN/$t" ] || skip "$t not built"
+    done
+    local syn=$BATS_TEST_TMPDIR/hub3/o/tiny/model.gguf
+    mkdir -p "$(dirname "$syn")"
+    timeout 60 "$BN_BIN/bn-quantize" --synthetic tiny --vocab "$BN_DATA/tokenizer/ggml-vocab-llama-spm.gguf" \
+        -o "$syn" --type I2_S -q
+    HUB_ROOT=$BATS_TEST_TMPDIR/hub3
+    start_hub
+    export BN_FETCH=$FETCH BN_FETCH_VALIDATE=1 BN_GGUF=$BN_BIN/bn-gguf
+    run --separate-stderr timeout 60 "$BN_BIN/bn-gguf" info hf:o/tiny:model.gguf
+    assert_success
+    assert_output --partial "bitnet-b1.58"
+    stop_hub
+    # everything below is served from the cache: the hub is gone
+    run --separate-stderr timeout 60 "$BN_BIN/bn-tokenize" -m hf:o/tiny:model.gguf -p "Hello world" --ids
+    assert_success
+    assert_output "1 15043 3186"
+    run --separate-stderr bash -c "echo 1 15043 | BN_OFFLINE=1 timeout 60 '$BN_BIN/bn-detok' -m hf:o/tiny:model.gguf --ids --quiet"
+    assert_success
+    assert_output "Hello"
+    run --separate-stderr bash -c "echo 1 15043 | BN_OFFLINE=1 timeout 60 '$BN_BIN/bn-forward' -m hf:o/tiny:model.gguf --ids --greedy 2"
+    assert_success
+    [ "$(echo "$output" | wc -w)" -eq 2 ]
+    run --separate-stderr env BN_OFFLINE=1 "$BN_BIN/bn-gguf" info hf:o/other:model.gguf
+    assert_failure 1
+    [[ $stderr == *"BN_OFFLINE=1"* ]]
+}

@@ -1,6 +1,7 @@
 /* bn-detok - token ids in, UTF-8 text out, flushed after every token. Reads
  * token/tokens/text frames (or plain ids with --ids); prints the pipeline's
  * timing summary on stderr at the end. Logic: lib/detok.c, lib/vocab.c. */
+#include <limits.h>
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -8,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fetch.h"
 #include "cli.h"
 #include "detok.h"
 #include "frame.h"
@@ -200,6 +202,9 @@ int main(int argc, char **argv) {
     bn_ignore_sigpipe();
     bn_err e;
     bn_vocab v;
+    char model_path[PATH_MAX]; /* hf:OWNER/REPO[:FILE] -> cached local file */
+    if (bn_model_resolve(model, model_path, sizeof model_path, &e) < 0) bn_die_err(tool, &e);
+    model = model_path;
     if (bn_vocab_load_file(&v, model, &e) < 0) bn_die_err(tool, &e);
     run r = {0};
     r.t_start = bn_now_ns();

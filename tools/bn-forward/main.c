@@ -7,6 +7,7 @@
  * prompt it can wait for sampled tokens on a feedback endpoint (see
  * docs/man/bn-forward.md, "Feedback"). This file is the command line and the
  * frame loop; the numerics are in lib/forward.c and lib/model.c. */
+#include <limits.h>
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -15,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fetch.h"
 #include "cli.h"
 #include "forward.h"
 #include "frame.h"
@@ -358,6 +360,12 @@ static void parse(int argc, char **argv, opts *o) {
         }
     }
     if (optind != argc || !o->model) { usage(stderr); exit(2); }
+    { /* hf:OWNER/REPO[:FILE] -> cached local file */
+        static char resolved[PATH_MAX];
+        bn_err e;
+        if (bn_model_resolve(o->model, resolved, sizeof resolved, &e) < 0) bn_die_err(T, &e);
+        o->model = resolved;
+    }
     if (o->scores && o->greedy) bn_die(T, 2, "--scores and --greedy do not mix");
     o->strict = o->strict || bn_strict_env();
 }

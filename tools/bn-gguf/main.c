@@ -1,12 +1,14 @@
 /* bn-gguf - inspect and validate GGUF files: info, tensors, meta, validate,
  * check. Parsing, validation and value rendering live in lib/gguf*.c; this
  * file only picks the subcommand and lays the output out. */
+#include <limits.h>
 #include <getopt.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "fetch.h"
 #include "cli.h"
 #include "gguf.h"
 
@@ -297,6 +299,12 @@ int main(int argc, char **argv) {
     const char *cmd = argv[optind];
     int nargs = argc - optind - 1;
     char **args = argv + optind + 1;
+    for (int i = 0; i < nargs; i++) { /* hf:OWNER/REPO[:FILE] -> cached local file */
+        char p[PATH_MAX];
+        bn_err e;
+        if (bn_model_resolve(args[i], p, sizeof p, &e) < 0) bn_die_err(tool, &e);
+        if (strcmp(p, args[i]) != 0 && !(args[i] = strdup(p))) bn_die(tool, 1, "out of memory");
+    }
     int rc;
     if (!strcmp(cmd, "info") && nargs == 1) rc = cmd_info(args[0]);
     else if (!strcmp(cmd, "tensors") && nargs == 1) rc = cmd_tensors(args[0]);

@@ -1,12 +1,14 @@
 /* bn-tokenize - text in, token ids out: a hello frame and a tokens frame
  * (or plain ids with --ids). The tokenizers are in lib/vocab.c, spm.c and
  * bpe.c; chat formats in lib/chat.c. This file is the command line. */
+#include <limits.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "fetch.h"
 #include "chat.h"
 #include "cli.h"
 #include "frame.h"
@@ -135,6 +137,9 @@ int main(int argc, char **argv) {
     bn_ignore_sigpipe();
     bn_err e;
     bn_vocab v;
+    char model_path[PATH_MAX]; /* hf:OWNER/REPO[:FILE] -> cached local file */
+    if (bn_model_resolve(model, model_path, sizeof model_path, &e) < 0) bn_die_err(tool, &e);
+    model = model_path;
     if (bn_vocab_load_file(&v, model, &e) < 0) bn_die_err(tool, &e);
     size_t len;
     char *text = read_input(prompt, file, &len);

@@ -344,23 +344,56 @@ typedef struct syn_ctx {
     float s;
 } syn_ctx;
 
-/* Pool worker: ternary values s*T with P(-1, 0, +1) = .3/.4/.3, blockwise seeded. */
+/* Ternary codes (0, 1, 2 for -1, 0, +1) of synthetic block b, P = .3/.4/.3:
+ * one 16-bit draw per weight, 19661/65536 and 45875/65536 the thresholds.
+ * Each block has its own seed, so any split over threads gives the same codes. */
+static void syn_block_codes(const item *it, int64_t b, int64_t m, uint8_t *codes) {
+    uint64_t sd = it->seed ^ (0xB10Cull * (uint64_t)(b + 1));
+    rng r;
+    rng_seed(&r, splitmix64(&sd));
+    for (int64_t i = 0; i < m; i += 4) {
+        uint64_t x = rng_next(&r);
+        for (int q = 0; q < 4 && i + q < m; q++, x >>= 16) {
+            unsigned u = (unsigned)(x & 0xFFFF);
+            codes[i + q] = (uint8_t)(u < 19661u ? 0 : u < 45875u ? 1 : 2);
+        }
+    }
+}
+
+/* Pool worker: synthetic values s*T (float), block by block. */
 static void syn_lin_worker(void *p, int ith, int nth) {
     syn_ctx *c = p;
     int64_t nb = (c->n + SYN_BLOCK - 1) / SYN_BLOCK, lo, hi;
     bn_pool_split(nb, ith, nth, 1, &lo, &hi);
     const float val[3] = { -c->s, 0.0f, c->s };
+    uint8_t codes[SYN_BLOCK];
     for (int64_t b = lo; b < hi; b++) {
-        uint64_t sd = c->it->seed ^ (0xB10Cull * (uint64_t)(b + 1));
-        rng r;
-        rng_seed(&r, splitmix64(&sd));
-        int64_t i0 = b * SYN_BLOCK, i1 = i0 + SYN_BLOCK < c->n ? i0 + SYN_BLOCK : c->n;
-        for (int64_t i = i0; i < i1; i += 4) {
-            uint64_t x = rng_next(&r);
-            for (int q = 0; q < 4 && i + q < i1; q++, x >>= 16) {
-                unsigned u = (unsigned)(x & 0xFFFF); /* 19661/65536 = .3, 45875/65536 = .7 */
-                c->v[i + q] = val[u < 19661u ? 0 : u < 45875u ? 1 : 2];
-            }
+        int64_t i0 = b * SYN_BLOCK, m = c->n - i0 < SYN_BLOCK ? c->n - i0 : SYN_BLOCK;
+        syn_block_codes(c->it, b, m, codes);
+        for (int64_t i = 0; i < m; i++) c->v[i0 + i] = val[codes[i]];
+    }
+}
+
+typedef struct syn_i2s_ctx { const item *it; int64_t n; uint8_t *out; } syn_i2s_ctx;
+
+/* Pool worker: synthetic I2_S codes packed straight into the tensor bytes,
+ * skipping the float stage (the 2B-4T shape has 2.1 G weights). Same layout as
+ * bn_quantize_i2_s_ref: element j of a 128-block at byte j%32, bits
+ * 6-2(j/32); the tests check it against the float path (TQ synthetic ==
+ * I2_S synthetic requantized, and I2_S -> TQ -> I2_S identity). */
+static void syn_i2s_worker(void *p, int ith, int nth) {
+    syn_i2s_ctx *c = p;
+    int64_t nb = (c->n + SYN_BLOCK - 1) / SYN_BLOCK, lo, hi;
+    bn_pool_split(nb, ith, nth, 1, &lo, &hi);
+    uint8_t codes[SYN_BLOCK];
+    for (int64_t b = lo; b < hi; b++) {
+        int64_t i0 = b * SYN_BLOCK, m = c->n - i0 < SYN_BLOCK ? c->n - i0 : SYN_BLOCK;
+        syn_block_codes(c->it, b, m, codes);
+        for (int64_t g = 0; g < m; g += 128) {
+            const uint8_t *q = codes + g;
+            uint8_t *o = c->out + (i0 + g) / 4;
+            for (int k = 0; k < 32; k++)
+                o[k] = (uint8_t)(q[k] << 6 | q[32 + k] << 4 | q[64 + k] << 2 | q[96 + k]);
         }
     }
 }
@@ -537,6 +570,23 @@ static int emit(job *j, const item *it, bn_err *e) {
     if (j->src == SRC_GGUF && it->gt->type == it->type) {
         int rc = bn_gguf_w_data(j->w, it->widx, it->gt->data, (size_t)it->gt->nbytes, e);
         release_pages(it->gt->data, it->gt->nbytes);
+        return rc;
+    }
+    if (it->kind == K_LINEAR && j->src == SRC_SYNTH && it->type == BN_TYPE_I2_S) {
+        uint8_t *out = malloc((size_t)nbytes);
+        if (!out) return bn_errf(e, "%s: out of memory", it->name);
+        syn_i2s_ctx c = { it, n, out };
+        if (j->pool) bn_pool_run(j->pool, syn_i2s_worker, &c);
+        else syn_i2s_worker(&c, 0, 1);
+        uint64_t sd = it->seed; /* the same scale draw as linear_values() */
+        float s = (float)(2 + splitmix64(&sd) % 5) / 64.0f;
+        bool any = false; /* an all-zero tensor has scale 0, as quantize_i2_s gives it */
+        for (int64_t i = 0; i < n / 4 && !any; i++) any = out[i] != 0x55;
+        if (!any) s = 0;
+        memset(out + n / 4, 0, 32);
+        memcpy(out + n / 4, &s, sizeof s);
+        int rc = bn_gguf_w_data(j->w, it->widx, out, (size_t)nbytes, e);
+        free(out);
         return rc;
     }
     if (it->kind == K_LINEAR) {

@@ -176,10 +176,14 @@ assert_no_leftovers() {
     bn-quantize -q --synthetic tiny --vocab "$V" --seed 7 -o "$T/s3.gguf" --type I2_S
     run "$CMP" "$T/s1.gguf" "$T/s3.gguf"
     assert_failure
-    # TQ2_0 synthetic = I2_S synthetic requantized
+    # I2_S synthetic codes are packed directly; the float path (F32, TQ2_0) must agree
     bn-quantize -q --synthetic tiny --vocab "$V" -o "$T/s4.gguf" --type TQ2_0
     bn-quantize -q "$T/s1.gguf" -o "$T/s5.gguf" --type TQ2_0
     run "$CMP" "$T/s4.gguf" "$T/s5.gguf"
+    assert_success
+    bn-quantize -q --synthetic tiny --vocab "$V" -o "$T/s6.gguf" --type F32
+    bn-quantize -q "$T/s6.gguf" -o "$T/s7.gguf" --type I2_S
+    run "$CMP" "$T/s7.gguf" "$T/s1.gguf"
     assert_success
 }
 

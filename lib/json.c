@@ -1,6 +1,7 @@
 /* json.c - strict JSON parser into an immutable tree (see json.h). */
 #include "json.h"
 
+#include <locale.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +40,7 @@ typedef struct parser {
     bn_err *e;
     size_t *stack; /* pending member indices of open containers */
     size_t n_stack, cap_stack;
+    locale_t cloc; /* "C" numbers whatever the caller's LC_NUMERIC */
 } parser;
 
 /* Report an error with the byte offset so corrupt files can be located. */
@@ -218,7 +220,7 @@ static int parse_number(parser *ps, bn_json *v) {
     if (len >= sizeof buf) return perr(ps, "number literal too long");
     memcpy(buf, s, len);
     buf[len] = 0;
-    double x = strtod(buf, NULL);
+    double x = ps->cloc ? strtod_l(buf, NULL, ps->cloc) : strtod(buf, NULL);
     if (!isfinite(x)) return perr(ps, "number out of range");
     v->num = x;
     v->neg = neg;
@@ -362,7 +364,7 @@ int bn_json_parse(bn_json_doc **out, const char *text, size_t len, unsigned max_
     }
     parser ps = { d, (const unsigned char *)text, (const unsigned char *)text,
                   (const unsigned char *)text + len, max_depth ? max_depth : BN_JSON_DEFAULT_DEPTH,
-                  name, e, NULL, 0, 0 };
+                  name, e, NULL, 0, 0, newlocale(LC_NUMERIC_MASK, "C", (locale_t)0) };
     size_t root;
     int rc = parse_value(&ps, 0, &root);
     if (!rc) {
@@ -370,6 +372,7 @@ int bn_json_parse(bn_json_doc **out, const char *text, size_t len, unsigned max_
         if (ps.p != ps.end) rc = perr(&ps, "trailing data after JSON value");
     }
     free(ps.stack);
+    if (ps.cloc) freelocale(ps.cloc);
     if (!rc) {
         d->kids = malloc((d->n_kidx ? d->n_kidx : 1) * sizeof *d->kids);
         if (!d->kids) rc = bn_errf(e, "%s: out of memory", name);

@@ -454,3 +454,59 @@ int bn_json_quote(char *buf, size_t cap, size_t *len, const char *bytes, size_t 
     *len = o;
     return 0;
 }
+
+/* ======================== stop rules of a generation ======================== */
+
+/* Keep the configuration; buffers grow on first use. */
+void bn_stopper_init(bn_stopper *s, long n_predict, size_t repeat_k, const char *const *stops, size_t n_stops) {
+    memset(s, 0, sizeof *s);
+    s->n_predict = n_predict;
+    s->repeat_k = repeat_k;
+    s->stops = stops;
+    s->n_stops = n_stops;
+}
+
+/* Each generation is judged on its own tokens and text. */
+void bn_stopper_reset(bn_stopper *s) {
+    s->n_hist = 0;
+    s->n_text = 0;
+}
+
+/* Grow a buffer to hold need elements of size sz (doubling). */
+static int grow(void **buf, size_t *cap, size_t need, size_t sz, bn_err *e) {
+    if (need <= *cap) return 0;
+    size_t nc = *cap ? *cap : 256;
+    while (nc < need) {
+        if (!bn_mul_size(nc, 2, &nc)) return bn_errf(e, "stopper: size overflow");
+    }
+    size_t bytes;
+    if (!bn_mul_size(nc, sz, &bytes)) return bn_errf(e, "stopper: size overflow");
+    void *nb = realloc(*buf, bytes);
+    if (!nb) return bn_errf(e, "out of memory");
+    *buf = nb;
+    *cap = nc;
+    return 0;
+}
+
+/* Same order as llama-cli: the text (antiprompt) first, then the count. */
+int bn_stopper_push(bn_stopper *s, int32_t id, const char *piece, size_t len, const char **reason, bn_err *e) {
+    *reason = NULL;
+    if (grow((void **)&s->hist, &s->cap_hist, s->n_hist + 1, sizeof *s->hist, e)) return -1;
+    s->hist[s->n_hist++] = id;
+    if (s->n_stops && piece) {
+        if (grow((void **)&s->text, &s->cap_text, s->n_text + len + 1, 1, e)) return -1;
+        size_t from = s->n_text;
+        memcpy(s->text + s->n_text, piece, len);
+        s->n_text += len;
+        if (bn_stop_find(s->text, s->n_text, from, s->stops, s->n_stops, NULL) >= 0) { *reason = "stop"; return 0; }
+    }
+    if (s->n_predict >= 0 && s->n_hist >= (size_t)s->n_predict) { *reason = "length"; return 0; }
+    if (s->repeat_k && bn_repeat_find(s->hist, s->n_hist, s->repeat_k) >= 0) *reason = "repeat";
+    return 0;
+}
+
+void bn_stopper_free(bn_stopper *s) {
+    free(s->hist);
+    free(s->text);
+    memset(s, 0, sizeof *s);
+}

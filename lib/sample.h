@@ -129,6 +129,28 @@ long bn_repeat_find(const int32_t *toks, size_t n, size_t k);
 int bn_stop_find(const char *text, size_t len, size_t from, const char *const *stops, size_t n_stops, size_t *at);
 
 
+/* The stop rules of one generation, in the order bn-sample applies them
+ * after each emitted token: a stop string in the text so far, -n reached,
+ * the last repeat_k tokens repeating an earlier span. */
+typedef struct bn_stopper {
+    long n_predict;              /* tokens per generation, -1 = no limit */
+    size_t repeat_k;             /* 0 = off */
+    const char *const *stops;    /* borrowed */
+    size_t n_stops;
+    int32_t *hist;               /* this generation's tokens */
+    size_t n_hist, cap_hist;
+    char *text;                  /* this generation's text (only with stop strings) */
+    size_t n_text, cap_text;
+} bn_stopper;
+
+void bn_stopper_init(bn_stopper *s, long n_predict, size_t repeat_k, const char *const *stops, size_t n_stops);
+/* A new generation starts: history and text are forgotten. */
+void bn_stopper_reset(bn_stopper *s);
+/* Record an emitted token and its text piece (piece may be NULL without
+ * stop strings). *reason: NULL to go on, else "stop", "length" or "repeat". */
+int bn_stopper_push(bn_stopper *s, int32_t id, const char *piece, size_t len, const char **reason, bn_err *e);
+void bn_stopper_free(bn_stopper *s);
+
 /* ---- command-line and output helpers ------------------------------------ */
 
 /* Parse llama.cpp's --logit-bias syntax "ID+BIAS" / "ID-BIAS" ("-inf" bans). */

@@ -394,6 +394,46 @@ static void test_cli_helpers(void) {
     CHECK(bn_json_quote(buf, 4, &len, "abcdef", 6) == -1, "json quote reports overflow");
 }
 
+static void test_stopper(void) {
+    bn_stopper st;
+    bn_err e;
+    const char *why = "x";
+    bn_stopper_init(&st, 3, 0, NULL, 0);
+    bn_stopper_push(&st, 5, NULL, 0, &why, &e);
+    CHECK(why == NULL, "stopper: 1 of 3 -> go on");
+    bn_stopper_push(&st, 6, NULL, 0, &why, &e);
+    bn_stopper_push(&st, 7, NULL, 0, &why, &e);
+    CHECK(why && !strcmp(why, "length"), "stopper: 3 of 3 -> length");
+    bn_stopper_reset(&st);
+    bn_stopper_push(&st, 5, NULL, 0, &why, &e);
+    CHECK(why == NULL && st.n_hist == 1, "stopper: reset starts a new count");
+    bn_stopper_free(&st);
+    /* repeat: 1 2 1 2 1 with k = 3 */
+    bn_stopper_init(&st, -1, 3, NULL, 0);
+    int32_t seq[5] = { 1, 2, 1, 2, 1 };
+    int at = -1;
+    for (int i = 0; i < 5; i++) {
+        bn_stopper_push(&st, seq[i], NULL, 0, &why, &e);
+        if (why && at < 0) at = i;
+    }
+    CHECK(at == 4 && !strcmp(why, "repeat"), "stopper: repeat of 3 seen at the 5th token (%d)", at);
+    bn_stopper_free(&st);
+    /* stop strings across pieces, before the length rule; many pushes grow the buffers */
+    const char *stops[] = { "God cr" };
+    bn_stopper_init(&st, 5, 0, stops, 1);
+    const char *pieces[] = { " In", " the", " beginning", " God", " created" };
+    for (int i = 0; i < 5; i++) bn_stopper_push(&st, i, pieces[i], strlen(pieces[i]), &why, &e);
+    CHECK(why && !strcmp(why, "stop"), "stopper: stop string spanning two pieces wins over length");
+    bn_stopper_free(&st);
+    bn_stopper_init(&st, -1, 0, stops, 1);
+    int ok = 1;
+    for (int i = 0; i < 5000 && ok; i++) {
+        if (bn_stopper_push(&st, i, "ab", 2, &why, &e) != 0 || why) ok = 0;
+    }
+    CHECK(ok && st.n_hist == 5000 && st.n_text == 10000, "stopper: 5000 tokens, no false stop, buffers grow");
+    bn_stopper_free(&st);
+}
+
 int main(void) {
     test_rng();
     test_greedy();
@@ -406,5 +446,6 @@ int main(void) {
     test_determinism();
     test_stops();
     test_cli_helpers();
+    test_stopper();
     return tap_done();
 }

@@ -81,15 +81,12 @@ typedef struct gen {
     bool saw_tokens, saw_logits;
     bool upstream_failed;    /* the error came from bn-forward's side: do not wait on its feedback socket */
     int64_t fed_pos;         /* position of the last token fed back in a finished generation (-1 none) */
-    int32_t *hist;           /* tokens generated in the current generation */
-    size_t n_hist, cap_hist;
+    bn_stopper stop;         /* -n, --stop, --stop-on-repeat */
     uint64_t ns_sample, n_sampled, n_gens;
     const char *reason;      /* why the last generation stopped */
     bn_vocab vocab;          /* -m: token text for --stop and --json */
     bool have_vocab;
     char *piece;             /* bn_vocab_piece_max bytes */
-    char *text;              /* this generation's text (for --stop) */
-    size_t n_text, cap_text;
     char jbuf[1024];
     char json_tmp[4200];     /* --json FILE is written here, then renamed ("" = in place) */
 } gen;
@@ -115,6 +112,7 @@ static int gen_open(gen *g, const opts *o, bn_err *e) {
     memset(g, 0, sizeof *g);
     g->o = o;
     g->fed_pos = -1;
+    bn_stopper_init(&g->stop, o->n_predict, (size_t)o->stop_repeat, o->stops, o->n_stops);
     bn_conn_opts co;
     conn_opts(o, "bn-forward", &co);
     if (bn_conn_open_in(&g->in, o->in, &co, e)) return -1;
@@ -245,7 +243,7 @@ static int finish(gen *g, const char *reason, uint32_t seq, bn_err *e) {
         /* n_past: tokens bn-forward's cache holds once it ran the last token fed back,
          * i.e. the position where a follow-up prompt (chat) continues */
         fprintf(g->json, "{\"done\":true,\"reason\":\"%s\",\"eval_count\":%zu,\"sample_duration\":%llu",
-                reason, g->n_hist, (unsigned long long)g->ns_sample);
+                reason, g->stop.n_hist, (unsigned long long)g->ns_sample);
         if (g->fed_pos >= 0) fprintf(g->json, ",\"n_past\":%lld", (long long)g->fed_pos + 1);
         fprintf(g->json, "}\n");
         fflush(g->json);
@@ -268,8 +266,7 @@ static int on_logits(gen *g, const bn_frame *f, bn_err *e) {
             return 0;
         }
         g->active = true;
-        g->n_hist = 0;
-        g->n_text = 0;
+        bn_stopper_reset(&g->stop);
     }
     const float *row = f->logits + (size_t)(f->n_rows - 1) * f->n_vocab;
     int32_t id;
@@ -291,34 +288,12 @@ static int on_logits(gen *g, const bn_frame *f, bn_err *e) {
     }
     if (put(g, &tk, e) || json_token(g, last + 1, id, &info, e) || feed(g, &tk, e)) return -1;
     if (bn_sampler_accept(g->smp, id, e)) return -1;
-    if (g->n_hist == g->cap_hist) {
-        size_t nc = g->cap_hist ? 2 * g->cap_hist : 256;
-        int32_t *nh = realloc(g->hist, nc * sizeof *nh);
-        if (!nh) return bn_errf(e, "out of memory");
-        g->hist = nh;
-        g->cap_hist = nc;
-    }
-    g->hist[g->n_hist++] = id;
     g->fed_pos = g->fb ? (int64_t)last + 1 : -1;
-    if (g->o->n_stops) {
-        long pl = bn_token_piece(&g->vocab, id, false, 0, g->piece, e);
-        if (pl < 0) return -1;
-        if (g->n_text + (size_t)pl + 1 > g->cap_text) {
-            size_t nc = (g->n_text + (size_t)pl + 1) * 2;
-            char *nt = realloc(g->text, nc);
-            if (!nt) return bn_errf(e, "out of memory");
-            g->text = nt;
-            g->cap_text = nc;
-        }
-        size_t from = g->n_text;
-        memcpy(g->text + g->n_text, g->piece, (size_t)pl);
-        g->n_text += (size_t)pl;
-        if (bn_stop_find(g->text, g->n_text, from, g->o->stops, g->o->n_stops, NULL) >= 0)
-            return finish(g, "stop", f->seq, e);
-    }
-    if (g->o->n_predict >= 0 && g->n_hist >= (size_t)g->o->n_predict) return finish(g, "length", f->seq, e);
-    if (g->o->stop_repeat && bn_repeat_find(g->hist, g->n_hist, (size_t)g->o->stop_repeat) >= 0)
-        return finish(g, "repeat", f->seq, e);
+    long pl = 0;
+    if (g->o->n_stops && (pl = bn_token_piece(&g->vocab, id, false, 0, g->piece, e)) < 0) return -1;
+    const char *why;
+    if (bn_stopper_push(&g->stop, id, g->o->n_stops ? g->piece : NULL, (size_t)pl, &why, e)) return -1;
+    if (why) return finish(g, why, f->seq, e);
     return 0;
 }
 
@@ -383,8 +358,7 @@ static void gen_close(gen *g) {
     bn_conn_close(g->out);
     bn_conn_close(g->fb);
     bn_sampler_free(g->smp);
-    free(g->hist);
-    free(g->text);
+    bn_stopper_free(&g->stop);
     free(g->piece);
     if (g->have_vocab) bn_vocab_free(&g->vocab);
     g->have_vocab = false;

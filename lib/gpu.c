@@ -183,7 +183,7 @@ size_t bn_gpu_bytes(const bn_gpu_model *g) { return bn_cu_model_bytes(g->cu); }
 
 /* The checks of bn_forward_eval, before anything runs. */
 static int check_tokens(const bn_gpu_model *g, const int32_t *tokens, int n, bn_err *e) {
-    if (n < 1) return bn_errf(e, "gpu: n: %d tokens", n);
+    if (n < 0) return bn_errf(e, "gpu: n: %d tokens", n);
     if ((int64_t)g->pos + n > g->n_ctx)
         return bn_errf(e, "gpu: context: %d tokens at position %d exceed the context size %d (-c)", n, g->pos, g->n_ctx);
     for (int i = 0; i < n; i++)
@@ -196,6 +196,7 @@ int bn_gpu_eval(bn_gpu_model *g, const int32_t *tokens, int n, float *logits, in
     char err[256];
     if (n_out < 0 || n_out > n) return bn_errf(e, "gpu: n_out: %d not in 0..%d", n_out, n);
     if (check_tokens(g, tokens, n, e) < 0) return -1;
+    if (n == 0) return 0;
     if (bn_cu_model_eval(g->cu, tokens, n, g->pos, logits, n_out, 0, NULL, NULL, err, sizeof err) < 0)
         return bn_errf(e, "gpu: cuda:%d: %s", g->device, err);
     g->pos += n;
@@ -205,6 +206,7 @@ int bn_gpu_eval(bn_gpu_model *g, const int32_t *tokens, int n, float *logits, in
 int bn_gpu_eval_topk(bn_gpu_model *g, const int32_t *tokens, int n, int k, float *vals, int32_t *ids, bn_err *e) {
     char err[256];
     if (k < 1 || k > 256 || k > g->m->hp.n_vocab) return bn_errf(e, "gpu: top-k: k %d not in 1..256 (and <= n_vocab)", k);
+    if (n < 1) return bn_errf(e, "gpu: top-k: needs at least one token");
     if (check_tokens(g, tokens, n, e) < 0) return -1;
     if (bn_cu_model_eval(g->cu, tokens, n, g->pos, NULL, 1, k, vals, ids, err, sizeof err) < 0)
         return bn_errf(e, "gpu: cuda:%d: %s", g->device, err);

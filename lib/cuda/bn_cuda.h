@@ -83,9 +83,10 @@ int bn_cu_test_norm_quant(int mode, const float *x, const float *w, float eps, i
 int bn_cu_test_quant(int kind, const float *x, int n, int K, void *out, size_t row_bytes, char *err, size_t errn);
 /* Y[n][M] = W . act for a host W and host activations in the kind W needs
  * (I8S: q[n][K] + scale[n] + sum[n]; others: blocks as lib/quant.h); the
- * kernel variant for n tokens is chosen as the model does. */
+ * kernel variant for n tokens is chosen as the model does. nseg 3: W's rows
+ * are passed as three weights in one launch (the fused q|k|v path). */
 int bn_cu_test_matmul(const bn_cu_mat *W, const void *act, const float *act_scale, const int32_t *act_sum, int n,
-                      float *Y, char *err, size_t errn);
+                      int nseg, float *Y, char *err, size_t errn);
 /* NEOX RoPE of q heads and k heads of qkv rows [n][(nh + 2 nkv) hd] at positions pos..pos+n-1 with a
  * host cos/sin table [n_ctx][n_rot]; results back in qkv (q, k rotated; v unchanged). */
 int bn_cu_test_rope(float *qkv, int n, int pos, int n_head, int n_head_kv, int hd, int n_rot, const float *cs, int n_ctx,

@@ -233,10 +233,25 @@ void cu_quant_f16(cudaStream_t s, const float *xn, int n, int K, __half *out) {
 /* ---- matmul epilogue ------------------------------------------------------------ */
 
 /* As lib/forward.c region_matmul: y *= scale (when != 1), then resid += y. */
-__device__ __forceinline__ void mm_store(float y, float scale, float *Y, float *resid, int64_t idx) {
-    if (scale != 1.0f) y *= scale;
-    Y[idx] = y;
-    if (resid) resid[idx] += y;
+__device__ __forceinline__ void mm_store(float y, const cu_mm_seg &S, int t, int64_t r) {
+    const int64_t idx = (int64_t)t * S.ldy + r;
+    if (S.scale != 1.0f) y *= S.scale;
+    S.Y[idx] = y;
+    if (S.resid) S.resid[idx] += y;
+}
+
+/* The segment (weight) of global row rg of a launch over concatenated
+ * rows, and the row inside it; false past the last row. */
+__device__ __forceinline__ bool mm_row(const cu_mm_args &A, int64_t rg, cu_mm_seg &S, int64_t &r) {
+    r = rg;
+    if (r < A.seg[0].M) { S = A.seg[0]; return true; }
+    r -= A.seg[0].M;
+    if (A.nseg > 1) {
+        if (r < A.seg[1].M) { S = A.seg[1]; return true; }
+        r -= A.seg[1].M;
+    }
+    if (A.nseg > 2 && r < A.seg[2].M) { S = A.seg[2]; return true; }
+    return false;
 }
 
 /* ---- I2_S x I8S (dp4a) -----------------------------------------------------------
@@ -248,14 +263,14 @@ __device__ __forceinline__ void mm_store(float y, float scale, float *Y, float *
  * with the four matching int8 activations. sumi = sum code*q is exact; the
  * epilogue is bn_i2s_out's formula, so results equal the scalar reference. */
 template <int NT>
-__global__ void k_mm_i2s(const uint8_t *__restrict__ W, int64_t K, int64_t M, float wscale, const int8_t *__restrict__ q,
-                         const float *__restrict__ as, const int32_t *__restrict__ asum, int n, float *Y, int64_t ldy,
-                         float scale, float *resid) {
+__global__ void k_mm_i2s(const cu_mm_args A, int64_t K, const int8_t *__restrict__ q, const float *__restrict__ as,
+                         const int32_t *__restrict__ asum, int n) {
     const int lane = threadIdx.x & 31;
-    const int64_t r = (int64_t)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
     const int t0 = blockIdx.y * NT;
-    if (r >= M) return;
-    const uint32_t *w = (const uint32_t *)(W + r * (K / 4));
+    cu_mm_seg S;
+    int64_t r;
+    if (!mm_row(A, (int64_t)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5), S, r)) return;
+    const uint32_t *w = (const uint32_t *)(S.d + r * (K / 4));
     const int64_t nw = K / 16;
     int acc[NT];
 #pragma unroll
@@ -283,8 +298,8 @@ __global__ void k_mm_i2s(const uint8_t *__restrict__ W, int64_t K, int64_t M, fl
         const int sumi = warp_sum_i(acc[t]);
         if (lane == 0 && t0 + t < n) {
             const int tt = t0 + t;
-            const float y = ((float)sumi - (float)asum[tt]) / as[tt] * wscale;
-            mm_store(y, scale, Y, resid, (int64_t)tt * ldy + r);
+            const float y = ((float)sumi - (float)asum[tt]) / as[tt] * S.wscale;
+            mm_store(y, S, tt, r);
         }
     }
 }
@@ -294,14 +309,14 @@ __global__ void k_mm_i2s(const uint8_t *__restrict__ W, int64_t K, int64_t M, fl
  * dp4a (sum code*q - sum q), and the per-block floats sumi * (y.d * x.d) are
  * added in block order through shuffles, as the scalar reference adds them. */
 template <int NT>
-__global__ void k_mm_tq2(const uint8_t *__restrict__ W, int64_t K, int64_t M, const uint8_t *__restrict__ act, int n,
-                         float *Y, int64_t ldy, float scale, float *resid) {
+__global__ void k_mm_tq2(const cu_mm_args A, int64_t K, const uint8_t *__restrict__ act, int n) {
     const int lane = threadIdx.x & 31;
-    const int64_t r = (int64_t)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
     const int t0 = blockIdx.y * NT;
-    if (r >= M) return;
+    cu_mm_seg S;
+    int64_t r;
+    if (!mm_row(A, (int64_t)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5), S, r)) return;
     const int64_t nb = K / 256;
-    const uint8_t *row = W + r * nb * BN_CU_TQ2_BYTES;
+    const uint8_t *row = S.d + r * nb * BN_CU_TQ2_BYTES;
     float sumf[NT];
 #pragma unroll
     for (int t = 0; t < NT; t++) sumf[t] = 0.0f;
@@ -343,19 +358,19 @@ __global__ void k_mm_tq2(const uint8_t *__restrict__ W, int64_t K, int64_t M, co
     if (lane == 0)
 #pragma unroll
         for (int t = 0; t < NT; t++)
-            if (t0 + t < n) mm_store(sumf[t], scale, Y, resid, (int64_t)(t0 + t) * ldy + r);
+            if (t0 + t < n) mm_store(sumf[t], S, t0 + t, r);
 }
 
 /* ---- Q8_0 x Q8_0 (the output head of Q8_0 models), same in-order scheme ---- */
 template <int NT>
-__global__ void k_mm_q8_0(const uint8_t *__restrict__ W, int64_t K, int64_t M, const uint8_t *__restrict__ act, int n,
-                          float *Y, int64_t ldy, float scale, float *resid) {
+__global__ void k_mm_q8_0(const cu_mm_args A, int64_t K, const uint8_t *__restrict__ act, int n) {
     const int lane = threadIdx.x & 31;
-    const int64_t r = (int64_t)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
     const int t0 = blockIdx.y * NT;
-    if (r >= M) return;
+    cu_mm_seg S;
+    int64_t r;
+    if (!mm_row(A, (int64_t)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5), S, r)) return;
     const int64_t nb = K / 32;
-    const uint8_t *row = W + r * nb * BN_CU_Q8_0_BYTES;
+    const uint8_t *row = S.d + r * nb * BN_CU_Q8_0_BYTES;
     float sumf[NT];
 #pragma unroll
     for (int t = 0; t < NT; t++) sumf[t] = 0.0f;
@@ -389,7 +404,7 @@ __global__ void k_mm_q8_0(const uint8_t *__restrict__ W, int64_t K, int64_t M, c
     if (lane == 0)
 #pragma unroll
         for (int t = 0; t < NT; t++)
-            if (t0 + t < n) mm_store(sumf[t], scale, Y, resid, (int64_t)(t0 + t) * ldy + r);
+            if (t0 + t < n) mm_store(sumf[t], S, t0 + t, r);
 }
 
 /* ---- F16 / F32 weights -------------------------------------------------------------
@@ -400,13 +415,13 @@ __device__ __forceinline__ float ld_f(const __half *p) { return __half2float(*p)
 __device__ __forceinline__ float ld_f(const float *p) { return *p; }
 
 template <typename TW, typename TA, int NT>
-__global__ void k_mm_float(const TW *__restrict__ W, int64_t K, int64_t M, const TA *__restrict__ X, int n, float *Y,
-                           int64_t ldy, float scale, float *resid) {
+__global__ void k_mm_float(const cu_mm_args A, int64_t K, const TA *__restrict__ X, int n) {
     const int lane = threadIdx.x & 31;
-    const int64_t r = (int64_t)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
     const int t0 = blockIdx.y * NT;
-    if (r >= M) return;
-    const TW *w = W + r * K;
+    cu_mm_seg S;
+    int64_t r;
+    if (!mm_row(A, (int64_t)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5), S, r)) return;
+    const TW *w = (const TW *)S.d + r * K;
     float acc[NT];
 #pragma unroll
     for (int t = 0; t < NT; t++) acc[t] = 0.0f;
@@ -423,40 +438,51 @@ __global__ void k_mm_float(const TW *__restrict__ W, int64_t K, int64_t M, const
     for (int t = 0; t < NT; t++) {
         float v = acc[t];
         for (int h = 16; h >= 1; h >>= 1) v = v + __shfl_down_sync(FULL, v, h);
-        if (lane == 0 && t0 + t < n) mm_store(v, scale, Y, resid, (int64_t)(t0 + t) * ldy + r);
+        if (lane == 0 && t0 + t < n) mm_store(v, S, t0 + t, r);
     }
 }
 
-/* Launch with one warp per row, 8 rows per block; NT = 1 for a single
- * token (decode GEMV), tiles of 8 tokens otherwise (prefill). */
+/* Launch with one warp per row, 8 rows per block, over the concatenated
+ * rows of A; NT = 1 for a single token (decode GEMV), tiles of 8 tokens
+ * otherwise (prefill). */
 template <int NT>
-static void mm_launch(cudaStream_t s, const cu_mat *W, const cu_act *a, int n, float *Y, int64_t ldy, float scale,
-                      float *resid) {
+static void mm_launch(cudaStream_t s, int wtype, int64_t K, const cu_mm_args &A, const cu_act *a, int n) {
     const int rows = 8;
-    dim3 grid((unsigned)((W->M + rows - 1) / rows), (unsigned)((n + NT - 1) / NT));
+    int64_t total = 0;
+    for (int i = 0; i < A.nseg; i++) total += A.seg[i].M;
+    dim3 grid((unsigned)((total + rows - 1) / rows), (unsigned)((n + NT - 1) / NT));
     const int th = rows * 32;
-    switch (W->wtype) {
-    case BN_CU_I2S:
-        k_mm_i2s<NT><<<grid, th, 0, s>>>(W->d, W->K, W->M, W->scale, a->q, a->qscale, a->qsum, n, Y, ldy, scale, resid);
-        break;
-    case BN_CU_TQ2_0: k_mm_tq2<NT><<<grid, th, 0, s>>>(W->d, W->K, W->M, a->q8k, n, Y, ldy, scale, resid); break;
-    case BN_CU_Q8_0: k_mm_q8_0<NT><<<grid, th, 0, s>>>(W->d, W->K, W->M, a->q8_0, n, Y, ldy, scale, resid); break;
-    case BN_CU_F16:
-        k_mm_float<__half, __half, NT>
-            <<<grid, th, 0, s>>>((const __half *)W->d, W->K, W->M, a->f16, n, Y, ldy, scale, resid);
-        break;
-    default:
-        k_mm_float<float, float, NT>
-            <<<grid, th, 0, s>>>((const float *)W->d, W->K, W->M, a->f32, n, Y, ldy, scale, resid);
-        break;
+    switch (wtype) {
+    case BN_CU_I2S: k_mm_i2s<NT><<<grid, th, 0, s>>>(A, K, a->q, a->qscale, a->qsum, n); break;
+    case BN_CU_TQ2_0: k_mm_tq2<NT><<<grid, th, 0, s>>>(A, K, a->q8k, n); break;
+    case BN_CU_Q8_0: k_mm_q8_0<NT><<<grid, th, 0, s>>>(A, K, a->q8_0, n); break;
+    case BN_CU_F16: k_mm_float<__half, __half, NT><<<grid, th, 0, s>>>(A, K, a->f16, n); break;
+    default: k_mm_float<float, float, NT><<<grid, th, 0, s>>>(A, K, a->f32, n); break;
     }
+}
+
+void cu_matmul_multi(cudaStream_t s, int nw, const cu_mat *const *W, const cu_act *a, int n, float *const *Y, int64_t ldy,
+                     const float *scale, float *resid) {
+    cu_mm_args A;
+    memset(&A, 0, sizeof A);
+    A.nseg = nw;
+    for (int i = 0; i < nw; i++) {
+        A.seg[i].d = W[i]->d;
+        A.seg[i].M = W[i]->M;
+        A.seg[i].wscale = W[i]->scale;
+        A.seg[i].Y = Y[i];
+        A.seg[i].ldy = ldy;
+        A.seg[i].scale = scale[i];
+        A.seg[i].resid = i == 0 ? resid : NULL;
+    }
+    if (n == 1)
+        mm_launch<1>(s, W[0]->wtype, W[0]->K, A, a, n);
+    else
+        mm_launch<8>(s, W[0]->wtype, W[0]->K, A, a, n);
 }
 
 void cu_matmul(cudaStream_t s, const cu_mat *W, const cu_act *a, int n, float *Y, int64_t ldy, float scale, float *resid) {
-    if (n == 1)
-        mm_launch<1>(s, W, a, n, Y, ldy, scale, resid);
-    else
-        mm_launch<8>(s, W, a, n, Y, ldy, scale, resid);
+    cu_matmul_multi(s, 1, &W, a, n, &Y, ldy, &scale, resid);
 }
 
 /* ---- embedding rows (F16, F32, Q8_0 as bn_model_embed dequantizes them) ---- */

@@ -57,8 +57,28 @@ void cu_norm_quant(cudaStream_t s, int mode, const float *x, int64_t ldx, const 
 void cu_quant_q8k(cudaStream_t s, const float *xn, int n, int K, uint8_t *out);
 void cu_quant_q8_0(cudaStream_t s, const float *xn, int n, int K, uint8_t *out);
 void cu_quant_f16(cudaStream_t s, const float *xn, int n, int K, __half *out);
+/* One weight of a matmul launch: its rows, scales and output. */
+struct cu_mm_seg {
+    const uint8_t *d;
+    int64_t M;
+    float wscale;  /* I2_S tensor scale */
+    float *Y;
+    int64_t ldy;
+    float scale;   /* extra per-matmul scale (1: none) */
+    float *resid;  /* NULL: no residual add */
+};
+/* Up to 3 weights of one type and K sharing an input (q|k|v, gate|up) as
+ * one launch over their concatenated rows (fewer kernels per decode step). */
+struct cu_mm_args {
+    cu_mm_seg seg[3];
+    int nseg;
+};
+
 /* Y[t*ldy + r] = scale * (W . act_t)[r]; resid[t*ldy + r] += that when resid != NULL. */
 void cu_matmul(cudaStream_t s, const cu_mat *W, const cu_act *a, int n, float *Y, int64_t ldy, float scale, float *resid);
+/* nw (1..3) weights of the same type and K in one launch; resid applies to W[0]. */
+void cu_matmul_multi(cudaStream_t s, int nw, const cu_mat *const *W, const cu_act *a, int n, float *const *Y, int64_t ldy,
+                     const float *scale, float *resid);
 void cu_embed(cudaStream_t s, const cu_mat *E, const int32_t *tok, int n, float *x);
 void cu_rope_store(cudaStream_t s, float *qkv, int n, const int *pos0, int n_head, int n_head_kv, int hd, int n_rot,
                    const float *cs, __half *kc, __half *vc);

@@ -241,6 +241,19 @@ static cu_act norm_acts(bn_cu_model *g, int mode, const float *in, int64_t ld, c
     return a;
 }
 
+/* Weights sharing one input: one launch when their types and K agree (the
+ * usual case), else one launch each. */
+static void matmul_group(bn_cu_model *g, int nw, const cu_mat *const *W, const cu_act *a, int n, float *const *Y,
+                         int64_t ldy, const float *scale) {
+    bool same = true;
+    for (int i = 1; i < nw; i++) same = same && W[i]->wtype == W[0]->wtype && W[i]->K == W[0]->K;
+    if (same) {
+        cu_matmul_multi(g->st, nw, W, a, n, Y, ldy, scale, NULL);
+        return;
+    }
+    for (int i = 0; i < nw; i++) cu_matmul(g->st, W[i], a, n, Y[i], ldy, scale[i], NULL);
+}
+
 /* Enqueue one batch of n tokens (tokens and position already in g->io or
  * copied by the first node): the layers, then the head for rows
  * [first_out, n), then top-k (k > 0) or the logits copy (k == 0, to the
@@ -257,17 +270,18 @@ static void enqueue_batch(bn_cu_model *g, int n, int first_out, int k, bool copy
         float *const *nm = g->norm + il * 4;
         const size_t coff = (size_t)il * g->n_ctx * g->kv_dim;
         cu_act a = norm_acts(g, BN_CU_NORM_RMS, g->x, D, nm[0], n, D, g->need_embd);
-        cu_matmul(s, &W[W_Q], &a, n, g->qkv, g->qkv_dim, sc[W_Q], NULL);
-        cu_matmul(s, &W[W_K], &a, n, g->qkv + g->q_dim, g->qkv_dim, sc[W_K], NULL);
-        cu_matmul(s, &W[W_V], &a, n, g->qkv + g->q_dim + g->kv_dim, g->qkv_dim, sc[W_V], NULL);
+        const cu_mat *qkv_w[3] = {&W[W_Q], &W[W_K], &W[W_V]};
+        float *qkv_y[3] = {g->qkv, g->qkv + g->q_dim, g->qkv + g->q_dim + g->kv_dim};
+        matmul_group(g, 3, qkv_w, &a, n, qkv_y, g->qkv_dim, sc + W_Q);
         cu_rope_store(s, g->qkv, n, pos0, g->n_head, g->n_head_kv, g->hd, g->n_rot, g->cs, g->kc + coff, g->vc + coff);
         cu_attention(s, g->qkv, g->qkv_dim, n, pos0, g->n_head, g->n_head_kv, g->hd, g->kc + coff, g->vc + coff, g->att,
                      g->q_dim, cu_attention_splits(n, g->n_ctx), g->att_part);
         a = norm_acts(g, BN_CU_NORM_RMS, g->att, g->q_dim, nm[1], n, g->q_dim, g->need_att);
         cu_matmul(s, &W[W_O], &a, n, g->y, D, sc[W_O], g->x);
         a = norm_acts(g, BN_CU_NORM_RMS, g->x, D, nm[2], n, D, g->need_embd);
-        cu_matmul(s, &W[W_GATE], &a, n, g->gu, 2 * FF, sc[W_GATE], NULL);
-        cu_matmul(s, &W[W_UP], &a, n, g->gu + FF, 2 * FF, sc[W_UP], NULL);
+        const cu_mat *gu_w[2] = {&W[W_GATE], &W[W_UP]};
+        float *gu_y[2] = {g->gu, g->gu + FF};
+        matmul_group(g, 2, gu_w, &a, n, gu_y, 2 * FF, sc + W_GATE);
         a = norm_acts(g, g->silu ? BN_CU_NORM_SILU : BN_CU_NORM_RELU2, g->gu, 2 * FF, nm[3], n, FF, g->need_ff);
         cu_matmul(s, &W[W_DOWN], &a, n, g->y, D, sc[W_DOWN], g->x);
     }

@@ -69,7 +69,7 @@ out:
 }
 
 extern "C" int bn_cu_test_matmul(const bn_cu_mat *W, const void *act, const float *act_scale, const int32_t *act_sum, int n,
-                                 float *Y, char *err, size_t errn) {
+                                 int nseg, float *Y, char *err, size_t errn) {
     void *dw = NULL, *da = NULL, *ds = NULL, *dsum = NULL, *dy = NULL;
     int rc = -1;
     const int kind = cu_act_kind_of(W->wtype);
@@ -97,7 +97,25 @@ extern "C" int bn_cu_test_matmul(const bn_cu_mat *W, const void *act, const floa
     a.q8_0 = (uint8_t *)da;
     a.f16 = (__half *)da;
     a.f32 = (const float *)da;
-    cu_matmul(0, &m, &a, n, (float *)dy, W->M, 1.0f, NULL);
+    if (nseg <= 1 || W->M < 3) {
+        cu_matmul(0, &m, &a, n, (float *)dy, W->M, 1.0f, NULL);
+    } else { /* the same rows as three weights in one launch (as q|k|v) */
+        cu_mat parts[3];
+        const cu_mat *pw[3];
+        float *py[3];
+        const float ones[3] = {1.0f, 1.0f, 1.0f};
+        int64_t r0 = 0;
+        for (int i = 0; i < 3; i++) {
+            const int64_t r1 = W->M * (i + 1) / 3;
+            parts[i] = m;
+            parts[i].d = m.d + r0 * W->row_bytes;
+            parts[i].M = r1 - r0;
+            pw[i] = &parts[i];
+            py[i] = (float *)dy + r0;
+            r0 = r1;
+        }
+        cu_matmul_multi(0, 3, pw, &a, n, py, W->M, ones, NULL);
+    }
     if (finish(Y, dy, (size_t)n * W->M * 4, err, errn) < 0) goto out;
     rc = 0;
 out:

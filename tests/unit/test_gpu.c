@@ -33,7 +33,7 @@ static const char *const test_names[] = {
     "relu^2 * up + sub-norm matches the CPU formula",
     "silu * up + sub-norm within 1e-6 of the CPU formula",
     "q8_K, q8_0 and f16 activation quantizers match the references byte for byte",
-    "i2_s matmul (decode and prefill tiles) matches bn_mm_i2s_scalar bitwise",
+    "i2_s matmul (decode, prefill tiles, fused 3-weight launch) matches bn_mm_i2s_scalar bitwise",
     "tq2_0 matmul matches bn_mm_tq2_0_scalar bitwise",
     "q8_0 matmul matches bn_mm_q8_0_scalar bitwise",
     "f16 and f32 matmuls match the scalar references bitwise",
@@ -140,7 +140,7 @@ static int quant_cases(void) {
 }
 
 /* A GPU matmul against the scalar table on the same quantized activations. */
-static int mm_case(uint32_t type, int64_t K, int64_t M, int n) {
+static int mm_case(uint32_t type, int64_t K, int64_t M, int n, int nseg) {
     bn_err e = {{0}};
     const int64_t nel = K * M;
     float *w = malloc((size_t)nel * sizeof *w);
@@ -167,12 +167,12 @@ static int mm_case(uint32_t type, int64_t K, int64_t M, int n) {
         bn_act_quantize(S, &a, x, K, n);
         S->matmul(&W, &a, 0, M, yr, M);
         bn_cu_mat cm = {.wtype = cw, .K = K, .M = M, .data = data, .row_bytes = rb, .scale = W.scale};
-        ok = bn_cu_test_matmul(&cm, a.data, a.scale, a.sum, n, yg, err, sizeof err) == 0;
+        ok = bn_cu_test_matmul(&cm, a.data, a.scale, a.sum, n, nseg, yg, err, sizeof err) == 0;
         if (!ok) printf("# %s\n", err);
         for (int64_t i = 0; ok && i < n * M; i++)
             if (memcmp(&yr[i], &yg[i], 4) != 0) {
-                printf("# %s K %lld M %lld n %d: row %lld token %lld: gpu %.9g cpu %.9g\n", bn_type_name(type), (long long)K,
-                       (long long)M, n, (long long)(i % M), (long long)(i / M), yg[i], yr[i]);
+                printf("# %s K %lld M %lld n %d segments %d: row %lld token %lld: gpu %.9g cpu %.9g\n", bn_type_name(type),
+                       (long long)K, (long long)M, n, nseg, (long long)(i % M), (long long)(i / M), yg[i], yr[i]);
                 ok = 0;
             }
         bn_act_free(&a);
@@ -188,7 +188,7 @@ static int mm_type(uint32_t type, int64_t K) {
     const int ns[4] = {1, 2, 8, 11};  /* decode, and prefill tiles with a remainder */
     const int64_t Ms[2] = {37, 256}; /* odd row count: partial blocks of 8 rows */
     for (int i = 0; i < 4; i++)
-        for (int j = 0; j < 2; j++) ok &= mm_case(type, K, Ms[j], ns[i]);
+        for (int j = 0; j < 2; j++) ok &= mm_case(type, K, Ms[j], ns[i], 1) & mm_case(type, K, Ms[j], ns[i], 3);
     return ok;
 }
 

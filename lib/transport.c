@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <poll.h>
@@ -18,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -174,20 +176,39 @@ static int fd_read(bn_conn *c, bn_frame *f, bn_err *e) {
     }
 }
 
-/* Write all bytes; EPIPE means the reader went away. */
+/* Write all bytes; EPIPE means the reader went away. SIGPIPE is blocked in
+ * this thread around the write and a SIGPIPE it raised is consumed, so a
+ * closed reader is an error message even in a program that did not ignore
+ * SIGPIPE (no process-wide signal state is touched). */
 static int fd_write(bn_conn *c, const uint8_t *p, size_t n, bn_err *e) {
+    sigset_t pipe_set, old, pending;
+    sigemptyset(&pipe_set);
+    sigaddset(&pipe_set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+    sigpending(&pending);
+    bool was_pending = sigismember(&pending, SIGPIPE) == 1;
+    int r = 0;
     while (n > 0) {
         ssize_t w = write(c->fd, p, n);
         if (w < 0) {
             if (errno == EINTR) continue;
-            if (errno == EPIPE) return bn_errf(e, "%s: output closed by reader", c->name);
-            return bn_errf(e, "%s: write: %s", c->name, strerror(errno));
+            if (errno == EPIPE) {
+                if (!was_pending) {
+                    const struct timespec zero = { 0, 0 };
+                    while (sigtimedwait(&pipe_set, NULL, &zero) < 0 && errno == EINTR) {}
+                }
+                r = bn_errf(e, "%s: output closed by reader", c->name);
+            } else {
+                r = bn_errf(e, "%s: write: %s", c->name, strerror(errno));
+            }
+            break;
         }
         p += w;
         n -= (size_t)w;
         c->nbytes += (uint64_t)w;
     }
-    return 0;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return r;
 }
 
 /* ------------------------------------------------------------------ */

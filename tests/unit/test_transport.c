@@ -173,6 +173,26 @@ static void test_epipe_and_timeout(void) {
     close(saved);
     CHECK(r < 0 && strstr(e.msg, "output closed by reader"), "EPIPE: %s", e.msg);
 
+    /* the same with SIGPIPE at its default action (a tool that forgot to
+     * ignore it): the process survives and gets the message */
+    pid_t pid = fork();
+    if (pid == 0) {
+        signal(SIGPIPE, SIG_DFL);
+        int q[2];
+        if (pipe(q) < 0) _exit(3);
+        dup2(q[1], 1);
+        close(q[1]);
+        close(q[0]);
+        bn_conn *cc;
+        bn_err ee;
+        if (bn_conn_open_out(&cc, "-", NULL, &ee) < 0) _exit(3);
+        int rr = bn_conn_write(cc, &f, &ee);
+        _exit(rr < 0 && strstr(ee.msg, "output closed by reader") ? 0 : 4);
+    }
+    int st;
+    waitpid(pid, &st, 0);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "EPIPE without SIG_IGN: no death by SIGPIPE (status %d)", st);
+
     /* a pipe whose writer stays silent: explicit timeout fires */
     if (pipe(p) < 0) return;
     saved = dup(0);

@@ -63,7 +63,7 @@ set -- -m "$model" -c "$ctx" -b "$batch"
 [ -n "$threads" ] && set -- "$@" -t "$threads"
 [ -n "$act" ] && set -- "$@" --ffn-act "$act"
 [ -n "$kv" ] && set -- "$@" --kv "$kv"
-if [ -n "$kls$klb" ]; then set -- "$@" --logits all; else set -- "$@" --scores; fi
+if [ -n "$kls$klb" ]; then set -- "$@" --logits all --no-feedback; else set -- "$@" --scores; fi
 split="--split -c $ctx --window-mode $mode${chunks:+ --chunks $chunks}"
 score="--window-mode $mode $json${kls:+ --kl-save $kls}${klb:+ --kl-base $klb}"
 

@@ -517,7 +517,11 @@ static int open_zmq(bn_conn *c, const char *spec, const bn_conn_opts *o, bn_err 
      * never comes (or is refused by CURVE) fails with the send timeout
      * instead of queueing into the void and exiting 0. */
     int immediate = c->out ? 1 : 0;
+    /* At most 128 frames queued each way (libzmq's default 1000 would let a
+     * fast producer park ~1 GB of 128k-vocabulary logits in memory). */
+    int hwm = 128;
     if (zmq_setsockopt(c->sock, ZMQ_IMMEDIATE, &immediate, sizeof immediate) < 0 ||
+        zmq_setsockopt(c->sock, c->out ? ZMQ_SNDHWM : ZMQ_RCVHWM, &hwm, sizeof hwm) < 0 ||
         zmq_setsockopt(c->sock, ZMQ_LINGER, &linger, sizeof linger) < 0 ||
         zmq_setsockopt(c->sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg) < 0 ||
         zmq_setsockopt(c->sock, c->out ? ZMQ_SNDTIMEO : ZMQ_RCVTIMEO, &tmo, sizeof tmo) < 0)

@@ -380,6 +380,27 @@ static void test_feedback(void) {
     CHECK(r == 0 && n == 16, "16 tokens back over feedback, END ends it (%s)", r ? e.msg : "ok");
     bn_conn_close(fin);
     CHECK(access(dir, F_OK) != 0, "feedback temp directory removed on close");
+    /* a full-vocabulary logits frame (128256 x f32 = 513 KB) in one message */
+    if (bn_conn_open_feedback_in(&fin, NULL, &o, &e) == 0) {
+        r = bn_conn_open_feedback_out(&fout, bn_conn_endpoint(fin), &o, &e);
+        float *lg = malloc(128256 * sizeof *lg);
+        for (int i = 0; i < 128256; i++) lg[i] = (float)i * 0.25f - 7.0f;
+        bn_frame lf, got;
+        bn_frame_init(&lf, BN_FRAME_LOGITS);
+        lf.logits = lg; lf.n_rows = 1; lf.n_vocab = 128256; lf.pos = 77;
+        if (r == 0) { r = bn_conn_write(fout, &lf, &e); bn_conn_close(fout); }
+        r = r ? r : bn_conn_read(fin, &got, &e) == 1 ? 0 : -1;
+        CHECK(r == 0 && got.kind == BN_FRAME_LOGITS && got.n_vocab == 128256 && got.pos == 77 &&
+              !memcmp(got.logits, lg, 128256 * sizeof *lg), "513 KB logits frame over ipc intact (%s)", r ? e.msg : "ok");
+        if (r == 0) bn_frame_free(&got);
+        bn_conn_stats cs;
+        bn_conn_get_stats(fin, &cs);
+        CHECK(cs.frames == 1 && cs.bytes > 128256 * 4, "input stats: %llu frame, %llu bytes, wait %llu ns, codec %llu ns",
+              (unsigned long long)cs.frames, (unsigned long long)cs.bytes, (unsigned long long)cs.wait_ns,
+              (unsigned long long)cs.codec_ns);
+        free(lg);
+        bn_conn_close(fin);
+    }
     CHECK(bn_conn_open_feedback_out(&fout, "", &o, &e) < 0 && strstr(e.msg, "no endpoint"), "no feedback endpoint: %s", e.msg);
     CHECK(bn_conn_open_feedback_in(&fin, "/tmp/file", &o, &e) < 0 && strstr(e.msg, "tcp:// or ipc://"), "feedback must be zmq: %s", e.msg);
 }

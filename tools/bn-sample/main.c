@@ -187,11 +187,9 @@ static int on_hello(gen *g, bn_frame *f, bn_err *e) {
     }
     const char *fb = g->o->no_feedback ? "" : g->o->feedback ? g->o->feedback : h->feedback;
     if (*fb && !g->fb) {
-        char spec[300];
-        snprintf(spec, sizeof spec, "%s%s", fb[0] == '@' || fb[0] == '>' || !strstr(fb, "://") ? "" : ">", fb);
         bn_conn_opts co;
         conn_opts(g->o, "bn-forward (feedback)", &co);
-        if (bn_conn_open_out(&g->fb, spec, &co, e)) return -1;
+        if (bn_conn_open_feedback_out(&g->fb, fb, &co, e)) return -1; /* connects: bn-forward binds */
     }
     h->feedback[0] = 0;
     return put(g, f, e);

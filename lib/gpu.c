@@ -225,7 +225,7 @@ void bn_gpu_receipt(const bn_gpu_model *g, char *buf, size_t n) {
         used += (size_t)snprintf(buf + used, n - used, " %s", w >= 0 ? k_path[w] : "?");
     }
     if (used < n)
-        snprintf(buf + used, n - used, " graph=%s kv=f16 mem=%.2fGiB", g->graph ? "on" : "off",
+        snprintf(buf + used, n - used, " graph=%s kv=f16 mem=%.2fGiB", bn_cu_model_uses_graph(g->cu) ? "on" : "off",
                  (double)bn_cu_model_bytes(g->cu) / (1024.0 * 1024 * 1024));
 }
 

@@ -59,6 +59,8 @@ int bn_cu_device_name(int dev, char *buf, size_t n);
 
 int bn_cu_model_new(bn_cu_model **out, const bn_cu_desc *d, char *err, size_t errn);
 void bn_cu_model_free(bn_cu_model *g);
+/* 1 while decode steps replay a CUDA graph (0 when disabled or refused by the driver). */
+int bn_cu_model_uses_graph(const bn_cu_model *g);
 /* Bytes of device memory the model holds (weights, caches, buffers). */
 size_t bn_cu_model_bytes(const bn_cu_model *g);
 /* n tokens at position pos (tokens already checked); logits of the last

@@ -220,6 +220,7 @@ extern "C" void bn_cu_model_free(bn_cu_model *g) {
 }
 
 extern "C" size_t bn_cu_model_bytes(const bn_cu_model *g) { return g->bytes; }
+extern "C" int bn_cu_model_uses_graph(const bn_cu_model *g) { return g->use_graph; }
 
 /* Norm (mode) of n rows into xn, then every act kind in `need` from xn;
  * I8S is fused into the norm kernel. Returns the act view for width K. */
@@ -336,8 +337,13 @@ extern "C" int bn_cu_model_eval(bn_cu_model *g, const int32_t *tokens, int n, in
         g->h_io[0] = pos + b0;
         memcpy(g->h_io + 1, tokens + b0, (size_t)nb * 4);
         const int kk = last ? k : 0;
+        if (nb == 1 && g->use_graph && ensure_graph(g, kk, err, errn) < 0) {
+            /* capture or instantiation refused (driver limits): run without graphs from now on */
+            cudaGetLastError();
+            g->use_graph = 0;
+            err[0] = 0;
+        }
         if (nb == 1 && g->use_graph) { /* decode: replay the recorded step */
-            if (ensure_graph(g, kk, err, errn) < 0) return -1;
             CU_TRY(cudaGraphLaunch(g->gexec, g->st), "cudaGraphLaunch");
             CU_TRY(cudaStreamSynchronize(g->st), "decode step");
             if (kk == 0 && fo == 0 && logits)

@@ -157,6 +157,7 @@ BN_AI void fdot_tile(const void *const *w, const int RB, const void *const *x, c
                 xv[t][j] = F16 ? ld_f16((const uint16_t *)x[t] + k + 8 * j) : _mm256_loadu_ps((const float *)x[t] + k + 8 * j);
 #pragma GCC unroll 4
         for (int r = 0; r < RB; r++) {
+            _mm_prefetch((const char *)w[r] + (k << (F16 ? 1 : 2)) + 2048, _MM_HINT_T0);
 #pragma GCC unroll 4
             for (int j = 0; j < 4; j++) {
                 __m256 wv = F16 ? ld_f16((const uint16_t *)w[r] + k + 8 * j) : _mm256_loadu_ps((const float *)w[r] + k + 8 * j);

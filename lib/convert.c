@@ -536,7 +536,12 @@ static int linear_values(job *j, const item *it, float *v, bn_err *e) {
             }
         }
     } else {
-        for (int64_t i = 0; i < n; i++) v[i] = bn_st_get_f32(t, (uint64_t)i);
+        size_t es = bn_st_dtype_size(t->dtype);
+        for (int64_t c0 = 0; c0 < n; c0 += 1 << 20) { /* copy in chunks, dropping the read pages */
+            int64_t c1 = n - c0 < (1 << 20) ? n : c0 + (1 << 20);
+            for (int64_t i = c0; i < c1; i++) v[i] = bn_st_get_f32(t, (uint64_t)i);
+            release_pages(t->data + (size_t)c0 * es, (uint64_t)(c1 - c0) * es);
+        }
         for (int64_t i = 0; i < n; i++)
             if (!isfinite(v[i])) return bn_errf(e, "%s: element %lld is not finite", t->name, (long long)i);
         ternarize(v, n);
@@ -632,6 +637,15 @@ static int emit(job *j, const item *it, bn_err *e) {
         if (rc) break;
         encode_rows(j, it->type, x, k, nr, out);
         rc = bn_gguf_w_data(j->w, it->widx, out, rb * (size_t)nr, e);
+        /* drop the input pages of these rows now: a 128k x 2560 embedding would
+         * otherwise stay mapped in RSS until the whole tensor is done */
+        if (j->src == SRC_HF) {
+            size_t es = bn_st_dtype_size(it->st->dtype);
+            release_pages(it->st->data + (size_t)(r * k) * es, (uint64_t)(nr * k) * es);
+        } else if (j->src == SRC_GGUF && it->gt->type != BN_TYPE_I2_S && rows > 0) {
+            uint64_t in_rb = it->gt->nbytes / (uint64_t)rows;
+            release_pages(it->gt->data + (uint64_t)r * in_rb, (uint64_t)nr * in_rb);
+        }
     }
     if (j->src == SRC_HF) bn_st_release(it->st_file, it->st);
     if (j->src == SRC_GGUF) release_pages(it->gt->data, it->gt->nbytes);
@@ -1454,6 +1468,10 @@ int bn_convert_hf(const char *dir, const char *out, const bn_convert_opts *o, bn
         goto done;
     bool has_bos = bn_json_get(tcfg, "add_bos_token") != NULL, has_eos = bn_json_get(tcfg, "add_eos_token") != NULL;
     if (write_vocab(&j, &voc, merges, chat, has_bos, has_eos, e)) goto done;
+    /* the writer has copied the vocabulary: free it before the tensors (tens of MB for 128k tokens) */
+    bn_vocab_free(&voc);
+    bn_json_free(tokd);
+    tokd = NULL;
     rc = finish_output(&j, base_name(dir, bnm, sizeof bnm), files.v, files.n, e);
 done:
     job_free(&j);

@@ -301,7 +301,7 @@ static int score(const opts *o, bn_err *e) {
         bn_frame_free(&f);
     }
     if (rc == 0) rc = close_chunk(&s, e);
-    if (rc == 0 && s.p.chunks == 0) rc = bn_errf(e, "input: no chunks (empty stream)");
+    if (rc == 0 && s.p.chunks == 0) rc = bn_errf(e, "input: no chunks (empty stream: did an upstream stage fail?)");
     if (rc == 0) rc = report(&s, e);
     if (s.klw) {
         if (rc == 0) rc = bn_kl_writer_close(s.klw, e);

@@ -236,3 +236,68 @@ int bn_gpu_copy_bandwidth(int device, size_t bytes, int iters, double *gbps, bn_
 }
 
 #endif
+
+/* ---- device selection ------------------------------------------------------ */
+
+int bn_device_parse(const char *s) {
+    if (!s) return -1;
+    if (strcmp(s, "cpu") == 0) return BN_DEVICE_CPU;
+    if (strcmp(s, "cuda") == 0 || strcmp(s, "gpu") == 0) return BN_DEVICE_CUDA;
+    if (strcmp(s, "auto") == 0) return BN_DEVICE_AUTO;
+    return -1;
+}
+
+/* Try the GPU pass; 0 and x->gpu set, or -1 with the reason in why. */
+static int engine_try_gpu(bn_engine *x, const bn_model *m, const bn_forward_opts *fo, char *why, size_t n) {
+    bn_err ge = {{0}};
+    if (fo->kv != BN_KV_F16) {
+        snprintf(why, n, "gpu: kv: the GPU cache is f16 only");
+        return -1;
+    }
+    if (bn_gpu_available(why, n) <= 0) return -1;
+    if (bn_gpu_supports(m, &ge) < 0) {
+        snprintf(why, n, "%s", ge.msg);
+        return -1;
+    }
+    bn_gpu_opts go = {.device = 0, .n_ctx = fo->n_ctx, .n_batch = fo->n_batch};
+    if (bn_gpu_model_new(&x->gpu, m, &go, &ge) < 0) {
+        snprintf(why, n, "%s", ge.msg);
+        return -1;
+    }
+    return 0;
+}
+
+int bn_engine_open(bn_engine *x, const bn_model *m, const bn_forward_opts *fo, bn_device dev, bool strict, bn_err *e) {
+    memset(x, 0, sizeof *x);
+    if (dev == BN_DEVICE_CUDA || dev == BN_DEVICE_AUTO) {
+        char why[BN_ERR_MAX] = "";
+        if (engine_try_gpu(x, m, fo, why, sizeof why) == 0) return 0;
+        if (dev == BN_DEVICE_CUDA && strict) return bn_errf(e, "device cuda: %s", why);
+        snprintf(x->note, sizeof x->note, "%s", why);
+    }
+    return bn_forward_new(&x->cpu, m, fo, e);
+}
+
+void bn_engine_close(bn_engine *x) {
+    if (x->gpu) bn_gpu_model_free(x->gpu);
+    if (x->cpu) bn_forward_free(x->cpu);
+    x->gpu = NULL;
+    x->cpu = NULL;
+}
+
+int bn_engine_eval(bn_engine *x, const int32_t *tokens, int n, float *logits, int n_out, bn_err *e) {
+    return x->gpu ? bn_gpu_eval(x->gpu, tokens, n, logits, n_out, e) : bn_forward_eval(x->cpu, tokens, n, logits, n_out, e);
+}
+
+int bn_engine_pos(const bn_engine *x) { return x->gpu ? bn_gpu_pos(x->gpu) : bn_forward_pos(x->cpu); }
+int bn_engine_n_ctx(const bn_engine *x) { return x->gpu ? bn_gpu_n_ctx(x->gpu) : bn_forward_n_ctx(x->cpu); }
+
+void bn_engine_reset(bn_engine *x) {
+    if (x->gpu) bn_gpu_reset(x->gpu);
+    else bn_forward_reset(x->cpu);
+}
+
+void bn_engine_receipt(const bn_engine *x, char *buf, size_t n) {
+    if (x->gpu) bn_gpu_receipt(x->gpu, buf, n);
+    else bn_forward_receipt(x->cpu, buf, n);
+}

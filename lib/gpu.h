@@ -19,6 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "forward.h"
 #include "model.h"
 #include "util.h"
 
@@ -64,5 +65,35 @@ void bn_gpu_receipt(const bn_gpu_model *g, char *buf, size_t n);
 
 /* Copy-kernel bandwidth of a device in GB/s (bench: fraction of peak). */
 int bn_gpu_copy_bandwidth(int device, size_t bytes, int iters, double *gbps, bn_err *e);
+
+/* ---- device selection for tools (bn-forward --device cpu|cuda|auto) ----------
+ * One handle over either forward pass, so a tool replaces bn_forward_* calls
+ * by bn_engine_* and gets the fallback rules in one place:
+ *   cpu   the CPU pass (lib/forward.h);
+ *   cuda  the GPU pass; when it cannot be used (no CUDA build, no device,
+ *         a tensor type without a kernel, kv=f32, upload failure): an error
+ *         in strict mode, otherwise the CPU pass with `note` saying why (the
+ *         tool prints it as a warning);
+ *   auto  the GPU pass when usable, otherwise the CPU pass (note set, not
+ *         a warning). */
+typedef enum bn_device { BN_DEVICE_CPU = 0, BN_DEVICE_CUDA, BN_DEVICE_AUTO } bn_device;
+
+/* "cpu" / "cuda" / "auto" -> device; -1 if unknown. */
+int bn_device_parse(const char *s);
+
+typedef struct bn_engine {
+    bn_forward *cpu;    /* exactly one of cpu / gpu is set after bn_engine_open */
+    bn_gpu_model *gpu;
+    char note[BN_ERR_MAX]; /* why the CPU runs although cuda/auto was asked for; "" otherwise */
+} bn_engine;
+
+/* fo gives n_ctx, n_batch (both passes), threads, kv and kernels (CPU pass). */
+int bn_engine_open(bn_engine *x, const bn_model *m, const bn_forward_opts *fo, bn_device dev, bool strict, bn_err *e);
+void bn_engine_close(bn_engine *x);
+int bn_engine_eval(bn_engine *x, const int32_t *tokens, int n, float *logits, int n_out, bn_err *e);
+int bn_engine_pos(const bn_engine *x);
+int bn_engine_n_ctx(const bn_engine *x);
+void bn_engine_reset(bn_engine *x);
+void bn_engine_receipt(const bn_engine *x, char *buf, size_t n);
 
 #endif

@@ -76,3 +76,44 @@ P="1 450 4996 17354 1701 29916 263 931"
     assert_failure 1
     assert_output --partial "bn-forward:"
 }
+
+# ---- device selection (lib/gpu.h bn_engine): these run on every machine ----
+
+@test "engine cpu: the CPU pass, bitwise equal to bn_forward" {
+    run "$BN_TESTBIN/test_gpu" --engine "$W/i2s.gguf" cpu
+    assert_success
+    assert_line "engine: cpu"
+    assert_line "note: "
+    assert_output --partial "bitwise equal to bn_forward: yes"
+}
+
+@test "engine cuda without a usable GPU: CPU fallback with the reason, bitwise equal; strict: error" {
+    "$BN_TESTBIN/test_gpu" --probe >/dev/null && skip "a GPU is present"
+    run "$BN_TESTBIN/test_gpu" --engine "$W/i2s.gguf" cuda
+    assert_success
+    assert_line "engine: cpu"
+    assert_output --regexp "note: .*(CUDA|cuda)"
+    assert_output --partial "bitwise equal to bn_forward: yes"
+    run "$BN_TESTBIN/test_gpu" --engine "$W/i2s.gguf" cuda strict
+    assert_failure 1
+    assert_output --partial "device cuda:"
+}
+
+@test "engine auto: the GPU when usable, else the CPU (never an error)" {
+    run "$BN_TESTBIN/test_gpu" --engine "$W/i2s.gguf" auto strict
+    assert_success
+    if "$BN_TESTBIN/test_gpu" --probe >/dev/null; then
+        assert_line "engine: cuda"
+    else
+        assert_line "engine: cpu"
+        assert_output --partial "bitwise equal to bn_forward: yes"
+    fi
+}
+
+@test "engine cuda with a GPU: runs on the GPU, argmax agrees with the CPU" {
+    need_gpu
+    run "$BN_TESTBIN/test_gpu" --engine "$W/i2s.gguf" cuda strict
+    assert_success
+    assert_line "engine: cuda"
+    assert_output --partial "receipt: cuda:0"
+}

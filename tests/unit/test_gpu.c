@@ -12,7 +12,13 @@
  * Measurements (not tests, never run by make test; for the GPU machine):
  *   test_gpu --bandwidth          copy-kernel GB/s of device 0
  *   test_gpu --speed MODEL [N]    prefill and N-step decode tokens/s, weight
- *                                 bytes per token and the fraction of the copy bandwidth */
+ *                                 bytes per token and the fraction of the copy bandwidth
+ *
+ * Device selection (runs on any machine; used by tests/gpu.bats):
+ *   test_gpu --engine MODEL cpu|cuda|auto [strict]
+ *       opens bn_engine, prints "engine: cpu|cuda" and the note; on the CPU
+ *       it must give bitwise the logits of bn_forward itself (exit 1 if not,
+ *       or if opening fails, with the error on stderr). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -413,6 +419,62 @@ out:
 
 #endif /* BN_HAVE_CUDA */
 
+/* --engine: bn_engine on the requested device against bn_forward directly. */
+static int engine_check(const char *path, const char *dev, bool strict) {
+    bn_err e = {{0}};
+    bn_gguf *g = NULL;
+    bn_model m;
+    const int d = bn_device_parse(dev);
+    if (d < 0) { fprintf(stderr, "test_gpu: --engine: unknown device '%s'\n", dev); return 2; }
+    if (bn_gguf_open(&g, path, &e) < 0) { fprintf(stderr, "test_gpu: %s\n", e.msg); return 1; }
+    bn_model_opts mo = {0};
+    if (bn_model_load(&m, g, &mo, &e) < 0) { fprintf(stderr, "test_gpu: %s\n", e.msg); bn_gguf_close(g); return 1; }
+    const bn_kernels *k = bn_kernels_for(BN_ISA_SCALAR);
+    bn_forward_opts fo = {.n_threads = 1, .n_batch = 4, .kv = BN_KV_F16, .kern = k, .n_ctx = 32};
+    bn_engine x;
+    bn_forward *f = NULL;
+    const int V = m.hp.n_vocab, nt = 7;
+    int32_t tok[7];
+    for (int i = 0; i < nt; i++) tok[i] = (int32_t)((i * 2654435761u) % (uint32_t)V);
+    float *a = malloc((size_t)nt * V * 4), *b = malloc((size_t)nt * V * 4);
+    int rc = 1;
+    if (bn_engine_open(&x, &m, &fo, (bn_device)d, strict, &e) < 0) {
+        fprintf(stderr, "test_gpu: %s\n", e.msg);
+        goto out_model;
+    }
+    char rec[512];
+    bn_engine_receipt(&x, rec, sizeof rec);
+    printf("engine: %s\nnote: %s\nreceipt: %s\n", x.gpu ? "cuda" : "cpu", x.note, rec);
+    if (bn_engine_eval(&x, tok, 5, a, 5, &e) < 0 || bn_engine_eval(&x, tok + 5, 1, a + 5 * V, 1, &e) < 0 ||
+        bn_engine_eval(&x, tok + 6, 1, a + 6 * V, 1, &e) < 0 || bn_engine_pos(&x) != nt) {
+        fprintf(stderr, "test_gpu: engine eval: %s\n", e.msg);
+        goto out;
+    }
+    if (bn_forward_new(&f, &m, &fo, &e) < 0 || bn_forward_eval(f, tok, 5, b, 5, &e) < 0 ||
+        bn_forward_eval(f, tok + 5, 1, b + 5 * V, 1, &e) < 0 || bn_forward_eval(f, tok + 6, 1, b + 6 * V, 1, &e) < 0) {
+        fprintf(stderr, "test_gpu: forward: %s\n", e.msg);
+        goto out;
+    }
+    if (x.cpu) {
+        rc = memcmp(a, b, (size_t)nt * V * 4) != 0;
+        printf("cpu logits bitwise equal to bn_forward: %s\n", rc ? "no" : "yes");
+    } else {
+        int am = 0;
+        for (int t = 0; t < nt; t++) am += bn_argmax(a + (size_t)t * V, V) == bn_argmax(b + (size_t)t * V, V);
+        printf("gpu argmax agrees with the CPU on %d/%d rows\n", am, nt);
+        rc = am < nt - 1;
+    }
+out:
+    bn_forward_free(f);
+    bn_engine_close(&x);
+out_model:
+    bn_model_free(&m);
+    bn_gguf_close(g);
+    free(a);
+    free(b);
+    return rc;
+}
+
 int main(int argc, char **argv) {
     char why[256] = "";
     const int have = bn_gpu_available(why, sizeof why);
@@ -434,6 +496,8 @@ int main(int argc, char **argv) {
 #endif
         return 0;
     }
+    if (argc > 3 && strcmp(argv[1], "--engine") == 0)
+        return engine_check(argv[2], argv[3], argc > 4 && strcmp(argv[4], "strict") == 0);
     const char *model = argc > 2 && strcmp(argv[1], "--model") == 0 ? argv[2] : NULL;
     if (!have) {
         for (int i = 0; i < N_TESTS; i++) CHECK(1, "%s # skip %s", test_names[i], why);

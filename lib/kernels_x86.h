@@ -64,15 +64,17 @@ BN_AI void x86_i2s_tile(const uint8_t *const *w, const int RB, const int8_t *con
                         int32_t *out) {
     const __m256i m3 = _mm256_set1_epi8(3);
 #if BN_X86_VNNI
-    /* one accumulator per group: four independent vpdpbusd chains per
-     * (row, token) instead of one serial chain of four (latency bound) */
-    __m256i acc[4][4];
+    /* NA accumulators per (row, token), group g into g % NA: independent
+     * vpdpbusd chains instead of one serial chain of four (latency bound);
+     * big tiles use 2 so that everything stays in the 32 vector registers */
+    const int NA = RB * TB > 4 ? 2 : 4;
+    __m256i acc[8][4];
 #pragma GCC unroll 16
     for (int i = 0; i < RB * TB; i++)
 #pragma GCC unroll 4
         for (int g = 0; g < 4; g++) acc[i][g] = _mm256_setzero_si256();
 #else
-    __m256i acc[4];
+    __m256i acc[8];
 #pragma GCC unroll 16
     for (int i = 0; i < RB * TB; i++) acc[i] = _mm256_setzero_si256();
 #endif
@@ -95,9 +97,9 @@ BN_AI void x86_i2s_tile(const uint8_t *const *w, const int RB, const int8_t *con
 #if BN_X86_VNNI
                 __m256i *ac = acc[r * TB + t];
                 ac[0] = _mm256_dpbusd_epi32(ac[0], c0, q0);
-                ac[1] = _mm256_dpbusd_epi32(ac[1], c1, q1);
-                ac[2] = _mm256_dpbusd_epi32(ac[2], c2, q2);
-                ac[3] = _mm256_dpbusd_epi32(ac[3], c3, q3);
+                ac[1 % NA] = _mm256_dpbusd_epi32(ac[1 % NA], c1, q1);
+                ac[2 % NA] = _mm256_dpbusd_epi32(ac[2 % NA], c2, q2);
+                ac[3 % NA] = _mm256_dpbusd_epi32(ac[3 % NA], c3, q3);
 #else
                 acc[r * TB + t] = x86_dot4(acc[r * TB + t], c0, q0, c1, q1, c2, q2, c3, q3);
 #endif
@@ -107,8 +109,9 @@ BN_AI void x86_i2s_tile(const uint8_t *const *w, const int RB, const int8_t *con
 #if BN_X86_VNNI
 #pragma GCC unroll 16
     for (int i = 0; i < RB * TB; i++)
-        out[i] = x86_hsum_i32(_mm256_add_epi32(_mm256_add_epi32(acc[i][0], acc[i][1]),
-                                               _mm256_add_epi32(acc[i][2], acc[i][3])));
+        out[i] = NA == 4 ? x86_hsum_i32(_mm256_add_epi32(_mm256_add_epi32(acc[i][0], acc[i][1]),
+                                                         _mm256_add_epi32(acc[i][2], acc[i][3])))
+                         : x86_hsum_i32(_mm256_add_epi32(acc[i][0], acc[i][1]));
 #else
 #pragma GCC unroll 16
     for (int i = 0; i < RB * TB; i++) out[i] = x86_hsum_i32(acc[i]);
@@ -125,7 +128,20 @@ static void x86_mm_i2s(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1
     for (; t + 4 <= a->n; t += 4) {
         const int8_t *q[4] = { qa + (size_t)t * a->row_bytes, qa + (size_t)(t + 1) * a->row_bytes,
                                qa + (size_t)(t + 2) * a->row_bytes, qa + (size_t)(t + 3) * a->row_bytes };
-        for (int64_t r = r0; r < r1; r++) {
+        int64_t r = r0;
+#if BN_X86_VNNI
+        /* 2 rows x 4 tokens: 16 accumulators + 8 code vectors fit 32 registers */
+        for (; r + 2 <= r1; r += 2) {
+            const uint8_t *w[2] = { W->data + (size_t)r * W->row_bytes, W->data + (size_t)(r + 1) * W->row_bytes };
+            int32_t s[8];
+            x86_i2s_tile(w, 2, q, 4, nb, s);
+            for (int i = 0; i < 2; i++)
+                for (int j = 0; j < 4; j++)
+                    Y[(int64_t)(t + j) * ldy + r + i] =
+                        bn_i2s_out(s[i * 4 + j], a->sum[t + j], a->scale[t + j], W->scale);
+        }
+#endif
+        for (; r < r1; r++) {
             const uint8_t *w[1] = { W->data + (size_t)r * W->row_bytes };
             int32_t s[4];
             x86_i2s_tile(w, 1, q, 4, nb, s);

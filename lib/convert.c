@@ -508,7 +508,13 @@ static int linear_values(job *j, const item *it, float *v, bn_err *e) {
     }
     if (j->src == SRC_GGUF) {
         const bn_gguf_tensor *t = it->gt;
-        if (gguf_rows(t, 0, item_rows(it), v, e)) return -1;
+        int64_t rows = item_rows(it), k = it->ne[0], step = 256;
+        uint64_t in_rb = t->type == BN_TYPE_I2_S ? 0 : t->nbytes / (uint64_t)rows;
+        for (int64_t r = 0; r < rows; r += step) { /* decode in chunks, dropping the read pages */
+            int64_t nr = rows - r < step ? rows - r : step;
+            if (gguf_rows(t, r, nr, v + r * k, e)) return -1;
+            if (in_rb) release_pages(t->data + (uint64_t)r * in_rb, (uint64_t)nr * in_rb);
+        }
         release_pages(t->data, t->nbytes);
         if (t->type == BN_TYPE_F32 || t->type == BN_TYPE_F16 || t->type == BN_TYPE_BF16) {
             float s;
@@ -573,9 +579,13 @@ static int emit(job *j, const item *it, bn_err *e) {
     if (bn_type_nbytes(it->type, it->ne, it->n_dims, &nbytes, e)) return -1;
     /* same type in and out (GGUF input): copy the bytes unchanged */
     if (j->src == SRC_GGUF && it->gt->type == it->type) {
-        int rc = bn_gguf_w_data(j->w, it->widx, it->gt->data, (size_t)it->gt->nbytes, e);
-        release_pages(it->gt->data, it->gt->nbytes);
-        return rc;
+        const uint64_t step = 16u << 20; /* 16 MB at a time, pages dropped behind us */
+        for (uint64_t o = 0; o < it->gt->nbytes; o += step) {
+            uint64_t l = it->gt->nbytes - o < step ? it->gt->nbytes - o : step;
+            if (bn_gguf_w_data(j->w, it->widx, it->gt->data + o, (size_t)l, e)) return -1;
+            release_pages(it->gt->data + o, l);
+        }
+        return 0;
     }
     if (it->kind == K_LINEAR && j->src == SRC_SYNTH && it->type == BN_TYPE_I2_S) {
         uint8_t *out = malloc((size_t)nbytes);

@@ -1,6 +1,7 @@
 /* cli.c - shared tool plumbing. */
 #include "cli.h"
 #include "cpu.h"
+#include "transport.h"
 
 #include <errno.h>
 #include <math.h>
@@ -84,3 +85,27 @@ bool bn_parse_float(const char *s, float *out) {
 }
 
 void bn_ignore_sigpipe(void) { signal(SIGPIPE, SIG_IGN); }
+
+/* Security log lines from the transport's helper thread, one per line. */
+static void log_to_stderr(void *ud, const char *line) {
+    fprintf(stderr, "%s: %s\n", (const char *)ud, line);
+}
+
+void bn_cli_transport_init(const char *tool, bn_conn_opts *co) {
+    bn_conn_opts_default(co);
+    co->log = log_to_stderr;
+    co->log_ud = (void *)tool;
+}
+
+int bn_cli_transport_opt(const char *tool, int c, const char *arg, bn_conn_opts *co) {
+    long v;
+    switch (c) {
+    case BN_OPT_TIMEOUT:
+        if (!bn_parse_long(arg, -1, 86400000L, &v)) bn_die(tool, BN_EXIT_USAGE, "--timeout: bad value '%s' (ms, -1 = never)", arg);
+        co->timeout_ms = (int)v;
+        return 1;
+    case BN_OPT_CURVE: co->curve_dir = arg; return 1;
+    case BN_OPT_INSECURE: co->insecure = true; return 1;
+    default: return 0;
+    }
+}

@@ -32,6 +32,26 @@ int bn_close_stdout(const char *tool);
 bool bn_parse_long(const char *s, long lo, long hi, long *out);
 bool bn_parse_float(const char *s, float *out);
 
+/* Transport flags every frame-speaking tool takes, parsed in one place:
+ *   --timeout MS, --curve-keys DIR, --insecure
+ * Put BN_TRANSPORT_LONGOPTS in the getopt_long table, BN_TRANSPORT_USAGE in
+ * the usage text, and hand unknown option codes to bn_cli_transport_opt(). */
+enum { BN_OPT_TIMEOUT = 0x7f01, BN_OPT_CURVE, BN_OPT_INSECURE };
+#define BN_TRANSPORT_LONGOPTS \
+    {"timeout", 1, 0, BN_OPT_TIMEOUT}, {"curve-keys", 1, 0, BN_OPT_CURVE}, {"insecure", 0, 0, BN_OPT_INSECURE}
+#define BN_TRANSPORT_USAGE \
+    "      --timeout MS        give up on a silent peer after MS ms (-1: never; default BN_TIMEOUT_MS)\n" \
+    "      --curve-keys DIR    CURVE keys (bn-keygen) for tcp:// endpoints\n" \
+    "      --insecure          allow plaintext tcp binds on non-loopback addresses\n"
+
+struct bn_conn_opts;
+/* Start co from the environment defaults, with security events (CURVE
+ * refusals) logged to stderr as "tool: ...". */
+void bn_cli_transport_init(const char *tool, struct bn_conn_opts *co);
+/* 1 if c was a transport option (applied to co), 0 if not; a bad value is a
+ * usage error (exit 2). */
+int bn_cli_transport_opt(const char *tool, int c, const char *arg, struct bn_conn_opts *co);
+
 /* Ignore SIGPIPE so writes return EPIPE, which the tools handle. */
 void bn_ignore_sigpipe(void);
 

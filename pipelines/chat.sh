@@ -69,7 +69,7 @@ while :; do
     [ -t 0 ] && printf '> ' >&2
     IFS= read -r line || break
     [ -n "$line" ] || continue
-    args=("${tok[@]}")
+    args=("${tok[@]}" --keep-open)
     if [ $turn = 0 ]; then
         [ -n "$system" ] && args+=(--system "$system")
     elif [ $has_pos = 1 ]; then

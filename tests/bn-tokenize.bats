@@ -139,3 +139,18 @@ setup() {
     run bn-detok -m "$KJV" -q --in "$TMP/f.bin"
     assert_output "Jesus wept."
 }
+
+@test "bn-tokenize: frames end with END; --pos offsets the tokens; --keep-open leaves the stream open" {
+    run bash -c "bn-tokenize -m '$SPM' -p Hello --no-bos --pos 7 | '$BN_TESTBIN/bn-frames'"
+    assert_success
+    assert_line --index 1 --partial '"kind":"tokens","seq":0,"pos":7,"ids":[15043]'
+    assert_line --index 3 '{"kind":"end","seq":0}'
+    run bash -c "bn-tokenize -m '$SPM' -p Hello --keep-open | '$BN_TESTBIN/bn-frames'"
+    assert_success
+    refute_output --partial '"kind":"end"'
+    run bn-tokenize -m "$SPM" -p Hello --pos -1
+    assert_failure 2
+    run bn-tokenize -m "$SPM" -p Hello --timeout soon
+    assert_failure 2
+    assert_output --partial "--timeout: bad value"
+}

@@ -30,7 +30,7 @@ static void usage(FILE *f) {
         "      --special        show control tokens such as <|eot_id|> (hidden by default)\n"
         "      --stats FILE     write the timing summary as JSON\n"
         "  -q, --quiet          no timing summary on stderr\n"
-        "      --timeout MS     transport timeout\n"
+        BN_TRANSPORT_USAGE
         "  -h, --help, --version\n");
 }
 
@@ -107,10 +107,7 @@ static void read_ids(run *r) {
 }
 
 /* Frames: hello (vocabulary check), tokens/token, text, timing, end, error. */
-static void read_frames(run *r, const bn_vocab *v, const char *in, int timeout) {
-    bn_conn_opts o;
-    bn_conn_opts_default(&o);
-    if (timeout >= -1) o.timeout_ms = timeout;
+static void read_frames(run *r, const bn_vocab *v, const char *in, bn_conn_opts o) {
     o.peer_name = "upstream";
     bn_conn *c;
     bn_err e;
@@ -171,16 +168,17 @@ static void report(run *r, bool quiet, const char *stats) {
 }
 
 int main(int argc, char **argv) {
-    enum { O_IDS = 256, O_SPECIAL, O_STATS, O_TIMEOUT, O_VERSION };
+    enum { O_IDS = 256, O_SPECIAL, O_STATS, O_VERSION };
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'}, {"in", required_argument, 0, 'i'},
         {"ids", no_argument, 0, O_IDS}, {"special", no_argument, 0, O_SPECIAL},
         {"stats", required_argument, 0, O_STATS}, {"quiet", no_argument, 0, 'q'},
-        {"timeout", required_argument, 0, O_TIMEOUT}, {"help", no_argument, 0, 'h'},
+        BN_TRANSPORT_LONGOPTS, {"help", no_argument, 0, 'h'},
         {"version", no_argument, 0, O_VERSION}, {0, 0, 0, 0}};
     const char *model = NULL, *in = "-", *stats = NULL;
     bool ids = false, special = false, quiet = false;
-    long timeout = -2;
+    bn_conn_opts co;
+    bn_cli_transport_init(tool, &co);
     int c;
     while ((c = getopt_long(argc, argv, "m:i:qh", opts, NULL)) != -1) {
         switch (c) {
@@ -190,12 +188,10 @@ int main(int argc, char **argv) {
         case O_IDS: ids = true; break;
         case O_SPECIAL: special = true; break;
         case O_STATS: stats = optarg; break;
-        case O_TIMEOUT:
-            if (!bn_parse_long(optarg, -1, 86400000L, &timeout)) bn_die(tool, 2, "--timeout: bad value '%s'", optarg);
-            break;
         case 'h': usage(stdout); return 0;
         case O_VERSION: bn_print_version(tool, stdout); return 0;
-        default: usage(stderr); return 2;
+        default:
+            if (!bn_cli_transport_opt(tool, c, optarg, &co)) { usage(stderr); return 2; }
         }
     }
     if (!model || optind < argc || (ids && strcmp(in, "-") != 0)) { usage(stderr); return 2; }
@@ -211,7 +207,7 @@ int main(int argc, char **argv) {
     bn_timing_init(&r.t);
     if (bn_detok_init(&r.d, &v, special, &e) < 0) bn_die_err(tool, &e);
     if (ids) read_ids(&r);
-    else read_frames(&r, &v, in, (int)timeout);
+    else read_frames(&r, &v, in, co);
     finish_seq(&r);
     report(&r, quiet, stats);
     bn_detok_free(&r.d);

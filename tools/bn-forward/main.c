@@ -45,14 +45,15 @@ static void usage(FILE *f) {
         "      --feedback SPEC     feedback endpoint to bind (default: private ipc://)\n"
         "      --no-feedback       never wait for sampled tokens\n"
         "      --strict            fallbacks and bad logits are errors (also BITNET_STRICT_MODE=1)\n"
-        "      --timeout MS        transport timeout\n"
+        BN_TRANSPORT_USAGE
         "  -v, --verbose           print the kernel receipt and speeds on stderr\n"
         "  -h, --help, --version\n");
 }
 
 typedef struct opts {
     const char *model, *in, *out, *dump, *feedback;
-    long threads, ctx, batch, greedy, timeout;
+    long threads, ctx, batch, greedy;
+    bn_conn_opts co; /* --timeout, --curve-keys, --insecure */
     int ffn_act;
     bool kv32, all, scores, ids, no_feedback, strict, verbose;
 } opts;
@@ -317,14 +318,15 @@ static bool want_feedback(const opts *o) {
 }
 
 static void parse(int argc, char **argv, opts *o) {
-    enum { O_KV = 256, O_ACT, O_LOGITS, O_DUMP, O_SCORES, O_GREEDY, O_IDS, O_FB, O_NOFB, O_STRICT, O_TMO, O_VER };
+    enum { O_KV = 256, O_ACT, O_LOGITS, O_DUMP, O_SCORES, O_GREEDY, O_IDS, O_FB, O_NOFB, O_STRICT, O_VER };
     static const struct option lo[] = {
         {"model", 1, 0, 'm'}, {"in", 1, 0, 'i'}, {"out", 1, 0, 'o'}, {"threads", 1, 0, 't'}, {"ctx", 1, 0, 'c'},
         {"batch", 1, 0, 'b'}, {"kv", 1, 0, O_KV}, {"ffn-act", 1, 0, O_ACT}, {"logits", 1, 0, O_LOGITS},
         {"dump-logits", 1, 0, O_DUMP}, {"scores", 0, 0, O_SCORES}, {"greedy", 1, 0, O_GREEDY}, {"ids", 0, 0, O_IDS},
-        {"feedback", 1, 0, O_FB}, {"no-feedback", 0, 0, O_NOFB}, {"strict", 0, 0, O_STRICT}, {"timeout", 1, 0, O_TMO},
+        {"feedback", 1, 0, O_FB}, {"no-feedback", 0, 0, O_NOFB}, {"strict", 0, 0, O_STRICT}, BN_TRANSPORT_LONGOPTS,
         {"verbose", 0, 0, 'v'}, {"help", 0, 0, 'h'}, {"version", 0, 0, O_VER}, {0, 0, 0, 0}};
-    *o = (opts){.in = "-", .out = "-", .timeout = BN_TIMEOUT_DEFAULT};
+    *o = (opts){.in = "-", .out = "-"};
+    bn_cli_transport_init(T, &o->co);
     int c;
     while ((c = getopt_long(argc, argv, "m:i:o:t:c:b:vh", lo, NULL)) != -1) {
         switch (c) {
@@ -352,11 +354,11 @@ static void parse(int argc, char **argv, opts *o) {
         case O_FB: o->feedback = optarg; break;
         case O_NOFB: o->no_feedback = true; break;
         case O_STRICT: o->strict = true; break;
-        case O_TMO: if (!bn_parse_long(optarg, -1, 86400000L, &o->timeout)) bn_die(T, 2, "--timeout: want ms"); break;
         case 'v': o->verbose = true; break;
         case 'h': usage(stdout); exit(0);
         case O_VER: bn_print_version(T, stdout); exit(0);
-        default: usage(stderr); exit(2);
+        default:
+            if (!bn_cli_transport_opt(T, c, optarg, &o->co)) { usage(stderr); exit(2); }
         }
     }
     if (optind != argc || !o->model) { usage(stderr); exit(2); }
@@ -418,9 +420,7 @@ static int setup(run *r, bn_gguf **g, bn_err *e) {
 /* Open the frame endpoints and the feedback socket, write the hello. */
 static int open_frames(run *r, bn_err *e) {
     const opts *o = r->o;
-    bn_conn_opts co;
-    bn_conn_opts_default(&co);
-    if (o->timeout != BN_TIMEOUT_DEFAULT) co.timeout_ms = (int)o->timeout;
+    bn_conn_opts co = o->co;
     co.peer_name = "upstream (bn-tokenize)";
     if (bn_conn_open_in(&r->in, o->in, &co, e) < 0) return -1;
     co.peer_name = "downstream (bn-sample)";

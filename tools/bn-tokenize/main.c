@@ -34,7 +34,9 @@ static void usage(FILE *f) {
         "      --chat-template NAME  llama3, bitnet, bitnet-gguf or llama2 instead of the model's\n"
         "  -e, --escape              process \\n \\t \\\\ \\xHH ... escapes in the text\n"
         "  -o, --out ENDPOINT        where frames go (default - = stdout; tcp://, ipc://, file)\n"
-        "      --timeout MS          transport timeout\n"
+        BN_TRANSPORT_USAGE
+        "      --pos N               position of the first token (continue a bn-forward session)\n"
+        "      --keep-open           no final END frame: more prompts follow on the same stream (chat)\n"
         "  -h, --help, --version\n");
 }
 
@@ -66,11 +68,8 @@ static char *read_input(const char *prompt, const char *file, size_t *len) {
 }
 
 /* hello, tokens (split at the frame array cap), timing. */
-static void write_frames(const bn_vocab *v, const char *out, int timeout, const bn_ids *ids, uint64_t t0,
-                         uint64_t ns) {
-    bn_conn_opts o;
-    bn_conn_opts_default(&o);
-    if (timeout >= -1) o.timeout_ms = timeout;
+static void write_frames(const bn_vocab *v, const char *out, bn_conn_opts o, const bn_ids *ids, uint32_t pos0,
+                         bool keep_open, uint64_t t0, uint64_t ns) {
     o.peer_name = "downstream";
     bn_conn *c;
     bn_err e;
@@ -87,29 +86,34 @@ static void write_frames(const bn_vocab *v, const char *out, int timeout, const 
     size_t pos = 0;
     do {
         size_t k = ids->n - pos > BN_FRAME_MAX_ARRAY ? BN_FRAME_MAX_ARRAY : ids->n - pos;
-        bn_frame_tokens(&f, ids->ids + pos, (uint32_t)k, (uint32_t)pos);
+        bn_frame_tokens(&f, ids->ids + pos, (uint32_t)k, pos0 + (uint32_t)pos);
         if (bn_conn_write(c, &f, &e) < 0) bn_die_err(tool, &e);
         pos += k;
     } while (pos < ids->n);
     bn_frame_timing(&f, tool, "tokenize", ns, ids->n);
     f.t_start_ns = t0;
-    if (bn_conn_write(c, &f, &e) < 0 || bn_conn_flush(c, &e) < 0) bn_die_err(tool, &e);
+    if (bn_conn_write(c, &f, &e) < 0) bn_die_err(tool, &e);
+    bn_frame_init(&f, BN_FRAME_END); /* over ZeroMQ the reader only knows we are done from this */
+    if ((!keep_open && bn_conn_write(c, &f, &e) < 0) || bn_conn_flush(c, &e) < 0) bn_die_err(tool, &e);
     bn_conn_close(c);
 }
 
 int main(int argc, char **argv) {
-    enum { O_IDS = 256, O_NOBOS, O_SPECIAL, O_CHAT, O_SYSTEM, O_TMPL, O_TIMEOUT, O_VERSION };
+    enum { O_IDS = 256, O_NOBOS, O_SPECIAL, O_CHAT, O_SYSTEM, O_TMPL, O_POS, O_KEEP, O_VERSION };
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'}, {"prompt", required_argument, 0, 'p'},
         {"file", required_argument, 0, 'f'}, {"ids", no_argument, 0, O_IDS},
         {"no-bos", no_argument, 0, O_NOBOS}, {"special", no_argument, 0, O_SPECIAL},
         {"chat", no_argument, 0, O_CHAT}, {"system", required_argument, 0, O_SYSTEM},
         {"chat-template", required_argument, 0, O_TMPL}, {"escape", no_argument, 0, 'e'},
-        {"out", required_argument, 0, 'o'}, {"timeout", required_argument, 0, O_TIMEOUT},
+        {"out", required_argument, 0, 'o'}, {"pos", required_argument, 0, O_POS}, {"keep-open", no_argument, 0, O_KEEP}, BN_TRANSPORT_LONGOPTS,
         {"help", no_argument, 0, 'h'}, {"version", no_argument, 0, O_VERSION}, {0, 0, 0, 0}};
     const char *model = NULL, *prompt = NULL, *file = NULL, *system = NULL, *tmpl = NULL, *out = "-";
     bool ids_mode = false, no_bos = false, special = false, chat = false, esc = false;
-    long timeout = -2;
+    long pos0 = 0;
+    bool keep_open = false;
+    bn_conn_opts co;
+    bn_cli_transport_init(tool, &co);
     int c;
     while ((c = getopt_long(argc, argv, "m:p:f:eo:h", opts, NULL)) != -1) {
         switch (c) {
@@ -124,12 +128,14 @@ int main(int argc, char **argv) {
         case O_CHAT: chat = true; break;
         case O_SYSTEM: system = optarg; break;
         case O_TMPL: tmpl = optarg; break;
-        case O_TIMEOUT:
-            if (!bn_parse_long(optarg, -1, 86400000L, &timeout)) bn_die(tool, 2, "--timeout: bad value '%s'", optarg);
+        case O_KEEP: keep_open = true; break;
+        case O_POS:
+            if (!bn_parse_long(optarg, 0, INT32_MAX, &pos0)) bn_die(tool, 2, "--pos: bad value '%s'", optarg);
             break;
         case 'h': usage(stdout); return 0;
         case O_VERSION: bn_print_version(tool, stdout); return 0;
-        default: usage(stderr); return 2;
+        default:
+            if (!bn_cli_transport_opt(tool, c, optarg, &co)) { usage(stderr); return 2; }
         }
     }
     if (!model || optind < argc || (prompt && file)) { usage(stderr); return 2; }
@@ -172,7 +178,7 @@ int main(int argc, char **argv) {
         for (size_t i = 0; i < ids.n; i++) printf(i ? " %d" : "%d", ids.ids[i]);
         putchar('\n');
     } else {
-        write_frames(&v, out, (int)timeout, &ids, t0, ns);
+        write_frames(&v, out, co, &ids, (uint32_t)pos0, keep_open, t0, ns);
     }
     bn_ids_free(&ids);
     free(text);

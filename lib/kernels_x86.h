@@ -201,10 +201,11 @@ BN_AI __m256i x86_hsum8(const __m256i *v) {
 
 static void x86_mm_tq2_0(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy) {
     const int64_t nb = W->K / BN_QK_K;
-    for (int t = 0; t < a->n; t++) {
-        const bn_block_q8_K *y = (const bn_block_q8_K *)((const uint8_t *)a->data + (size_t)t * a->row_bytes);
-        for (int64_t r = r0; r < r1; r++) {
-            const bn_block_tq2_0 *x = (const bn_block_tq2_0 *)(W->data + (size_t)r * W->row_bytes);
+    /* row outer, token inner: a row's blocks stay in L1 across tokens */
+    for (int64_t r = r0; r < r1; r++) {
+        const bn_block_tq2_0 *x = (const bn_block_tq2_0 *)(W->data + (size_t)r * W->row_bytes);
+        for (int t = 0; t < a->n; t++) {
+            const bn_block_q8_K *y = (const bn_block_q8_K *)((const uint8_t *)a->data + (size_t)t * a->row_bytes);
             float sumf = 0.0f;
             int64_t i = 0;
             for (; i + 8 <= nb; i += 8) {
@@ -239,10 +240,11 @@ BN_AI __m256i x86_q8_0_block(const bn_block_q8_0 *x, const bn_block_q8_0 *y) {
 
 static void x86_mm_q8_0(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy) {
     const int64_t nb = W->K / BN_QK8_0;
-    for (int t = 0; t < a->n; t++) {
-        const bn_block_q8_0 *y = (const bn_block_q8_0 *)((const uint8_t *)a->data + (size_t)t * a->row_bytes);
-        for (int64_t r = r0; r < r1; r++) {
-            const bn_block_q8_0 *x = (const bn_block_q8_0 *)(W->data + (size_t)r * W->row_bytes);
+    /* row outer, token inner: a row's blocks stay in L1 across tokens */
+    for (int64_t r = r0; r < r1; r++) {
+        const bn_block_q8_0 *x = (const bn_block_q8_0 *)(W->data + (size_t)r * W->row_bytes);
+        for (int t = 0; t < a->n; t++) {
+            const bn_block_q8_0 *y = (const bn_block_q8_0 *)((const uint8_t *)a->data + (size_t)t * a->row_bytes);
             float sumf = 0.0f;
             int64_t i = 0;
             for (; i + 8 <= nb; i += 8) {
@@ -301,10 +303,11 @@ BN_AI __m256i x86_q6k_block(const bn_block_q6_K *x, const bn_block_q8_K *y) {
 
 static inline void x86_mm_q6_K(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy) {
     const int64_t nb = W->K / BN_QK_K;
-    for (int t = 0; t < a->n; t++) {
-        const bn_block_q8_K *y = (const bn_block_q8_K *)((const uint8_t *)a->data + (size_t)t * a->row_bytes);
-        for (int64_t r = r0; r < r1; r++) {
-            const bn_block_q6_K *x = (const bn_block_q6_K *)(W->data + (size_t)r * W->row_bytes);
+    /* row outer, token inner: a row's blocks stay in L1 across tokens */
+    for (int64_t r = r0; r < r1; r++) {
+        const bn_block_q6_K *x = (const bn_block_q6_K *)(W->data + (size_t)r * W->row_bytes);
+        for (int t = 0; t < a->n; t++) {
+            const bn_block_q8_K *y = (const bn_block_q8_K *)((const uint8_t *)a->data + (size_t)t * a->row_bytes);
             float sumf = 0.0f;
             int64_t i = 0;
             for (; i + 8 <= nb; i += 8) {
@@ -378,10 +381,11 @@ BN_AI __m256i x86_tq1_block(const bn_block_tq1_0 *x, const bn_block_q8_K *y) {
 
 static inline void x86_mm_tq1_0(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy) {
     const int64_t nb = W->K / BN_QK_K;
-    for (int t = 0; t < a->n; t++) {
-        const bn_block_q8_K *y = (const bn_block_q8_K *)((const uint8_t *)a->data + (size_t)t * a->row_bytes);
-        for (int64_t r = r0; r < r1; r++) {
-            const bn_block_tq1_0 *x = (const bn_block_tq1_0 *)(W->data + (size_t)r * W->row_bytes);
+    /* row outer, token inner: a row's blocks stay in L1 across tokens */
+    for (int64_t r = r0; r < r1; r++) {
+        const bn_block_tq1_0 *x = (const bn_block_tq1_0 *)(W->data + (size_t)r * W->row_bytes);
+        for (int t = 0; t < a->n; t++) {
+            const bn_block_q8_K *y = (const bn_block_q8_K *)((const uint8_t *)a->data + (size_t)t * a->row_bytes);
             float sumf = 0.0f;
             int64_t i = 0;
             for (; i + 8 <= nb; i += 8) {

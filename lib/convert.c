@@ -66,6 +66,7 @@ typedef struct job {
     bn_pool *pool;
 } job;
 
+/* Defaults a caller can start from (I2_S, F16 embedding, seed 1234). */
 void bn_convert_opts_init(bn_convert_opts *o) {
     memset(o, 0, sizeof *o);
     o->wtype = BN_TYPE_I2_S;
@@ -74,6 +75,7 @@ void bn_convert_opts_init(bn_convert_opts *o) {
     o->seed = 1234;
 }
 
+/* general.file_type of bitnet.cpp / llama.cpp for the weight type (llama_ftype, not the tensor type id). */
 int bn_ftype_for(uint32_t wtype) {
     switch (wtype) {
     case BN_TYPE_F32: return 0;
@@ -85,6 +87,7 @@ int bn_ftype_for(uint32_t wtype) {
     }
 }
 
+/* Named synthetic shapes: the ../shared fixtures and bitnet-b1.58-2B-4T. */
 int bn_dims_preset(bn_dims *d, const char *shape, bn_err *e) {
     memset(d, 0, sizeof *d);
     d->rope_base = 500000.0f;
@@ -99,6 +102,7 @@ int bn_dims_preset(bn_dims *d, const char *shape, bn_err *e) {
     return 0;
 }
 
+/* --dims key=value list over a preset, so a test can shrink any dimension. */
 int bn_dims_parse(bn_dims *d, const char *spec, bn_err *e) {
     char buf[512];
     if (strlen(spec) >= sizeof buf) return bn_errf(e, "--dims: too long");
@@ -156,7 +160,9 @@ static item *add_item(job *j, const char *name, int kind, uint32_t type, uint32_
     return it;
 }
 
+/* Element count of a planned tensor. */
 static int64_t item_nelem(const item *it) { return it->ne[0] * it->ne[1] * it->ne[2] * it->ne[3]; }
+/* Rows (everything but ne0) of a planned tensor. */
 static int64_t item_rows(const item *it) { return it->ne[1] * it->ne[2] * it->ne[3]; }
 
 /* Whether a tensor of this shape can be stored in type; the message says which rule failed. */
@@ -300,8 +306,10 @@ static void rng_seed(rng *r, uint64_t seed) {
     for (int i = 0; i < 4; i++) r->s[i] = splitmix64(&seed);
 }
 
+/* Rotate left, for xoshiro. */
 static inline uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
 
+/* xoshiro256** step: fast, good enough statistics, identical on every platform. */
 static inline uint64_t rng_next(rng *r) {
     uint64_t *s = r->s;
     uint64_t res = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
@@ -799,6 +807,7 @@ static int job_init(job *j, const bn_convert_opts *o, int src, bn_err *e) {
     return 0;
 }
 
+/* Release everything a job holds; an unfinished writer removes its temp file. */
 static void job_free(job *j) {
     if (j->w) bn_gguf_writer_abort(j->w);
     for (size_t i = 0; i < j->n_shards; i++) bn_st_close(j->shards[i]);
@@ -948,6 +957,7 @@ static int copy_kv_arch(job *j, const bn_gguf_kv *kv, const char *old, bn_err *e
     }
 }
 
+/* GGUF -> GGUF: decode every weight to its exact values and re-encode it, keeping the metadata. */
 int bn_convert_gguf(const char *in, const char *out, const bn_convert_opts *o, bn_err *e) {
     job j;
     if (job_init(&j, o, SRC_GGUF, e)) { job_free(&j); return -1; }
@@ -1020,6 +1030,7 @@ static bool join(char *buf, size_t n, const char *dir, const char *name) {
     return (size_t)snprintf(buf, n, "%s/%s", dir, name) < n;
 }
 
+/* Regular file test for the optional HF files. */
 static bool file_exists(const char *p) {
     struct stat sb;
     return stat(p, &sb) == 0 && S_ISREG(sb.st_mode);
@@ -1028,6 +1039,7 @@ static bool file_exists(const char *p) {
 /* A list of input files (for provenance hashes). */
 typedef struct flist { char **v; size_t n, cap; } flist;
 
+/* Remember an input file (its sha256 goes into the provenance keys). */
 static int flist_add(flist *l, const char *p, bn_err *e) {
     if (l->n == l->cap) {
         size_t nc = l->cap ? 2 * l->cap : 16;
@@ -1041,6 +1053,7 @@ static int flist_add(flist *l, const char *p, bn_err *e) {
     return 0;
 }
 
+/* Free the input file list. */
 static void flist_free(flist *l) {
     for (size_t i = 0; i < l->n; i++) free(l->v[i]);
     free(l->v);
@@ -1376,6 +1389,7 @@ out:
     return rc;
 }
 
+/* HF directory -> GGUF: config, shards, tokenizer, plan, then stream the tensors. */
 int bn_convert_hf(const char *dir, const char *out, const bn_convert_opts *o, bn_err *e) {
     job j;
     flist files = { 0 };

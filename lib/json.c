@@ -351,6 +351,7 @@ static int parse_value(parser *ps, unsigned depth, size_t *out) {
     return 0;
 }
 
+/* Parse a whole document; on error nothing is returned and the message has the offset. */
 int bn_json_parse(bn_json_doc **out, const char *text, size_t len, unsigned max_depth,
                   const char *name, bn_err *e) {
     *out = NULL;
@@ -392,6 +393,7 @@ int bn_json_parse(bn_json_doc **out, const char *text, size_t len, unsigned max_
     return 0;
 }
 
+/* Read a (size-limited) file and parse it, naming the file in errors. */
 int bn_json_parse_file(bn_json_doc **out, const char *path, size_t max_len, bn_err *e) {
     uint8_t *buf;
     size_t len;
@@ -402,6 +404,7 @@ int bn_json_parse_file(bn_json_doc **out, const char *path, size_t max_len, bn_e
     return rc;
 }
 
+/* Free a document and every value in it. */
 void bn_json_free(bn_json_doc *d) {
     if (!d) return;
     free(d->nodes);
@@ -411,29 +414,36 @@ void bn_json_free(bn_json_doc *d) {
     free(d);
 }
 
+/* The top-level value (node 0). */
 const bn_json *bn_json_root(const bn_json_doc *d) { return d && d->n_nodes ? &d->nodes[0] : NULL; }
 
+/* Type of a value; NULL (absent) reads as null so lookups chain safely. */
 bn_json_type bn_json_type_of(const bn_json *v) { return v ? (bn_json_type)v->type : BN_JSON_NULL; }
 
+/* Type name for messages. */
 const char *bn_json_type_name(bn_json_type t) {
     static const char *const names[] = { "null", "bool", "number", "string", "array", "object" };
     return (unsigned)t < 6 ? names[t] : "?";
 }
 
+/* Member count of an array or object, 0 for anything else. */
 size_t bn_json_len(const bn_json *v) {
     return v && (v->type == BN_JSON_ARR || v->type == BN_JSON_OBJ) ? v->n : 0;
 }
 
+/* i-th member (file order), NULL past the end. */
 const bn_json *bn_json_at(const bn_json *v, size_t i) {
     return i < bn_json_len(v) ? v->kids[i] : NULL;
 }
 
+/* i-th key of an object. */
 const char *bn_json_key_at(const bn_json *v, size_t i, size_t *klen) {
     if (!v || v->type != BN_JSON_OBJ || i >= v->n) return NULL;
     if (klen) *klen = v->kids[i]->klen;
     return v->kids[i]->key;
 }
 
+/* Object member by key (linear: config objects are small; big ones are iterated). */
 const bn_json *bn_json_get(const bn_json *obj, const char *key) {
     if (!obj || obj->type != BN_JSON_OBJ) return NULL;
     size_t l = strlen(key);
@@ -444,18 +454,21 @@ const bn_json *bn_json_get(const bn_json *obj, const char *key) {
     return NULL;
 }
 
+/* Boolean value. */
 bool bn_json_bool(const bn_json *v, bool *out) {
     if (!v || v->type != BN_JSON_BOOL) return false;
     *out = v->b;
     return true;
 }
 
+/* Any number as a double. */
 bool bn_json_num(const bn_json *v, double *out) {
     if (!v || v->type != BN_JSON_NUM) return false;
     *out = v->num;
     return true;
 }
 
+/* Exact signed integer (literal without fraction or exponent). */
 bool bn_json_i64(const bn_json *v, int64_t *out) {
     if (!v || v->type != BN_JSON_NUM || !v->is_int) return false;
     if (v->neg) {
@@ -467,6 +480,7 @@ bool bn_json_i64(const bn_json *v, int64_t *out) {
     return true;
 }
 
+/* Exact unsigned integer (byte offsets, shapes). */
 bool bn_json_u64(const bn_json *v, uint64_t *out) {
     if (!v || v->type != BN_JSON_NUM || !v->is_int) return false;
     if (v->neg && v->mag != 0) return false;
@@ -474,6 +488,7 @@ bool bn_json_u64(const bn_json *v, uint64_t *out) {
     return true;
 }
 
+/* Decoded string and its length (may contain NUL). */
 const char *bn_json_str(const bn_json *v, size_t *len) {
     if (!v || v->type != BN_JSON_STR) return NULL;
     if (len) *len = v->slen;

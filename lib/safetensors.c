@@ -31,9 +31,12 @@ static const struct { const char *name; size_t size; } dtypes[BN_ST_DTYPE_COUNT]
     [BN_ST_U64] = { "U64", 8 },
 };
 
+/* dtype name as the format spells it. */
 const char *bn_st_dtype_name(bn_st_dtype t) { return (unsigned)t < BN_ST_DTYPE_COUNT ? dtypes[t].name : "?"; }
+/* Bytes per element of a dtype. */
 size_t bn_st_dtype_size(bn_st_dtype t) { return (unsigned)t < BN_ST_DTYPE_COUNT ? dtypes[t].size : 0; }
 
+/* Header dtype string -> enum, -1 if unknown. */
 int bn_st_dtype_from_name(const char *s) {
     for (int i = 0; i < BN_ST_DTYPE_COUNT; i++)
         if (strcmp(s, dtypes[i].name) == 0) return i;
@@ -160,6 +163,7 @@ static bn_st *st_new(const char *name, bn_err *e) {
     return st;
 }
 
+/* Validate a file held in memory (fuzzer, tests). */
 int bn_st_open_mem(bn_st **out, const void *data, size_t len, const char *name, bn_err *e) {
     *out = NULL;
     bn_st *st = st_new(name ? name : "safetensors", e);
@@ -174,6 +178,7 @@ int bn_st_open_mem(bn_st **out, const void *data, size_t len, const char *name, 
     return 0;
 }
 
+/* Map a file read-only and validate it; tensors point into the mapping. */
 int bn_st_open(bn_st **out, const char *path, bn_err *e) {
     *out = NULL;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -207,6 +212,7 @@ int bn_st_open(bn_st **out, const char *path, bn_err *e) {
     return 0;
 }
 
+/* Unmap and free. */
 void bn_st_close(bn_st *st) {
     if (!st) return;
     if (st->mapped) munmap((void *)st->base, st->size);
@@ -216,17 +222,23 @@ void bn_st_close(bn_st *st) {
     free(st);
 }
 
+/* Name used in messages. */
 const char *bn_st_path(const bn_st *st) { return st->path; }
+/* Tensor count (without __metadata__). */
 size_t bn_st_n_tensors(const bn_st *st) { return st->n; }
+/* Tensor by header position. */
 const bn_st_tensor *bn_st_tensor_at(const bn_st *st, size_t i) { return i < st->n ? &st->t[i] : NULL; }
+/* The __metadata__ object, if any. */
 const bn_json *bn_st_metadata(const bn_st *st) { return st->meta; }
 
+/* Tensor by name (linear: a few hundred tensors per shard). */
 const bn_st_tensor *bn_st_find(const bn_st *st, const char *name) {
     for (size_t i = 0; i < st->n; i++)
         if (strcmp(st->t[i].name, name) == 0) return &st->t[i];
     return NULL;
 }
 
+/* Drop a converted tensor's pages so RSS stays near one tensor. */
 void bn_st_release(const bn_st *st, const bn_st_tensor *t) {
     if (!st->mapped || t->end == t->begin) return;
     uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE);
@@ -235,6 +247,7 @@ void bn_st_release(const bn_st *st, const bn_st_tensor *t) {
     if (b > a) madvise((void *)a, b - a, MADV_DONTNEED);
 }
 
+/* One element of a float tensor as f32 (bf16 and f16 widen exactly). */
 float bn_st_get_f32(const bn_st_tensor *t, uint64_t i) {
     const uint8_t *p = t->data;
     switch (t->dtype) {

@@ -43,6 +43,7 @@ typedef struct prog { bool tty, quiet; } prog;
  * interrupted so that no partial output is left behind. */
 static char tmp_path[4096];
 
+/* On SIGINT/SIGTERM/SIGHUP remove the partial output, then die of the same signal. */
 static void on_signal(int sig) {
     if (tmp_path[0]) unlink(tmp_path);
     signal(sig, SIG_DFL);
@@ -71,6 +72,7 @@ static int parse_type(const char *flag, const char *s) {
     return t;
 }
 
+/* Parse options (both command-line forms), run the conversion, print the summary. */
 int main(int argc, char **argv) {
     enum { O_EMBD = 256, O_OUT, O_ARCH, O_NAME, O_SYN, O_DIMS, O_VOCAB, O_SEED, O_VERSION };
     static const struct option opts[] = {

@@ -257,10 +257,10 @@ __device__ __forceinline__ bool mm_row(const cu_mm_args &A, int64_t rg, cu_mm_se
 /* ---- I2_S x I8S (dp4a) -----------------------------------------------------------
  * One warp per weight row, NT tokens per warp so a weight word is loaded once
  * for NT activation rows (decode: NT = 1; prefill tiles: NT = 8). The x86 I2_S
- * layout is used as stored: 32-bit word i of a row covers block b = i/8,
- * bytes p..p+3 (p = 4(i%8)), and (word >> (6-2g)) & 0x03030303 are the codes
- * of elements 128b + 32g + p .. +3 as four int8 lanes, which __dp4a multiplies
- * with the four matching int8 activations. sumi = sum code*q is exact; the
+ * layout is used as stored: a 32-bit word at byte p (p % 4 == 0) of block
+ * b holds, as (word >> (6-2g)) & 0x03030303, the codes of elements
+ * 128b + 32g + p .. +3 as four int8 lanes, which __dp4a multiplies with the
+ * four matching int8 activations; lanes load 16 bytes (4 words) at a time. sumi = sum code*q is exact; the
  * epilogue is bn_i2s_out's formula, so results equal the scalar reference. */
 template <int NT>
 __global__ void k_mm_i2s(const cu_mm_args A, int64_t K, const int8_t *__restrict__ q, const float *__restrict__ as,
@@ -270,26 +270,33 @@ __global__ void k_mm_i2s(const cu_mm_args A, int64_t K, const int8_t *__restrict
     cu_mm_seg S;
     int64_t r;
     if (!mm_row(A, (int64_t)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5), S, r)) return;
-    const uint32_t *w = (const uint32_t *)(S.d + r * (K / 4));
-    const int64_t nw = K / 16;
+    /* 16-byte chunk i of the row = bytes 16(i%2).. of block i/2: its four
+     * words hold elements 128(i/2) + 16(i%2) + 32g + 0..15 in group g, i.e.
+     * 16 consecutive activations per group: one 16-byte load each. Rows start
+     * 16-byte aligned (K/4 is a multiple of 32). */
+    const uint4 *w = (const uint4 *)(S.d + r * (K / 4));
+    const int64_t nw = K / 64;
     int acc[NT];
 #pragma unroll
     for (int t = 0; t < NT; t++) acc[t] = 0;
-#pragma unroll 4
+#pragma unroll 2
     for (int64_t i = lane; i < nw; i += 32) {
-        const uint32_t v = __ldg(w + i);
-        const int64_t e0 = (i >> 3) * 128 + (i & 7) * 4;
-        const int c0 = (int)((v >> 6) & 0x03030303u), c1 = (int)((v >> 4) & 0x03030303u);
-        const int c2 = (int)((v >> 2) & 0x03030303u), c3 = (int)(v & 0x03030303u);
+        const uint4 v = __ldg(w + i);
+        const int64_t e0 = (i >> 1) * 128 + (i & 1) * 16;
 #pragma unroll
         for (int t = 0; t < NT; t++) {
             if (NT > 1 && t0 + t >= n) break;
             const int8_t *qt = q + (int64_t)(t0 + t) * K + e0;
             int a = acc[t];
-            a = __dp4a(c0, __ldg((const int *)qt), a);
-            a = __dp4a(c1, __ldg((const int *)(qt + 32)), a);
-            a = __dp4a(c2, __ldg((const int *)(qt + 64)), a);
-            a = __dp4a(c3, __ldg((const int *)(qt + 96)), a);
+#pragma unroll
+            for (int g = 0; g < 4; g++) {
+                const int sh = 6 - 2 * g;
+                const int4 x = __ldg((const int4 *)(qt + 32 * g));
+                a = __dp4a((int)((v.x >> sh) & 0x03030303u), x.x, a);
+                a = __dp4a((int)((v.y >> sh) & 0x03030303u), x.y, a);
+                a = __dp4a((int)((v.z >> sh) & 0x03030303u), x.z, a);
+                a = __dp4a((int)((v.w >> sh) & 0x03030303u), x.w, a);
+            }
             acc[t] = a;
         }
     }

@@ -580,9 +580,14 @@ __global__ void __launch_bounds__(ATT_THREADS) k_attention(const float *__restri
     for (int p0 = p_beg; p0 < p_end; p0 += ATT_TILE) {
         const int nt = p_end - p0 < ATT_TILE ? p_end - p0 : ATT_TILE;
         for (int j = wid; j < nt; j += ATT_THREADS / 32) {
-            const __half *kr = kc + (int64_t)(p0 + j) * kv_dim + kvo;
+            /* head rows start at even offsets (hd even): 4-byte half2 loads */
+            const __half2 *kr = (const __half2 *)(kc + (int64_t)(p0 + j) * kv_dim + kvo);
             float dot = 0.0f;
-            for (int d = lane; d < hd; d += 32) dot = fmaf(qs[d], __half2float(kr[d]), dot);
+            for (int d2 = lane; d2 < hd / 2; d2 += 32) {
+                const float2 k2 = __half22float2(kr[d2]);
+                dot = fmaf(qs[2 * d2], k2.x, dot);
+                dot = fmaf(qs[2 * d2 + 1], k2.y, dot);
+            }
             for (int o = 16; o > 0; o >>= 1) dot += __shfl_xor_sync(FULL, dot, o);
             if (lane == 0) sc[j] = dot * scale;
         }

@@ -329,3 +329,138 @@ int bn_kl_summarize(bn_kl_stats *s, bn_kl_summary *o, bn_err *e) {
     o->same_top_err = sqrt(o->same_top * (1 - o->same_top) / (n - 1));
     return 0;
 }
+
+/* ---- scoring stage ---------------------------------------------------- */
+
+/* Zero state; the KL base is opened now so a bad file fails before any work. */
+int bn_ppl_scorer_init(bn_ppl_scorer *s, bn_ppl_mode mode, const char *kl_save, const char *kl_base, bn_err *e) {
+    memset(s, 0, sizeof *s);
+    s->mode = mode;
+    s->kl_save = kl_save;
+    s->kl_base = kl_base;
+    bn_ppl_init(&s->p);
+    bn_kl_stats_init(&s->kl);
+    if (kl_base && bn_kl_reader_open(&s->klr, kl_base, e) < 0) return -1;
+    return 0;
+}
+
+/* A chunk ends: record the running value llama-perplexity prints. */
+static int close_chunk(bn_ppl_scorer *s, bn_err *e) {
+    if (!s->open) return 0;
+    s->open = false;
+    s->p.chunks++;
+    double *c = realloc(s->chunk_ppl, (s->n_chunk_ppl + 1) * sizeof *c);
+    if (!c) return bn_errf(e, "scores: out of memory");
+    s->chunk_ppl = c;
+    c[s->n_chunk_ppl++] = bn_ppl_value(&s->p);
+    return 1;
+}
+
+/* One logits row at chunk position r: NLL of the next token, KL save/compare. */
+static int score_row(bn_ppl_scorer *s, const float *row, uint32_t r, bn_err *e) {
+    const int32_t tgt = s->chunk[r + 1];
+    if (tgt < 0 || (uint32_t)tgt >= s->n_vocab) return bn_errf(e, "tokens: id %d outside the vocabulary", tgt);
+    bn_log_softmax_row(row, (int)s->n_vocab, s->lp);
+    bn_ppl_add(&s->p, s->lp[tgt]);
+    if (s->klw && bn_kl_writer_row(s->klw, tgt, s->lp, e) < 0) return -1;
+    if (s->klr) {
+        int32_t bt;
+        int rc = bn_kl_reader_row(s->klr, &bt, s->blp, e);
+        if (rc < 0) return -1;
+        if (rc == 0) return bn_errf(e, "%s: rows: fewer than this run scores", s->kl_base);
+        if (bt != tgt)
+            return bn_errf(e, "%s: row %zu: target %d, this run has %d (different text or ctx?)", s->kl_base, s->kl.n,
+                           bt, tgt);
+        if (bn_kl_stats_add(&s->kl, s->blp, s->lp, (int)s->n_vocab, tgt, e) < 0) return -1;
+    }
+    return 0;
+}
+
+/* Row buffers and the KL writer once the vocabulary size is known. */
+static int need_rows(bn_ppl_scorer *s, bn_err *e) {
+    if (s->lp) return 0;
+    s->lp = malloc(s->n_vocab * sizeof *s->lp);
+    s->blp = malloc(s->n_vocab * sizeof *s->blp);
+    if (!s->lp || !s->blp) return bn_errf(e, "logits: out of memory");
+    if (s->kl_save && bn_kl_writer_new(&s->klw, s->kl_save, s->n_vocab, e) < 0) return -1;
+    if (s->klr && bn_kl_reader_n_vocab(s->klr) != s->n_vocab)
+        return bn_errf(e, "%s: n_vocab: %u, this model has %u", s->kl_base, bn_kl_reader_n_vocab(s->klr), s->n_vocab);
+    return 0;
+}
+
+/* One frame of bn-forward's output (the protocol: docs/PROTOCOL.md). */
+int bn_ppl_scorer_frame(bn_ppl_scorer *s, const bn_frame *f, bn_err *e) {
+    const uint32_t first = (uint32_t)bn_ppl_first_scored(s->mode, (int)s->len);
+    int rc = 0;
+    switch (f->kind) {
+    case BN_FRAME_HELLO:
+        if (bn_hello_check(&f->hello, NULL, e) < 0) return -1;
+        if (f->hello.n_vocab) s->n_vocab = f->hello.n_vocab;
+        return 0;
+    case BN_FRAME_TOKENS:
+        if (f->pos != 0) return bn_errf(e, "tokens: position %u: chunks start at 0", f->pos);
+        if ((rc = close_chunk(s, e)) < 0) return -1;
+        free(s->chunk);
+        if (!(s->chunk = malloc(((size_t)f->n_tokens + 1) * sizeof *s->chunk))) return bn_errf(e, "tokens: out of memory");
+        memcpy(s->chunk, f->tokens, f->n_tokens * sizeof *s->chunk);
+        s->len = f->n_tokens;
+        s->open = true;
+        return rc;
+    case BN_FRAME_SCORES:
+        if (!s->open) return bn_errf(e, "scores: before any tokens frame");
+        if (s->kl_save || s->kl_base)
+            return bn_errf(e, "scores: --kl-save/--kl-base need whole rows: run bn-forward --logits all");
+        for (uint32_t i = 0; i < f->n_tokens; i++) {
+            const uint32_t r = f->pos + i;
+            if (r + 1 >= s->len || f->tokens[i] != s->chunk[r + 1])
+                return bn_errf(e, "scores: position %u does not match the chunk", r);
+            if (r >= first) bn_ppl_add(&s->p, f->logits[i]);
+        }
+        return 0;
+    case BN_FRAME_LOGITS:
+        if (!s->open) return bn_errf(e, "logits: before any tokens frame");
+        if (!s->n_vocab || f->n_vocab != s->n_vocab)
+            return bn_errf(e, "logits: n_vocab %u, hello said %u", f->n_vocab, s->n_vocab);
+        if (need_rows(s, e) < 0) return -1;
+        for (uint32_t i = 0; i < f->n_rows; i++) {
+            const uint32_t r = f->pos + i;
+            if (r >= s->len) return bn_errf(e, "logits: row %u past the chunk (%u tokens)", r, s->len);
+            if (r >= first && r + 1 < s->len && score_row(s, f->logits + (size_t)i * f->n_vocab, r, e) < 0) return -1;
+        }
+        return 0;
+    case BN_FRAME_ERROR:
+        return bn_errf(e, "upstream %s: %s", f->stage[0] ? f->stage : "stage", f->text ? f->text : "error");
+    default:
+        return 0; /* timing, end of a sequence, unknown kinds */
+    }
+}
+
+int bn_ppl_scorer_finish(bn_ppl_scorer *s, bn_err *e) {
+    int rc = close_chunk(s, e);
+    if (rc >= 0 && s->p.chunks == 0) return bn_errf(e, "input: no chunks (empty stream: did an upstream stage fail?)");
+    return rc;
+}
+
+/* The base must have been consumed exactly; the saved file appears only now. */
+int bn_ppl_scorer_commit(bn_ppl_scorer *s, bn_err *e) {
+    if (s->klr && bn_kl_reader_n_rows(s->klr) != s->kl.n)
+        return bn_errf(e, "%s: rows: %u, this run scored %zu", s->kl_base, bn_kl_reader_n_rows(s->klr), s->kl.n);
+    if (s->kl_save && !s->klw) return bn_errf(e, "%s: no logits rows were received", s->kl_save);
+    if (s->klw) {
+        bn_kl_writer *w = s->klw;
+        s->klw = NULL;
+        if (bn_kl_writer_close(w, e) < 0) return -1;
+    }
+    return 0;
+}
+
+void bn_ppl_scorer_free(bn_ppl_scorer *s) {
+    bn_kl_writer_abort(s->klw);
+    bn_kl_reader_close(s->klr);
+    bn_kl_stats_free(&s->kl);
+    free(s->chunk);
+    free(s->lp);
+    free(s->blp);
+    free(s->chunk_ppl);
+    memset(s, 0, sizeof *s);
+}

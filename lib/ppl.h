@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include "frame.h"
 #include "util.h"
 
 typedef enum bn_ppl_mode {
@@ -89,5 +90,34 @@ void bn_kl_stats_free(bn_kl_stats *s);
 int bn_kl_stats_add(bn_kl_stats *s, const float *base_lp, const float *test_lp, int n_vocab, int32_t target,
                     bn_err *e);
 int bn_kl_summarize(bn_kl_stats *s, bn_kl_summary *out, bn_err *e);
+
+/* ---- the scoring stage: bn-forward's frames in, sums out ----
+ * A tokens frame at position 0 opens a chunk (bn-forward passes tokens frames
+ * on before its results); SCORES frames (log p of each next token) or LOGITS
+ * frames (whole rows, needed for KL) add the scored rows of that chunk. */
+typedef struct bn_ppl_scorer {
+    bn_ppl_mode mode;
+    const char *kl_save, *kl_base; /* paths or NULL */
+    bn_ppl p;
+    int32_t *chunk;                /* the open chunk's tokens */
+    uint32_t len;
+    bool open;
+    uint32_t n_vocab;              /* from the hello */
+    float *lp, *blp;               /* a row's log-probs; the base's */
+    bn_kl_writer *klw;
+    bn_kl_reader *klr;
+    bn_kl_stats kl;
+    double *chunk_ppl;             /* running PPL after each chunk */
+    size_t n_chunk_ppl;
+} bn_ppl_scorer;
+
+int bn_ppl_scorer_init(bn_ppl_scorer *s, bn_ppl_mode mode, const char *kl_save, const char *kl_base, bn_err *e);
+/* 1 = the frame closed a chunk (a new chunk_ppl entry), 0 = consumed, -1 = error. */
+int bn_ppl_scorer_frame(bn_ppl_scorer *s, const bn_frame *f, bn_err *e);
+/* End of stream: closes the open chunk (1 if one was closed, 0 if none). */
+int bn_ppl_scorer_finish(bn_ppl_scorer *s, bn_err *e);
+/* After a successful run: checks every base row was used, writes the KL file. */
+int bn_ppl_scorer_commit(bn_ppl_scorer *s, bn_err *e);
+void bn_ppl_scorer_free(bn_ppl_scorer *s); /* aborts an uncommitted KL file */
 
 #endif

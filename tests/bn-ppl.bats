@@ -61,7 +61,7 @@ setup_file() {
     run "$PPL" -m "$W/m.gguf" -f "$W/short.txt" -c 32
     assert_failure 1
     assert_output --partial "you need at least 64 tokens to evaluate perplexity with a context of 32"
-    run bn-ppl </dev/null
+    run bash -c "bn-ppl <\"$W/empty.txt\""
     assert_failure 1
     assert_output --partial "no chunks"
 }

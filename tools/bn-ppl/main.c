@@ -138,107 +138,8 @@ static int split(const opts *o, bn_err *e) {
     return rc;
 }
 
-typedef struct scorer {
-    const opts *o;
-    bn_ppl p;
-    int32_t *chunk;      /* current chunk's tokens */
-    uint32_t len;
-    bool open;
-    uint32_t n_vocab;
-    float *lp, *blp;     /* log-softmax of a row; the base row */
-    bn_kl_writer *klw;
-    bn_kl_reader *klr;
-    bn_kl_stats kl;
-    double *chunk_ppl;
-    size_t n_chunk_ppl;
-} scorer;
-
-/* A chunk ends: print the running value like llama-perplexity does. */
-static int close_chunk(scorer *s, bn_err *e) {
-    if (!s->open) return 0;
-    s->open = false;
-    s->p.chunks++;
-    double *c = realloc(s->chunk_ppl, (s->n_chunk_ppl + 1) * sizeof *c);
-    if (!c) return bn_errf(e, "out of memory");
-    s->chunk_ppl = c;
-    c[s->n_chunk_ppl++] = bn_ppl_value(&s->p);
-    printf("[%llu]%.4lf,", (unsigned long long)s->p.chunks, bn_ppl_value(&s->p));
-    fflush(stdout);
-    return 0;
-}
-
-/* One logits row at chunk position r: NLL of the next token, KL save/compare. */
-static int score_row(scorer *s, const float *row, uint32_t r, bn_err *e) {
-    const int32_t tgt = s->chunk[r + 1];
-    if (tgt < 0 || (uint32_t)tgt >= s->n_vocab) return bn_errf(e, "token %d outside the vocabulary", tgt);
-    bn_log_softmax_row(row, (int)s->n_vocab, s->lp);
-    bn_ppl_add(&s->p, s->lp[tgt]);
-    if (s->klw && bn_kl_writer_row(s->klw, tgt, s->lp, e) < 0) return -1;
-    if (s->klr) {
-        int32_t bt;
-        int rc = bn_kl_reader_row(s->klr, &bt, s->blp, e);
-        if (rc < 0) return -1;
-        if (rc == 0) return bn_errf(e, "%s: fewer rows than this run scores", s->o->kl_base);
-        if (bt != tgt) return bn_errf(e, "%s: row %zu: target %d, this run has %d (different text or ctx?)",
-                                      s->o->kl_base, s->kl.n, bt, tgt);
-        if (bn_kl_stats_add(&s->kl, s->blp, s->lp, (int)s->n_vocab, tgt, e) < 0) return -1;
-    }
-    return 0;
-}
-
-/* One frame of bn-forward's output. */
-static int on_frame(scorer *s, const bn_frame *f, bn_err *e) {
-    const uint32_t first = (uint32_t)bn_ppl_first_scored(s->o->mode, (int)s->len);
-    switch (f->kind) {
-    case BN_FRAME_HELLO:
-        if (bn_hello_check(&f->hello, NULL, e) < 0) return -1;
-        if (f->hello.n_vocab) s->n_vocab = f->hello.n_vocab;
-        return 0;
-    case BN_FRAME_TOKENS:
-        if (f->pos != 0) return bn_errf(e, "tokens frame at position %u: chunks start at 0", f->pos);
-        if (close_chunk(s, e) < 0) return -1;
-        free(s->chunk);
-        if (!(s->chunk = malloc(((size_t)f->n_tokens + 1) * sizeof *s->chunk))) return bn_errf(e, "out of memory");
-        memcpy(s->chunk, f->tokens, f->n_tokens * sizeof *s->chunk);
-        s->len = f->n_tokens;
-        s->open = true;
-        return 0;
-    case BN_FRAME_SCORES:
-        if (!s->open) return bn_errf(e, "scores before any tokens frame");
-        if (s->o->kl_save || s->o->kl_base) return bn_errf(e, "--kl-save/--kl-base need whole rows: run bn-forward --logits all");
-        for (uint32_t i = 0; i < f->n_tokens; i++) {
-            const uint32_t r = f->pos + i;
-            if (r + 1 >= s->len || f->tokens[i] != s->chunk[r + 1])
-                return bn_errf(e, "scores frame: position %u does not match the chunk", r);
-            if (r >= first) bn_ppl_add(&s->p, f->logits[i]);
-        }
-        return 0;
-    case BN_FRAME_LOGITS:
-        if (!s->open) return bn_errf(e, "logits before any tokens frame");
-        if (!s->n_vocab || f->n_vocab != s->n_vocab) return bn_errf(e, "logits frame: n_vocab %u, hello said %u", f->n_vocab, s->n_vocab);
-        if (!s->lp) {
-            s->lp = malloc(s->n_vocab * sizeof *s->lp);
-            s->blp = malloc(s->n_vocab * sizeof *s->blp);
-            if (!s->lp || !s->blp) return bn_errf(e, "out of memory");
-            if (s->o->kl_save && bn_kl_writer_new(&s->klw, s->o->kl_save, s->n_vocab, e) < 0) return -1;
-            if (s->klr && bn_kl_reader_n_vocab(s->klr) != s->n_vocab)
-                return bn_errf(e, "%s: n_vocab %u, this model has %u", s->o->kl_base, bn_kl_reader_n_vocab(s->klr), s->n_vocab);
-        }
-        for (uint32_t i = 0; i < f->n_rows; i++) {
-            const uint32_t r = f->pos + i;
-            if (r >= s->len) return bn_errf(e, "logits frame: row %u past the chunk (%u tokens)", r, s->len);
-            if (r >= first && r + 1 < s->len && score_row(s, f->logits + (size_t)i * f->n_vocab, r, e) < 0) return -1;
-        }
-        return 0;
-    case BN_FRAME_ERROR:
-        return bn_errf(e, "upstream %s: %s", f->stage[0] ? f->stage : "stage", f->text ? f->text : "error");
-    default:
-        return 0; /* timing, end of a sequence */
-    }
-}
-
 /* Final figures, KL statistics, JSON. */
-static int report(scorer *s, bn_err *e) {
+static int report(bn_ppl_scorer *s, const opts *o, bn_err *e) {
     double ppl, err;
     printf("\n");
     if (bn_ppl_final(&s->p, &ppl, &err, e) < 0) return -1;
@@ -246,7 +147,7 @@ static int report(scorer *s, bn_err *e) {
     bn_kl_summary k;
     if (s->klr) {
         if (bn_kl_reader_n_rows(s->klr) != s->kl.n)
-            return bn_errf(e, "%s: %u rows, this run scored %zu", s->o->kl_base, bn_kl_reader_n_rows(s->klr), s->kl.n);
+            return bn_errf(e, "%s: %u rows, this run scored %zu", o->kl_base, bn_kl_reader_n_rows(s->klr), s->kl.n);
         if (bn_kl_summarize(&s->kl, &k, e) < 0) return -1;
         printf("====== Perplexity statistics ======\n");
         printf("Mean PPL(Q)                   : %10.6lf\n", k.ppl_test);
@@ -265,10 +166,10 @@ static int report(scorer *s, bn_err *e) {
         printf("RMS \xce\x94p    : %6.3lf +/- %5.3lf %%\n", 100 * k.rms_dp, 100 * k.rms_dp_err);
         printf("Same top p: %6.3lf +/- %5.3lf %%\n", 100 * k.same_top, 100 * k.same_top_err);
     }
-    if (s->o->json) {
+    if (o->json) {
         printf("{\"ppl\":%.6f,\"ppl_stderr\":%.6f,\"chunks\":%llu,\"tokens_scored\":%llu,\"mode\":\"%s\",\"chunk_ppl\":[",
                ppl, err, (unsigned long long)s->p.chunks, (unsigned long long)s->p.count,
-               s->o->mode == BN_PPL_LLAMA ? "llama" : "kjv");
+               o->mode == BN_PPL_LLAMA ? "llama" : "kjv");
         for (size_t i = 0; i < s->n_chunk_ppl; i++) printf("%s%.6f", i ? "," : "", s->chunk_ppl[i]);
         printf("]");
         if (s->klr)
@@ -282,35 +183,28 @@ static int report(scorer *s, bn_err *e) {
     return 0;
 }
 
-/* Scoring stage: read bn-forward's frames to the end, then report. */
+/* Scoring stage: read bn-forward's frames to the end, print as llama does. */
 static int score(const opts *o, bn_err *e) {
-    scorer s;
-    memset(&s, 0, sizeof s);
-    s.o = o;
-    bn_ppl_init(&s.p);
-    bn_kl_stats_init(&s.kl);
+    bn_ppl_scorer s;
     bn_conn *in = NULL;
     bn_conn_opts co;
     bn_conn_opts_default(&co);
-    int rc = 0;
-    if (o->kl_base && bn_kl_reader_open(&s.klr, o->kl_base, e) < 0) return -1;
-    if (bn_conn_open_in(&in, "-", &co, e) < 0) rc = -1;
+    int rc = bn_ppl_scorer_init(&s, o->mode, o->kl_save, o->kl_base, e);
+    if (rc == 0) rc = bn_conn_open_in(&in, "-", &co, e);
     bn_frame f;
     while (rc == 0 && (rc = bn_conn_read(in, &f, e)) > 0) {
-        rc = on_frame(&s, &f, e);
+        rc = bn_ppl_scorer_frame(&s, &f, e);
         bn_frame_free(&f);
+        if (rc == 1) { printf("[%zu]%.4lf,", s.n_chunk_ppl, s.chunk_ppl[s.n_chunk_ppl - 1]); fflush(stdout); rc = 0; }
     }
-    if (rc == 0) rc = close_chunk(&s, e);
-    if (rc == 0 && s.p.chunks == 0) rc = bn_errf(e, "input: no chunks (empty stream: did an upstream stage fail?)");
-    if (rc == 0) rc = report(&s, e);
-    if (s.klw) {
-        if (rc == 0) rc = bn_kl_writer_close(s.klw, e);
-        else bn_kl_writer_abort(s.klw);
+    if (rc == 0 && (rc = bn_ppl_scorer_finish(&s, e)) == 1) {
+        printf("[%zu]%.4lf,", s.n_chunk_ppl, s.chunk_ppl[s.n_chunk_ppl - 1]);
+        rc = 0;
     }
+    if (rc == 0) rc = report(&s, o, e);
+    if (rc == 0) rc = bn_ppl_scorer_commit(&s, e);
     if (in) bn_conn_close(in);
-    bn_kl_reader_close(s.klr);
-    bn_kl_stats_free(&s.kl);
-    free(s.chunk); free(s.lp); free(s.blp); free(s.chunk_ppl);
+    bn_ppl_scorer_free(&s);
     return rc;
 }
 

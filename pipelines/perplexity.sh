@@ -1,4 +1,4 @@
-#!/bin/sh
+#!/bin/bash
 # perplexity.sh - perplexity of a model on a text, computed like llama-perplexity:
 #   bn-tokenize | bn-ppl --split | bn-forward --scores | bn-ppl
 # Chunks of CTX tokens start from position 0 on an empty KV cache (one tokens
@@ -64,8 +64,12 @@ set -- -m "$model" -c "$ctx" -b "$batch"
 [ -n "$act" ] && set -- "$@" --ffn-act "$act"
 [ -n "$kv" ] && set -- "$@" --kv "$kv"
 if [ -n "$kls$klb" ]; then set -- "$@" --logits all --no-feedback; else set -- "$@" --scores; fi
-split="--split -c $ctx --window-mode $mode${chunks:+ --chunks $chunks}"
-score="--window-mode $mode $json${kls:+ --kl-save $kls}${klb:+ --kl-base $klb}"
+split=(--split -c "$ctx" --window-mode "$mode")
+[ -n "$chunks" ] && split+=(--chunks "$chunks")
+score=(--window-mode "$mode")
+[ -n "$json" ] && score+=(--json)
+[ -n "$kls" ] && score+=(--kl-save "$kls")
+[ -n "$klb" ] && score+=(--kl-base "$klb")
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT INT TERM
@@ -77,14 +81,14 @@ if [ "$mode" = kjv ]; then
         "$BN_BIN/bn-tokenize" -m "$model" -p "$line" --ids || exit 1
         echo " $eos"
     done <"$text" >"$tmp/ids" || { echo "$me: tokenizing $text failed" >&2; exit 1; }
-    { "$BN_BIN/bn-ppl" $split --ids <"$tmp/ids" || echo $? >"$tmp/rc1"; } |
+    { "$BN_BIN/bn-ppl" "${split[@]}" --ids <"$tmp/ids" || echo $? >"$tmp/rc1"; } |
         { "$BN_BIN/bn-forward" "$@" || echo $? >"$tmp/rc2"; } |
-        { "$BN_BIN/bn-ppl" $score || echo $? >"$tmp/rc3"; }
+        { "$BN_BIN/bn-ppl" "${score[@]}" || echo $? >"$tmp/rc3"; }
 else
     { "$BN_BIN/bn-tokenize" -m "$model" -f "$text" || echo $? >"$tmp/rc0"; } |
-        { "$BN_BIN/bn-ppl" $split || echo $? >"$tmp/rc1"; } |
+        { "$BN_BIN/bn-ppl" "${split[@]}" || echo $? >"$tmp/rc1"; } |
         { "$BN_BIN/bn-forward" "$@" || echo $? >"$tmp/rc2"; } |
-        { "$BN_BIN/bn-ppl" $score || echo $? >"$tmp/rc3"; }
+        { "$BN_BIN/bn-ppl" "${score[@]}" || echo $? >"$tmp/rc3"; }
 fi
 for s in 0 1 2 3; do
     if [ -f "$tmp/rc$s" ]; then exit 1; fi

@@ -8,6 +8,7 @@
  * output goes to "<path>.tmp.<pid>" and is renamed into place only when every
  * declared tensor has been written completely. */
 #include "gguf.h"
+#include "outfile.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -24,8 +25,9 @@ typedef struct wtensor {
 } wtensor;
 
 struct bn_gguf_writer {
-    char *path, *tmp;
-    FILE *f;
+    char *path;
+    bn_outfile out; /* temp file beside path, renamed by finish */
+    FILE *f;        /* = out.f while open */
     bool failed, header_done;
     uint8_t *meta; /* serialized kv pairs */
     size_t meta_n, meta_cap;
@@ -45,8 +47,8 @@ struct bn_gguf_writer {
 static int fail(bn_gguf_writer *w, bn_err *e) {
     if (w && !w->failed) {
         w->failed = true;
-        if (w->f) { fclose(w->f); w->f = NULL; }
-        if (w->tmp) unlink(w->tmp);
+        bn_outfile_abort(&w->out);
+        w->f = NULL;
     }
     (void)e;
     return -1;
@@ -55,26 +57,16 @@ static int fail(bn_gguf_writer *w, bn_err *e) {
 int bn_gguf_writer_new(bn_gguf_writer **out, const char *path, bn_err *e) {
     *out = NULL;
     bn_gguf_writer *w = calloc(1, sizeof *w);
-    size_t tl = strlen(path) + 32;
-    if (!w || !(w->path = strdup(path)) || !(w->tmp = malloc(tl))) {
-        if (w) { free(w->path); free(w); }
+    if (!w || !(w->path = strdup(path))) {
+        free(w);
         return bn_errf(e, "%s: out of memory", path);
     }
-    snprintf(w->tmp, tl, "%s.tmp.%ld", path, (long)getpid());
-    int fd = open(w->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        bn_errf(e, "%s: create: %s", w->tmp, strerror(errno));
-        free(w->tmp); free(w->path); free(w);
+    if (bn_outfile_open(&w->out, path, e) < 0) {
+        free(w->path);
+        free(w);
         return -1;
     }
-    w->f = fdopen(fd, "wb");
-    if (!w->f) {
-        bn_errf(e, "%s: fdopen: %s", w->tmp, strerror(errno));
-        close(fd);
-        unlink(w->tmp);
-        free(w->tmp); free(w->path); free(w);
-        return -1;
-    }
+    w->f = w->out.f;
     setvbuf(w->f, NULL, _IOFBF, 1 << 20);
     w->alignment = 32;
     *out = w;
@@ -341,7 +333,7 @@ static int write_header(bn_gguf_writer *w, bn_err *e) {
     uint64_t aligned = pos;
     bn_align_up_u64(pos, w->alignment, &aligned);
     if (bad || write_zeros(w, aligned - pos)) {
-        bn_errf(e, "%s: write: %s", w->tmp, strerror(errno));
+        bn_errf(e, "%s: write: %s", w->path, strerror(errno));
         return fail(w, e);
     }
     w->header_done = true;
@@ -364,7 +356,7 @@ int bn_gguf_w_data(bn_gguf_writer *w, int idx, const void *data, size_t n, bn_er
         return fail(w, e);
     }
     if (n && fwrite(data, 1, n, w->f) != n) {
-        bn_errf(e, "%s: write: %s", w->tmp, strerror(errno));
+        bn_errf(e, "%s: write: %s", w->path, strerror(errno));
         return fail(w, e);
     }
     w->cur_done += n;
@@ -372,7 +364,7 @@ int bn_gguf_w_data(bn_gguf_writer *w, int idx, const void *data, size_t n, bn_er
         uint64_t end = t->offset + t->nbytes, aligned = end;
         bn_align_up_u64(end, w->alignment, &aligned);
         if (write_zeros(w, aligned - end)) {
-            bn_errf(e, "%s: write: %s", w->tmp, strerror(errno));
+            bn_errf(e, "%s: write: %s", w->path, strerror(errno));
             return fail(w, e);
         }
         w->cur++;
@@ -382,12 +374,11 @@ int bn_gguf_w_data(bn_gguf_writer *w, int idx, const void *data, size_t n, bn_er
 }
 
 static void writer_free(bn_gguf_writer *w) {
-    if (w->f) fclose(w->f);
+    bn_outfile_abort(&w->out); /* no-op after a commit */
     for (uint64_t i = 0; i < w->n_kv; i++) free(w->keys[i]);
     free(w->keys);
     free(w->meta);
     free(w->t);
-    free(w->tmp);
     free(w->path);
     free(w);
 }
@@ -403,21 +394,9 @@ int bn_gguf_writer_finish(bn_gguf_writer *w, bn_err *e) {
                     w->t[w->cur].name, (unsigned long long)w->cur_done,
                     (unsigned long long)w->t[w->cur].nbytes);
             fail(w, e);
-        } else if (fflush(w->f) != 0 || fsync(fileno(w->f)) != 0) {
-            bn_errf(e, "%s: write: %s", w->tmp, strerror(errno));
-            fail(w, e);
         } else {
-            FILE *f = w->f;
             w->f = NULL;
-            if (fclose(f) != 0) {
-                bn_errf(e, "%s: close: %s", w->tmp, strerror(errno));
-                fail(w, e);
-            } else if (rename(w->tmp, w->path) != 0) {
-                bn_errf(e, "%s: rename: %s", w->path, strerror(errno));
-                fail(w, e);
-            } else {
-                rc = 0;
-            }
+            rc = bn_outfile_commit(&w->out, e); /* flush, fsync, rename; removes the temp file on error */
         }
     }
     writer_free(w);

@@ -1,5 +1,6 @@
 /* logt.c - read and write LOGT logits files. */
 #include "logt.h"
+#include "outfile.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -90,8 +91,7 @@ void bn_logt_free(bn_logt *l) {
 }
 
 struct bn_logt_writer {
-    FILE *f;
-    char *path, *tmp;
+    bn_outfile out;
     uint32_t n_vocab, n_rows;
 };
 
@@ -99,28 +99,19 @@ static void put_u32le(uint8_t *p, uint32_t v) {
     p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); p[2] = (uint8_t)(v >> 16); p[3] = (uint8_t)(v >> 24);
 }
 
-/* Open "<path>.tmp.<pid>" and write a header with 0 rows (patched at close). */
+/* Open the output (temp file + rename) and write a header with 0 rows
+ * (patched at close). */
 int bn_logt_writer_new(bn_logt_writer **out, const char *path, uint32_t n_vocab, bn_err *e) {
     *out = NULL;
     bn_logt_writer *w = bn_calloc(1, sizeof *w, e);
     if (!w) return -1;
-    size_t n = strlen(path) + 32;
-    w->path = strdup(path);
-    w->tmp = malloc(n);
-    if (!w->path || !w->tmp) { free(w->path); free(w->tmp); free(w); return bn_errf(e, "%s: out of memory", path); }
-    snprintf(w->tmp, n, "%s.tmp.%ld", path, (long)getpid());
-    w->f = fopen(w->tmp, "wb");
-    if (!w->f) {
-        bn_errf(e, "%s: open: %s", w->tmp, strerror(errno));
-        free(w->path); free(w->tmp); free(w);
-        return -1;
-    }
+    if (bn_outfile_open(&w->out, path, e) < 0) { free(w); return -1; }
     w->n_vocab = n_vocab;
     uint8_t h[16] = { 'L', 'O', 'G', 'T' };
     put_u32le(h + 4, 1);
     put_u32le(h + 12, n_vocab);
-    if (fwrite(h, 1, 16, w->f) != 16) {
-        bn_errf(e, "%s: write: %s", w->tmp, strerror(errno));
+    if (fwrite(h, 1, 16, w->out.f) != 16) {
+        bn_errf(e, "%s: write: %s", path, strerror(errno));
         bn_logt_writer_abort(w);
         return -1;
     }
@@ -139,35 +130,30 @@ int bn_logt_writer_rows(bn_logt_writer *w, const float *rows, uint32_t n_rows, b
             memcpy(&u, &rows[done], 4);
             put_u32le(buf + 4 * k, u);
         }
-        if (fwrite(buf, 4, k, w->f) != k) return bn_errf(e, "%s: write: %s", w->tmp, strerror(errno));
+        if (fwrite(buf, 4, k, w->out.f) != k) return bn_errf(e, "%s: write: %s", w->out.path, strerror(errno));
     }
-    if (w->n_rows + (uint64_t)n_rows > UINT32_MAX) return bn_errf(e, "%s: n_rows: too many rows", w->path);
+    if (w->n_rows + (uint64_t)n_rows > UINT32_MAX) return bn_errf(e, "%s: n_rows: too many rows", w->out.path);
     w->n_rows += n_rows;
     return 0;
 }
 
-/* Patch the row count, flush, rename into place. */
+/* Patch the row count, then commit the file. */
 int bn_logt_writer_close(bn_logt_writer *w, bn_err *e) {
     uint8_t nr[4];
     put_u32le(nr, w->n_rows);
-    int rc = 0;
-    if (fseek(w->f, 8, SEEK_SET) != 0 || fwrite(nr, 1, 4, w->f) != 4 || fflush(w->f) != 0)
-        rc = bn_errf(e, "%s: write: %s", w->tmp, strerror(errno));
-    if (fclose(w->f) != 0 && rc == 0) rc = bn_errf(e, "%s: close: %s", w->tmp, strerror(errno));
-    w->f = NULL;
-    if (rc == 0 && rename(w->tmp, w->path) != 0) rc = bn_errf(e, "%s: rename: %s", w->path, strerror(errno));
-    if (rc != 0) remove(w->tmp);
-    free(w->path);
-    free(w->tmp);
+    int rc;
+    if (w->out.tmp && (fseek(w->out.f, 8, SEEK_SET) != 0 || fwrite(nr, 1, 4, w->out.f) != 4)) {
+        rc = bn_errf(e, "%s: write: %s", w->out.path, strerror(errno));
+        bn_outfile_abort(&w->out);
+    } else {
+        rc = bn_outfile_commit(&w->out, e);
+    }
     free(w);
     return rc;
 }
 
 void bn_logt_writer_abort(bn_logt_writer *w) {
     if (!w) return;
-    if (w->f) fclose(w->f);
-    remove(w->tmp);
-    free(w->path);
-    free(w->tmp);
+    bn_outfile_abort(&w->out);
     free(w);
 }

@@ -1,5 +1,6 @@
 /* timing.c - per-stage time accounting, summaries and Chrome traces. */
 #include "timing.h"
+#include "outfile.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -181,8 +182,8 @@ int bn_timing_emit(const bn_timing *t, const char *stage, bn_timing_emit_fn fn, 
 /* Chrome trace events                                                 */
 
 struct bn_trace {
-    FILE *f;
-    char *path, *tmp;
+    bn_outfile out;
+    FILE *f; /* = out.f */
     char lanes[16][32]; /* stage -> tid */
     int n_lanes;
     bool first;
@@ -192,17 +193,8 @@ struct bn_trace {
 int bn_trace_open(bn_trace **out, const char *path, bn_err *e) {
     bn_trace *tr = bn_calloc(1, sizeof *tr, e);
     if (!tr) return -1;
-    size_t n = strlen(path) + 32;
-    tr->path = strdup(path);
-    tr->tmp = malloc(n);
-    if (!tr->path || !tr->tmp) { free(tr->path); free(tr->tmp); free(tr); return bn_errf(e, "%s: out of memory", path); }
-    snprintf(tr->tmp, n, "%s.tmp.%ld", path, (long)getpid());
-    tr->f = fopen(tr->tmp, "w");
-    if (!tr->f) {
-        int err = errno;
-        free(tr->path); free(tr->tmp); free(tr);
-        return bn_errf(e, "%s: cannot create: %s", path, strerror(err));
-    }
+    if (bn_outfile_open(&tr->out, path, e) < 0) { free(tr); return -1; }
+    tr->f = tr->out.f;
     fputs("{\"displayTimeUnit\":\"ms\",\"traceEvents\":[", tr->f);
     tr->first = true;
     *out = tr;
@@ -243,12 +235,7 @@ int bn_trace_frame(bn_trace *tr, const bn_frame *f) {
 int bn_trace_close(bn_trace *tr, bn_err *e) {
     if (!tr) return 0;
     fputs("]}\n", tr->f);
-    int r = 0;
-    if (ferror(tr->f) | (fclose(tr->f) != 0)) r = bn_errf(e, "%s: write failed", tr->tmp);
-    else if (rename(tr->tmp, tr->path) < 0) r = bn_errf(e, "%s: rename: %s", tr->path, strerror(errno));
-    if (r < 0) unlink(tr->tmp);
-    free(tr->path);
-    free(tr->tmp);
+    int r = bn_outfile_commit(&tr->out, e);
     free(tr);
     return r;
 }

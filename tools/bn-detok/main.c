@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "fetch.h"
+#include "outfile.h"
 #include "cli.h"
 #include "detok.h"
 #include "frame.h"
@@ -155,14 +156,14 @@ static void report(run *r, bool quiet, const char *stats) {
         free(s);
     }
     if (stats) {
-        char tmp[4096];
-        snprintf(tmp, sizeof tmp, "%s.tmp.%d", stats, (int)getpid());
         char *j = bn_timing_summary_json(&r->t, wall);
-        FILE *f = fopen(tmp, "w");
-        if (!j || !f || fputs(j, f) < 0 || fputc('\n', f) < 0 || fclose(f) != 0 || rename(tmp, stats) != 0) {
-            unlink(tmp);
-            bn_die(tool, 1, "%s: cannot write stats", stats);
-        }
+        bn_outfile out;
+        bn_err e;
+        if (!j) bn_die(tool, 1, "%s: out of memory", stats);
+        if (bn_outfile_open(&out, stats, &e) < 0) bn_die_err(tool, &e);
+        fputs(j, out.f);
+        fputc('\n', out.f);
+        if (bn_outfile_commit(&out, &e) < 0) bn_die_err(tool, &e);
         free(j);
     }
 }

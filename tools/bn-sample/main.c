@@ -17,6 +17,7 @@
 
 #include "cli.h"
 #include "frame.h"
+#include "outfile.h"
 #include "sample.h"
 #include "transport.h"
 #include "vocab.h"
@@ -88,7 +89,7 @@ typedef struct gen {
     bool have_vocab;
     char *piece;             /* bn_vocab_piece_max bytes */
     char jbuf[1024];
-    char json_tmp[4200];     /* --json FILE is written here, then renamed ("" = in place) */
+    bn_outfile json_out;     /* --json FILE: temp file renamed at the end (devices in place) */
 } gen;
 
 /* Security events from the transport (a refused CURVE client): one stderr line. */
@@ -129,16 +130,8 @@ static int gen_open(gen *g, const opts *o, bn_err *e) {
     }
     if (o->json && !o->json_file) g->json = stdout;
     if (o->json_file) {
-        /* a regular file is written under a temporary name and renamed at the
-         * end (never a partial file); a FIFO or device is written in place */
-        struct stat st;
-        if (stat(o->json_file, &st) == 0 && !S_ISREG(st.st_mode)) {
-            g->json = fopen(o->json_file, "w");
-        } else {
-            snprintf(g->json_tmp, sizeof g->json_tmp, "%s.tmp.%d", o->json_file, (int)getpid());
-            g->json = fopen(g->json_tmp, "w");
-        }
-        if (!g->json) return bn_errf(e, "%s: cannot open for writing: %s", o->json_file, strerror(errno));
+        if (bn_outfile_open(&g->json_out, o->json_file, e) < 0) return -1;
+        g->json = g->json_out.f;
     }
     return 0;
 }
@@ -349,9 +342,8 @@ static void gen_fail(gen *g, const char *msg) {
 }
 
 static void gen_close(gen *g) {
-    if (g->json && g->json != stdout) fclose(g->json);
     g->json = NULL;
-    if (g->json_tmp[0]) unlink(g->json_tmp); /* not renamed: the run failed */
+    bn_outfile_abort(&g->json_out); /* no-op once committed; removes the temp file of a failed run */
     bn_conn_close(g->in);
     bn_conn_close(g->out);
     bn_conn_close(g->fb);
@@ -379,12 +371,8 @@ static int gen_close_checked(gen *g, bn_err *e) {
     if (!rc && put(g, &t, e)) rc = -1;
     if (!rc && put(g, &f, e)) rc = -1; /* the stream's last frame (more = false) */
     if (!rc && g->json && g->json != stdout) {
-        FILE *jf = g->json;
         g->json = NULL;
-        if (fclose(jf) != 0) rc = bn_errf(e, "%s: write failed", g->o->json_file);
-        else if (g->json_tmp[0] && rename(g->json_tmp, g->o->json_file) != 0)
-            rc = bn_errf(e, "%s: rename failed: %s", g->o->json_file, strerror(errno));
-        else g->json_tmp[0] = 0;
+        rc = bn_outfile_commit(&g->json_out, e);
     }
     if (g->json != stdout) g->json = NULL;
     gen_close(g);

@@ -275,14 +275,50 @@ int bn_engine_open(bn_engine *x, const bn_model *m, const bn_forward_opts *fo, b
         if (dev == BN_DEVICE_CUDA && strict) return bn_errf(e, "device cuda: %s", why);
         snprintf(x->note, sizeof x->note, "%s", why);
     }
-    return bn_forward_new(&x->cpu, m, fo, e);
+    x->n_vocab = m->hp.n_vocab;
+    x->row = bn_malloc((size_t)x->n_vocab * sizeof(float), e);
+    if (!x->row) return -1;
+    if (bn_forward_new(&x->cpu, m, fo, e) < 0) {
+        free(x->row);
+        x->row = NULL;
+        return -1;
+    }
+    return 0;
 }
 
 void bn_engine_close(bn_engine *x) {
     if (x->gpu) bn_gpu_model_free(x->gpu);
     if (x->cpu) bn_forward_free(x->cpu);
+    free(x->row);
     x->gpu = NULL;
     x->cpu = NULL;
+    x->row = NULL;
+}
+
+/* Top k of v[n] by insertion into a sorted list (k <= 256): value
+ * descending, ties by lower id, as k_topk_stage on the GPU. */
+static void topk_host(const float *v, int n, int k, float *vals, int32_t *ids) {
+    int m = 0;
+    for (int i = 0; i < n; i++) {
+        if (m == k && !(v[i] > vals[k - 1])) continue; /* equal value: the earlier (lower) id stays */
+        int j = m < k ? m++ : k - 1;
+        while (j > 0 && v[i] > vals[j - 1]) {
+            vals[j] = vals[j - 1];
+            ids[j] = ids[j - 1];
+            j--;
+        }
+        vals[j] = v[i];
+        ids[j] = i;
+    }
+}
+
+int bn_engine_eval_topk(bn_engine *x, const int32_t *tokens, int n, int k, float *vals, int32_t *ids, bn_err *e) {
+    if (x->gpu) return bn_gpu_eval_topk(x->gpu, tokens, n, k, vals, ids, e);
+    if (k < 1 || k > 256 || k > x->n_vocab) return bn_errf(e, "engine: top-k: k %d not in 1..256 (and <= n_vocab)", k);
+    if (n < 1) return bn_errf(e, "engine: top-k: needs at least one token");
+    if (bn_forward_eval(x->cpu, tokens, n, x->row, 1, e) < 0) return -1;
+    topk_host(x->row, x->n_vocab, k, vals, ids);
+    return 0;
 }
 
 int bn_engine_eval(bn_engine *x, const int32_t *tokens, int n, float *logits, int n_out, bn_err *e) {

@@ -85,12 +85,18 @@ typedef struct bn_engine {
     bn_forward *cpu;    /* exactly one of cpu / gpu is set after bn_engine_open */
     bn_gpu_model *gpu;
     char note[BN_ERR_MAX]; /* why the CPU runs although cuda/auto was asked for; "" otherwise */
+    float *row;         /* CPU pass: one logits row for bn_engine_eval_topk */
+    int n_vocab;
 } bn_engine;
 
 /* fo gives n_ctx, n_batch (both passes), threads, kv and kernels (CPU pass). */
 int bn_engine_open(bn_engine *x, const bn_model *m, const bn_forward_opts *fo, bn_device dev, bool strict, bn_err *e);
 void bn_engine_close(bn_engine *x);
 int bn_engine_eval(bn_engine *x, const int32_t *tokens, int n, float *logits, int n_out, bn_err *e);
+/* n tokens, then the top k (1..256) of the last token's logits, sorted by
+ * value descending, ties by lower id: on the GPU only k pairs cross PCIe, on
+ * the CPU it is a selection over the logits row. */
+int bn_engine_eval_topk(bn_engine *x, const int32_t *tokens, int n, int k, float *vals, int32_t *ids, bn_err *e);
 int bn_engine_pos(const bn_engine *x);
 int bn_engine_n_ctx(const bn_engine *x);
 void bn_engine_reset(bn_engine *x);

@@ -85,6 +85,7 @@ P="1 450 4996 17354 1701 29916 263 931"
     assert_line "engine: cpu"
     assert_line "note: "
     assert_output --partial "bitwise equal to bn_forward: yes"
+    assert_output --partial "consistent with the logits: yes"
 }
 
 @test "engine cuda without a usable GPU: CPU fallback with the reason, bitwise equal; strict: error" {

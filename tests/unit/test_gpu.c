@@ -455,7 +455,28 @@ static int engine_check(const char *path, const char *dev, bool strict) {
         fprintf(stderr, "test_gpu: forward: %s\n", e.msg);
         goto out;
     }
-    if (x.cpu) {
+    /* top-k of one more token: ids[0] is the argmax of the same row, values descend, ties by lower id */
+    float tv[16];
+    int32_t ti[16];
+    const int kk = V < 16 ? V : 16;
+    bn_engine_reset(&x);
+    if (bn_engine_eval(&x, tok, 5, a, 5, &e) < 0) { fprintf(stderr, "test_gpu: %s\n", e.msg); goto out; }
+    bn_engine_reset(&x);
+    if (bn_engine_eval_topk(&x, tok, 5, kk, tv, ti, &e) < 0) { fprintf(stderr, "test_gpu: %s\n", e.msg); goto out; }
+    int tk_ok = ti[0] == bn_argmax(a + 4 * V, V) && tv[0] == a[4 * V + ti[0]];
+    for (int i = 1; i < kk; i++)
+        tk_ok &= tv[i] < tv[i - 1] || (tv[i] == tv[i - 1] && ti[i] > ti[i - 1]);
+    for (int i = 0; i < kk; i++) tk_ok &= tv[i] == a[4 * V + ti[i]];
+    printf("top-%d consistent with the logits: %s\n", kk, tk_ok ? "yes" : "no");
+    bn_engine_reset(&x);
+    if (bn_engine_eval(&x, tok, 5, a, 5, &e) < 0 || bn_engine_eval(&x, tok + 5, 1, a + 5 * V, 1, &e) < 0 ||
+        bn_engine_eval(&x, tok + 6, 1, a + 6 * V, 1, &e) < 0) {
+        fprintf(stderr, "test_gpu: engine eval: %s\n", e.msg);
+        goto out;
+    }
+    if (!tk_ok) {
+        rc = 1;
+    } else if (x.cpu) {
         rc = memcmp(a, b, (size_t)nt * V * 4) != 0;
         printf("cpu logits bitwise equal to bn_forward: %s\n", rc ? "no" : "yes");
     } else {

@@ -89,6 +89,7 @@ void bn_log_softmax_row(const float *row, int n_vocab, float *out) {
 struct bn_kl_writer {
     FILE *f;
     char *path, *tmp;
+    uint8_t *buf; /* one row, little endian */
     uint32_t n_vocab, n_rows;
 };
 
@@ -109,12 +110,16 @@ int bn_kl_writer_new(bn_kl_writer **out, const char *path, uint32_t n_vocab, bn_
     if (!w) return bn_errf(e, "%s: out of memory", path);
     w->path = strdup(path);
     w->tmp = malloc(n);
-    if (!w->path || !w->tmp) { free(w->path); free(w->tmp); free(w); return bn_errf(e, "%s: out of memory", path); }
+    w->buf = malloc(4 + 4 * (size_t)n_vocab);
+    if (!w->path || !w->tmp || !w->buf) {
+        free(w->path); free(w->tmp); free(w->buf); free(w);
+        return bn_errf(e, "%s: out of memory", path);
+    }
     snprintf(w->tmp, n, "%s.tmp.%ld", path, (long)getpid());
     w->f = fopen(w->tmp, "wb");
     if (!w->f) {
         bn_errf(e, "%s: open: %s", w->tmp, strerror(errno));
-        free(w->path); free(w->tmp); free(w);
+        free(w->path); free(w->tmp); free(w->buf); free(w);
         return -1;
     }
     w->n_vocab = n_vocab;
@@ -132,15 +137,14 @@ int bn_kl_writer_new(bn_kl_writer **out, const char *path, uint32_t n_vocab, bn_
 
 /* One row: the target id then the log-probs, both little endian. */
 int bn_kl_writer_row(bn_kl_writer *w, int32_t target, const float *lp, bn_err *e) {
-    uint8_t b[4];
-    put_u32(b, (uint32_t)target);
-    if (fwrite(b, 1, 4, w->f) != 4) return bn_errf(e, "%s: write: %s", w->tmp, strerror(errno));
+    put_u32(w->buf, (uint32_t)target);
     for (uint32_t i = 0; i < w->n_vocab; i++) {
         uint32_t u;
         memcpy(&u, &lp[i], 4);
-        put_u32(b, u);
-        if (fwrite(b, 1, 4, w->f) != 4) return bn_errf(e, "%s: write: %s", w->tmp, strerror(errno));
+        put_u32(w->buf + 4 + 4 * (size_t)i, u);
     }
+    const size_t n = 4 + 4 * (size_t)w->n_vocab;
+    if (fwrite(w->buf, 1, n, w->f) != n) return bn_errf(e, "%s: write: %s", w->tmp, strerror(errno));
     if (w->n_rows == UINT32_MAX) return bn_errf(e, "%s: rows: too many", w->path);
     w->n_rows++;
     return 0;
@@ -157,7 +161,7 @@ int bn_kl_writer_close(bn_kl_writer *w, bn_err *e) {
     w->f = NULL;
     if (rc == 0 && rename(w->tmp, w->path) != 0) rc = bn_errf(e, "%s: rename: %s", w->path, strerror(errno));
     if (rc < 0) remove(w->tmp);
-    free(w->path); free(w->tmp); free(w);
+    free(w->path); free(w->tmp); free(w->buf); free(w);
     return rc;
 }
 
@@ -166,7 +170,7 @@ void bn_kl_writer_abort(bn_kl_writer *w) {
     if (!w) return;
     if (w->f) fclose(w->f);
     remove(w->tmp);
-    free(w->path); free(w->tmp); free(w);
+    free(w->path); free(w->tmp); free(w->buf); free(w);
 }
 
 struct bn_kl_reader {

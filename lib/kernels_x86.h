@@ -180,15 +180,26 @@ BN_AI __m256i x86_tq2_block(const bn_block_tq2_0 *x, const bn_block_q8_K *y) {
     __m256i acc = _mm256_sub_epi32(_mm256_setzero_si256(),
                                    _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)y->bsums),
                                                      _mm256_set1_epi16(1)));
+#if BN_X86_VNNI
+    __m256i part[2] = { acc, _mm256_setzero_si256() }; /* two independent vpdpbusd chains */
+#define BN_TQ2_PART(c) part[c]
+#else
+#define BN_TQ2_PART(c) acc
+#endif
     for (int c = 0; c < 2; c++) {
         __m256i wv = _mm256_loadu_si256((const __m256i *)(x->qs + 32 * c));
         const int8_t *qb = y->qs + 128 * c;
-        acc = x86_dot4(acc, _mm256_and_si256(wv, m3), _mm256_loadu_si256((const __m256i *)qb),
+        BN_TQ2_PART(c) = x86_dot4(BN_TQ2_PART(c), _mm256_and_si256(wv, m3), _mm256_loadu_si256((const __m256i *)qb),
                        _mm256_and_si256(_mm256_srli_epi16(wv, 2), m3), _mm256_loadu_si256((const __m256i *)(qb + 32)),
                        _mm256_and_si256(_mm256_srli_epi16(wv, 4), m3), _mm256_loadu_si256((const __m256i *)(qb + 64)),
                        _mm256_and_si256(_mm256_srli_epi16(wv, 6), m3), _mm256_loadu_si256((const __m256i *)(qb + 96)));
     }
+#undef BN_TQ2_PART
+#if BN_X86_VNNI
+    return _mm256_add_epi32(part[0], part[1]);
+#else
     return acc;
+#endif
 }
 
 /* Horizontal sums of 8 vectors at once: lane i of the result = sum of v[i]. */

@@ -79,7 +79,7 @@ od -An -v -td4 -w4 "$K/ref_ids.bin" | tr -s ' \n' ' ' | "$BN_BIN/bn-forward" -m 
 "$BN_TESTBIN/logt-compare" --raw-b 4096 --argmax-margin 0.25 "$W/k.logt" "$K/ref_logits.bin" >"$W/res/kjv.json" 2>/dev/null
 "$ROOT/pipelines/perplexity.sh" -m "$kjv" -f "$K/eval.txt" -c 256 -t $T --window-mode kjv --json 2>/dev/null | tail -n 1 >"$W/res/kjv.ppl.json"
 
-exec "$PY" - "$W/res" "$OUT_MD" "$OUT_JSON" "$(cd "$ROOT" && git describe --always --dirty 2>/dev/null || echo unknown)" <<'PYEOF'
+exec "$PY" - "$W/res" "$OUT_MD" "$OUT_JSON" "${CROSSVAL_REV:-$(cd "$ROOT" && git describe --always --dirty 2>/dev/null || echo unknown)}" <<'PYEOF'
 import json, os, sys, statistics
 res, out_md, out_json, rev = sys.argv[1:5]
 def load(p):

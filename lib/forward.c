@@ -10,6 +10,10 @@
 
 #include "pool.h"
 
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
 enum { SITE_EMBD = 0, SITE_ATT, SITE_FF, SITE_COUNT }; /* matmul inputs of width n_embd, q_dim, n_ff */
 #define ROW_ALIGN 16
 
@@ -36,7 +40,10 @@ struct bn_forward {
     float *scores;   /* per thread [n_ctx] */
     float *qtmp;     /* per thread [head_dim] */
     float *kvtmp;    /* per thread [n_ctx][head_dim] */
+    float *wrow;     /* per thread [n_embd]: a head row as f32 (compat head) */
     bool hw_fma;     /* CPU has FMA: the fma-target helpers may run */
+    bool hw_avx2;    /* and AVX2 (the compat head's vector loop) */
+    bn_compat compat;
 };
 
 /* ---- small numeric blocks, as ggml computes them ------------------------ */
@@ -145,6 +152,40 @@ static inline float dot8(const float *a, const float *b, int64_t sb, int n, bool
     if (hw_fma) return dot8_fma(a, b, sb, n);
 #endif
     return dot8_generic(a, b, sb, n);
+}
+
+/* ggml_vec_dot_f16 on AVX2 (GGML_F16_STEP 32): element i goes by fma to lane
+ * i % 32 (4 accumulators of 8); accumulators 0+2, 1+3, then 0+1; the 8 lanes
+ * as (l0+h0 + l1+h1) + (l2+h2 + l3+h3) (add of the halves, two hadds). The
+ * reference's n is always a multiple of 32 (head_dim 32..128, n_kv padded to
+ * 32 with zero probabilities and zero cache cells), so there is no leftover
+ * loop: missing elements are the padding's exact zeros. */
+#define BN_DOTF16_BODY                                                                         \
+    float acc[32];                                                                             \
+    for (int m = 0; m < 32; m++) acc[m] = 0.0f;                                                \
+    int l = 0;                                                                                 \
+    for (; l + 32 <= n; l += 32)                                                               \
+        for (int m = 0; m < 32; m++) acc[m] = fmaf(a[l + m], b[(int64_t)(l + m) * sb], acc[m]); \
+    for (int m = 0; l + m < n; m++) acc[m] = fmaf(a[l + m], b[(int64_t)(l + m) * sb], acc[m]); \
+    for (int m = 0; m < 8; m++) {                                                              \
+        acc[m] = acc[m] + acc[16 + m];                                                         \
+        acc[8 + m] = acc[8 + m] + acc[24 + m];                                                 \
+    }                                                                                          \
+    for (int m = 0; m < 8; m++) acc[m] = acc[m] + acc[8 + m];                                  \
+    const float t0 = acc[0] + acc[4], t1 = acc[1] + acc[5], t2 = acc[2] + acc[6], t3 = acc[3] + acc[7]; \
+    return (t0 + t1) + (t2 + t3);
+
+#if defined(__x86_64__)
+__attribute__((target("fma"))) static float dotf16_fma(const float *a, const float *b, int64_t sb, int n) { BN_DOTF16_BODY }
+#endif
+static float dotf16_generic(const float *a, const float *b, int64_t sb, int n) { BN_DOTF16_BODY }
+
+/* Dot product as ggml_vec_dot_f16 computes it (operands already f16 values). */
+static inline float dotf16(const float *a, const float *b, int64_t sb, int n, bool hw_fma) {
+#if defined(__x86_64__)
+    if (hw_fma) return dotf16_fma(a, b, sb, n);
+#endif
+    return dotf16_generic(a, b, sb, n);
 }
 
 /* Which act kinds a set of weights needs (bitmask). */
@@ -272,6 +313,12 @@ static void region_attention(void *arg, int ith, int nth) {
     const float *tab = f->f16tab;
     const bool fma_hw = f->hw_fma;
     const bool f16 = f->kv == BN_KV_F16;
+    /* bitnet.cpp order (F16 cache only, see bn_compat): Q.K always in
+     * ggml_vec_dot_f16 order; P.V with p rounded to f16 in vec_dot_f16 order
+     * for one token, p in f32 in tinyBLAS order for a batch */
+    const bool bcpp = f16 && f->compat == BN_COMPAT_BITNETCPP;
+    const bool qk_vec = bcpp, pv_vec = bcpp && j->n == 1;
+    const bool p_f16 = f16 && !(bcpp && j->n > 1);
     float *sc = f->scores + (int64_t)ith * (f->n_ctx + 8);
     float *q = f->qtmp + (int64_t)ith * hd;
     float *kv = f->kvtmp + (int64_t)ith * f->n_ctx * hd; /* K, then V rows of this head as floats */
@@ -297,7 +344,7 @@ static void region_attention(void *arg, int ith, int nth) {
         /* scores = (q . k_p) * scale */
         float mx = -INFINITY;
         for (int p = 0; p < n_kv; p++) {
-            float s = dot8(q, kv + (int64_t)p * hd, 1, hd, fma_hw);
+            float s = qk_vec ? dotf16(q, kv + (int64_t)p * hd, 1, hd, fma_hw) : dot8(q, kv + (int64_t)p * hd, 1, hd, fma_hw);
             sc[p] = s * scale;
             mx = sc[p] > mx ? sc[p] : mx;
         }
@@ -314,7 +361,7 @@ static void region_attention(void *arg, int ith, int nth) {
         const float inv = (float)(1.0 / sum);
         for (int p = 0; p < n_kv; p++) {
             const float w = sc[p] * inv;
-            sc[p] = f16 ? tab[bn_f32_to_f16(w)] : w;
+            sc[p] = p_f16 ? tab[bn_f32_to_f16(w)] : w;
         }
         /* out[d] = sum_p p_p * v_p[d] */
         for (int p = 0; p < n_kv; p++) {
@@ -327,7 +374,50 @@ static void region_attention(void *arg, int ith, int nth) {
             }
         }
         for (int d = 0; d < hd; d++)
-            out[d] = dot8(sc, kv + d, hd, n_kv, fma_hw);
+            out[d] = pv_vec ? dotf16(sc, kv + d, hd, n_kv, fma_hw) : dot8(sc, kv + d, hd, n_kv, fma_hw);
+    }
+}
+
+#if defined(__x86_64__)
+/* dot8 of an f32 row against n rows of x (stride K) with AVX2: the same
+ * lanes, fmas and final reduction as dot8_generic, so bitwise equal to it. */
+__attribute__((target("avx2,fma"))) static void dot8_rows_avx2(const float *w, const float *x, int K, int n, float *y,
+                                                                int64_t ldy) {
+    for (int t = 0; t < n; t++) {
+        const float *xt = x + (int64_t)t * K;
+        __m256 acc = _mm256_setzero_ps();
+        int l = 0;
+        for (; l + 8 <= K; l += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(w + l), _mm256_loadu_ps(xt + l), acc);
+        float a[8];
+        _mm256_storeu_ps(a, acc);
+        for (int m = 0; l + m < K; m++) a[m] = fmaf(w[l + m], xt[l + m], a[m]);
+        const float t0 = a[4] + a[0], t1 = a[5] + a[1], t2 = a[6] + a[2], t3 = a[7] + a[3];
+        y[(int64_t)t * ldy] = (t0 + t2) + (t1 + t3);
+    }
+}
+#endif
+
+/* bitnet.cpp's head for n >= 2 rows: tinyBLAS F16 x F32, i.e. the f32
+ * normalized rows in f->xn (not rounded to f16) against each f16 weight row,
+ * 8 FMA lanes. Rows split over threads like region_matmul. */
+static void region_head_f32(void *arg, int ith, int nth) {
+    job *j = arg;
+    bn_forward *f = j->f;
+    const bn_qmat *W = j->w[0];
+    const int K = (int)W->K;
+    float *wr = f->wrow + (int64_t)ith * K;
+    int64_t lo, hi;
+    bn_pool_split(W->M, ith, nth, ROW_ALIGN, &lo, &hi);
+    for (int64_t r = lo; r < hi; r++) {
+        const uint16_t *w = (const uint16_t *)(W->data + (size_t)r * W->row_bytes);
+        for (int k = 0; k < K; k++) wr[k] = f->f16tab ? f->f16tab[w[k]] : bn_f16_to_f32(w[k]);
+#if defined(__x86_64__)
+        if (f->hw_avx2) {
+            dot8_rows_avx2(wr, f->xn, K, j->n, j->y[0] + r, j->ldy);
+            continue;
+        }
+#endif
+        for (int t = 0; t < j->n; t++) j->y[0][(int64_t)t * j->ldy + r] = dot8(wr, f->xn + (int64_t)t * K, 1, K, f->hw_fma);
     }
 }
 
@@ -425,7 +515,12 @@ static int eval_batch(bn_forward *f, const int32_t *tok, int n, float *logits, i
     run_norm_quant(f, n_out, first_out, f->x, D, m->output_norm, D, SITE_EMBD, kinds_of(hw, 1));
     float *hy[1] = {logits};
     float one[1] = {1};
-    run_matmul(f, n_out, SITE_EMBD, 1, hw, hy, one, hp->n_vocab, NULL);
+    if (f->compat == BN_COMPAT_BITNETCPP && n_out >= 2 && m->head.type == BN_TYPE_F16) {
+        job jh = {.f = f, .n = n_out, .nw = 1, .w = {&m->head}, .y = {logits}, .ldy = hp->n_vocab};
+        bn_pool_run(f->pool, region_head_f32, &jh);
+    } else {
+        run_matmul(f, n_out, SITE_EMBD, 1, hw, hy, one, hp->n_vocab, NULL);
+    }
     return 0;
 }
 
@@ -468,6 +563,9 @@ int bn_forward_new(bn_forward **out, const bn_model *m, const bn_forward_opts *o
     bn_cpu_info ci;
     bn_cpu_detect(&ci);
     f->hw_fma = ci.fma;
+    f->hw_avx2 = ci.avx2 && ci.fma;
+    f->compat = o->compat;
+    if ((unsigned)f->compat > BN_COMPAT_BITNETCPP) { bn_forward_free(f); return bn_errf(e, "forward: compat: %d unknown", (int)o->compat); }
     if (f->n_ctx > (1 << 24)) { bn_forward_free(f); return bn_errf(e, "forward: n_ctx: %d too large", f->n_ctx); }
 
     /* every weight's act kind must exist in this kernel table */
@@ -492,8 +590,9 @@ int bn_forward_new(bn_forward **out, const bn_model *m, const bn_forward_opts *o
     f->scores = f->rope ? bn_malloc((size_t)f->n_threads * (f->n_ctx + 8) * sizeof(float), e) : NULL;
     f->kvtmp = f->scores ? bn_malloc((size_t)f->n_threads * f->n_ctx * hp->head_dim * sizeof(float), e) : NULL;
     f->qtmp = f->kvtmp ? bn_malloc((size_t)f->n_threads * hp->head_dim * sizeof(float), e) : NULL;
+    f->wrow = f->qtmp ? bn_malloc((size_t)f->n_threads * hp->n_embd * sizeof(float), e) : NULL;
     size_t esz = f->kv == BN_KV_F16 ? 2 : 4, cache_n;
-    if (!f->qtmp || !bn_mul_size((size_t)hp->n_layer * f->n_ctx, (size_t)f->kv_dim * esz, &cache_n)) {
+    if (!f->wrow || !bn_mul_size((size_t)hp->n_layer * f->n_ctx, (size_t)f->kv_dim * esz, &cache_n)) {
         bn_forward_free(f);
         return e->msg[0] ? -1 : bn_errf(e, "forward: kv cache: size overflow");
     }
@@ -538,7 +637,7 @@ void bn_forward_free(bn_forward *f) {
         for (int kd = 0; kd < BN_ACT_COUNT; kd++)
             if (f->act[s][kd].data) bn_act_free(&f->act[s][kd]);
     free(f->x); free(f->xn); free(f->qkv); free(f->att); free(f->gu); free(f->y); free(f->rope);
-    free(f->scores); free(f->qtmp); free(f->kvtmp); free(f->kc); free(f->vc); free(f->f16tab);
+    free(f->scores); free(f->qtmp); free(f->kvtmp); free(f->wrow); free(f->kc); free(f->vc); free(f->f16tab);
     free(f);
 }
 
@@ -557,7 +656,9 @@ void bn_forward_receipt(const bn_forward *f, char *buf, size_t n) {
         bn_kernels_path(f->k, types[i], p, sizeof p);
         used += (size_t)snprintf(buf + used, n - used, "%s%s", i ? " " : "", p);
     }
-    if (used < n) snprintf(buf + used, n - used, " threads=%d kv=%s", f->n_threads, f->kv == BN_KV_F16 ? "f16" : "f32");
+    if (used < n)
+        snprintf(buf + used, n - used, " threads=%d kv=%s compat=%s", f->n_threads, f->kv == BN_KV_F16 ? "f16" : "f32",
+                 f->compat == BN_COMPAT_BITNETCPP ? "bitnet.cpp" : "none");
 }
 
 /* ---- logits helpers ------------------------------------------------------ */

@@ -6,7 +6,7 @@
  * P·V against an F16 cache with q and p rounded to f16 (ggml vec_dot_f16),
  * softmax in f32 with a double sum. Every output row (matmul row, attention
  * head) is computed by one thread in a fixed order, so results are bitwise
- * identical for any thread count and any batch size. */
+ * identical for any thread count and (with compat NONE) any batch size. */
 #ifndef BN_FORWARD_H
 #define BN_FORWARD_H
 
@@ -17,12 +17,29 @@
 
 typedef enum bn_kv_type { BN_KV_F16 = 0, BN_KV_F32 } bn_kv_type;
 
+/* Which reference engine's float order to reproduce in the F16 parts
+ * (attention against an F16 cache, F16 head). NONE is batch invariant: every
+ * row is computed the same way whatever the batch size (Q.K and P.V with q
+ * and p rounded to f16 in tinyBLAS order, as upstream llama.cpp's prefill).
+ * BITNETCPP reproduces bitnet.cpp (its ggml fork, llama.cpp ~2024-10, AVX2,
+ * llamafile on), which is batch dependent because ggml_compute_forward_mul_mat
+ * gives src1 with >= 2 contiguous rows to llamafile_sgemm (tinyBLAS) and
+ * anything else to ggml_vec_dot_f16, and that sgemm takes F16 x F32 without
+ * rounding src1 to f16:
+ *   Q.K (q is a permuted view: never sgemm): q rounded to f16, vec_dot_f16 order;
+ *   P.V, batch of >= 2 tokens: p in f32, tinyBLAS order; 1 token: p rounded
+ *     to f16, vec_dot_f16 order;
+ *   F16 head, >= 2 output rows: f32 input, tinyBLAS order; 1 row: as NONE.
+ * With an F32 cache BITNETCPP changes nothing in attention. */
+typedef enum bn_compat { BN_COMPAT_NONE = 0, BN_COMPAT_BITNETCPP } bn_compat;
+
 typedef struct bn_forward_opts {
     int n_ctx;               /* 0: the model's context_length */
     int n_batch;             /* tokens per batch in prefill; 0: 128 */
     int n_threads;           /* >= 1 */
     bn_kv_type kv;
     const bn_kernels *kern;  /* kernel table (bn_kernels_for(isa)) */
+    bn_compat compat;        /* reference float order (NONE: batch invariant) */
 } bn_forward_opts;
 
 typedef struct bn_forward bn_forward; /* opaque */

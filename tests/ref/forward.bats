@@ -49,6 +49,23 @@ teacher() {
     assert_success
 }
 
+# decode MODEL REFDIR P BOUNDS [args]: the prompt as one batch, then the
+# greedy continuation one token per step in-process (the reference's decode
+# path, unlike teacher, which feeds everything as one batch); rows after the
+# prompt vs P.gen.logits. Only meaningful while the greedy ids equal the
+# reference's, so that is asserted first.
+decode() {
+    local m=$1 ref=$2 p=$3 bounds=$4; shift 4
+    local np got want
+    np=$(prompt_of $p | wc -w)
+    got=$(prompt_of $p | bn-forward -m "$m" --ids --greedy 32 --dump-logits "$W/d.logt" -t 2 "$@" | tr -s ' \n' ',')
+    want=$(tr -d ' \n' < "$ref/$p.gen.txt")
+    [ "${got%,}" = "$want" ]
+    run "$BN_TESTBIN/logt-compare" --quiet --a-row $np $bounds "$W/d.logt" "$ref/$p.gen.logits"
+    echo "$p decode: $output" >&3
+    assert_success
+}
+
 # greedy MODEL REFDIR P MIN [args]: at least MIN of 32 greedy ids equal
 greedy() {
     local m=$1 ref=$2 p=$3 min=$4; shift 4
@@ -101,13 +118,36 @@ greedy() {
     greedy "$FX/tiny-bitnet-tq2_0.gguf" "$FX/ref/llamacpp-stock-tq2_0" C 16
 }
 
-@test "I2_S vs bitnetcpp-i2_s: B (decode path) within bounds; A, C prompt and teacher-forced at the measured level (NOT the issue bound)" {
-    prompt "$FX/tiny-b158-i2_s.gguf" "$FX/ref/bitnetcpp-i2_s" B "$QUANT"
-    for p in A C; do prompt "$FX/tiny-b158-i2_s.gguf" "$FX/ref/bitnetcpp-i2_s" $p "$LOOSE"; done
-    for p in A B C; do teacher "$FX/tiny-b158-i2_s.gguf" "$FX/ref/bitnetcpp-i2_s" $p "$LOOSE"; done
-    greedy "$FX/tiny-b158-i2_s.gguf" "$FX/ref/bitnetcpp-i2_s" B 32
-    greedy "$FX/tiny-b158-i2_s.gguf" "$FX/ref/bitnetcpp-i2_s" C 32
-    greedy "$FX/tiny-b158-i2_s.gguf" "$FX/ref/bitnetcpp-i2_s" A 0
+@test "I2_S --compat none (batch invariant) vs bitnetcpp-i2_s: B within bounds; A, C at the measured level" {
+    # bitnet.cpp runs the F16 parts of a batch (P.V, the head) through
+    # llamafile's sgemm with f32 inputs; --compat none keeps one order for any
+    # batch size, which lands at activation-quantization noise on A and C
+    local N=(--compat none)
+    prompt "$FX/tiny-b158-i2_s.gguf" "$FX/ref/bitnetcpp-i2_s" B "$QUANT" "${N[@]}"
+    for p in A C; do prompt "$FX/tiny-b158-i2_s.gguf" "$FX/ref/bitnetcpp-i2_s" $p "$LOOSE" "${N[@]}"; done
+    for p in A B C; do teacher "$FX/tiny-b158-i2_s.gguf" "$FX/ref/bitnetcpp-i2_s" $p "$LOOSE" "${N[@]}"; done
+    greedy "$FX/tiny-b158-i2_s.gguf" "$FX/ref/bitnetcpp-i2_s" B 32 "${N[@]}"
+    greedy "$FX/tiny-b158-i2_s.gguf" "$FX/ref/bitnetcpp-i2_s" C 32 "${N[@]}"
+    greedy "$FX/tiny-b158-i2_s.gguf" "$FX/ref/bitnetcpp-i2_s" A 0 "${N[@]}"
+}
+
+@test "I2_S default (auto = bitnet.cpp numerics for its arch) vs bitnetcpp-i2_s: prompt and decode rows equal to 1e-5, greedy 32/32" {
+    local EXACT="--max-abs 1e-5 --min-pearson 0.9999999 --argmax-all"
+    for p in A B C; do
+        prompt "$FX/tiny-b158-i2_s.gguf" "$FX/ref/bitnetcpp-i2_s" $p "$EXACT"
+        decode "$FX/tiny-b158-i2_s.gguf" "$FX/ref/bitnetcpp-i2_s" $p "$EXACT"
+        greedy "$FX/tiny-b158-i2_s.gguf" "$FX/ref/bitnetcpp-i2_s" $p 32
+    done
+}
+
+@test "I2_S --compat bitnet.cpp vs bitnetcpp-i2_s: prompt rows and single-token decode rows equal to 1e-5, greedy 32/32" {
+    # measured: prompt rows A, C bitwise equal, B and decode rows <= 2e-6
+    # (the F16 head of one row sums in another order); see lib/forward.h bn_compat
+    local EXACT="--max-abs 1e-5 --min-pearson 0.9999999 --argmax-all"
+    for p in A B C; do
+        prompt "$FX/tiny-b158-i2_s.gguf" "$FX/ref/bitnetcpp-i2_s" $p "$EXACT" --compat bitnet.cpp
+        decode "$FX/tiny-b158-i2_s.gguf" "$FX/ref/bitnetcpp-i2_s" $p "$EXACT" --compat bitnet.cpp
+    done
 }
 
 @test "kjv-bitnet-tiny (I2_S and F16 from the safetensors) vs ref_logits.bin: max |diff| <= 0.3, same top token at all 12 positions" {

@@ -73,7 +73,7 @@ static void ref_free(ref_model *r) {
 }
 
 /* What to break when writing (load-time checks). */
-typedef enum { OK = 0, DROP_DOWN, BAD_SHAPE_K, BAD_TYPE_Q, BAD_ARCH, NO_CTX, BAD_VOCAB } breakage;
+typedef enum { OK = 0, DROP_DOWN, BAD_SHAPE_K, BAD_TYPE_Q, BAD_ARCH, NO_CTX, BAD_VOCAB, EMB_F16 } breakage;
 
 /* Write the model as GGUF with linear weights of type wt. */
 static int write_model(const ref_model *r, const char *path, uint32_t wt, breakage brk) {
@@ -105,7 +105,7 @@ static int write_model(const ref_model *r, const char *path, uint32_t wt, breaka
     typedef struct { char name[64]; uint32_t type; int64_t ne[2]; int nd; const float *src; } tdesc;
     tdesc td[4 + NL * 11];
     int nt = 0;
-    td[nt++] = (tdesc){"token_embd.weight", BN_TYPE_F32, {D, V}, 2, r->embd};
+    td[nt++] = (tdesc){"token_embd.weight", brk == EMB_F16 ? BN_TYPE_F16 : BN_TYPE_F32, {D, V}, 2, r->embd};
     td[nt++] = (tdesc){"output_norm.weight", BN_TYPE_F32, {D, 1}, 1, r->norm_out};
     for (int l = 0; l < NL; l++) {
         const float *norms[4] = {r->an[l], r->asn[l], r->fn[l], r->fsn[l]};
@@ -136,6 +136,11 @@ static int write_model(const ref_model *r, const char *path, uint32_t wt, breaka
         }
         if (td[i].type == BN_TYPE_F32) {
             rc = bn_gguf_w_data(w, i, src, (size_t)n * 4, &e);
+        } else if (td[i].type == BN_TYPE_F16) { /* EMB_F16: the tied head is F16 as in real files */
+            uint16_t *h = malloc((size_t)n * sizeof *h);
+            for (int64_t q = 0; q < n; q++) h[q] = bn_f32_to_f16(src[q]);
+            rc = bn_gguf_w_data(w, i, h, (size_t)n * 2, &e);
+            free(h);
         } else if (td[i].type == BN_TYPE_I2_S) {
             uint8_t *q = calloc(bn_i2s_nbytes(n), 1);
             size_t nb = bn_quantize_i2_s_ref(src, q, n);
@@ -238,13 +243,17 @@ typedef struct eng {
     bn_forward *f;
 } eng;
 
-static int eng_open(eng *x, const char *path, int threads, int batch, bn_kv_type kv, const bn_kernels *k, bn_err *e) {
+static int eng_open_c(eng *x, const char *path, int threads, int batch, bn_kv_type kv, const bn_kernels *k, bn_compat c,
+                      bn_err *e) {
     memset(x, 0, sizeof *x);
     if (bn_gguf_open(&x->g, path, e) < 0) return -1;
     bn_model_opts mo = {0};
     if (bn_model_load(&x->m, x->g, &mo, e) < 0) return -1;
-    bn_forward_opts fo = {.n_threads = threads, .n_batch = batch, .kv = kv, .kern = k};
+    bn_forward_opts fo = {.n_threads = threads, .n_batch = batch, .kv = kv, .kern = k, .compat = c};
     return bn_forward_new(&x->f, &x->m, &fo, e);
+}
+static int eng_open(eng *x, const char *path, int threads, int batch, bn_kv_type kv, const bn_kernels *k, bn_err *e) {
+    return eng_open_c(x, path, threads, batch, kv, k, BN_COMPAT_NONE, e);
 }
 static void eng_close(eng *x) {
     bn_forward_free(x->f);
@@ -277,8 +286,9 @@ static void pool_sum(void *ctx, int ith, int nth) {
 int main(void) {
     char dir[] = "/tmp/bn-test-forward-XXXXXX";
     if (!mkdtemp(dir)) { printf("not ok 1 - mkdtemp\n"); return 1; }
-    char p_f32[96], p_i2s[96], p_bad[96], p_logt[96];
+    char p_f32[96], p_i2s[96], p_bad[96], p_logt[96], p_e16[96];
     snprintf(p_f32, sizeof p_f32, "%s/f32.gguf", dir);
+    snprintf(p_e16, sizeof p_e16, "%s/i2s-e16.gguf", dir);
     snprintf(p_i2s, sizeof p_i2s, "%s/i2s.gguf", dir);
     snprintf(p_bad, sizeof p_bad, "%s/bad.gguf", dir);
     snprintf(p_logt, sizeof p_logt, "%s/x.logt", dir);
@@ -286,6 +296,7 @@ int main(void) {
     ref_init(&r);
     CHECK(write_model(&r, p_f32, BN_TYPE_F32, OK) == 0, "write F32 model");
     CHECK(write_model(&r, p_i2s, BN_TYPE_I2_S, OK) == 0, "write I2_S model");
+    CHECK(write_model(&r, p_e16, BN_TYPE_I2_S, EMB_F16) == 0, "write I2_S model with an F16 token_embd (tied head)");
     const bn_kernels *ks = bn_kernels_for(BN_ISA_SCALAR);
     bn_err e = {{0}};
 
@@ -349,6 +360,48 @@ int main(void) {
             CHECK(same, "%s %s: threads 1-4 with batch 128/1/3/7 bitwise equal", k->name, mi ? "I2_S" : "F32");
             free(base);
         }
+    }
+
+    /* compat bitnet.cpp (F16 cache): still the model's function; thread
+     * invariant; every batch of >= 2 tokens computes a row the same way
+     * (batches 3, 7, 128 of the 9-token prompt: bitwise equal), but a prompt
+     * fed token by token differs (p rounded to f16 there, f32 in a batch).
+     * The exact orders are checked against bitnet.cpp in tests/ref/forward.bats. */
+    {
+        rc = eng_open_c(&x, p_f32, 2, 5, BN_KV_F16, ks, BN_COMPAT_BITNETCPP, &e);
+        if (rc == 0) rc = eng_run(&x, tok, NP, NX, alt, &e);
+        eng_close(&x);
+        double dc = max_abs_diff(alt, want, (size_t)NT * V);
+        CHECK(rc == 0 && dc < 5e-2, "compat bitnet.cpp, F16 cache vs double reference: max |diff| %.3g", dc);
+        for (int mi = 0; mi < 2; mi++) {
+            const char *path = mi ? p_e16 : p_i2s;
+            float *base = malloc(sizeof(float) * NT * V);
+            int same = 1, differs = 0;
+            const int batches[5] = {128, 3, 7, 128, 1}, threads[5] = {1, 2, 3, 4, 2};
+            for (int i = 0; i < 5; i++) {
+                rc = eng_open_c(&x, path, threads[i], batches[i], BN_KV_F16, bn_kernels_for(BN_ISA_SCALAR),
+                                BN_COMPAT_BITNETCPP, &e);
+                if (rc == 0) rc = eng_run(&x, tok, NP, NX, got, &e);
+                eng_close(&x);
+                if (rc) { same = 0; break; }
+                if (i == 0) memcpy(base, got, sizeof(float) * NT * V);
+                else if (i < 4 && memcmp(base, got, sizeof(float) * NT * V) != 0) same = 0;
+                else if (i == 4) differs = memcmp(base, got, sizeof(float) * NP * V) != 0;
+            }
+            CHECK(same, "compat bitnet.cpp %s: batches 128/3/7 with threads 1-4 bitwise equal", mi ? "F16 head" : "I2_S");
+            CHECK(differs, "compat bitnet.cpp %s: token-by-token prompt rows differ from the batched ones", mi ? "F16 head" : "I2_S");
+            free(base);
+        }
+        bn_forward_opts bad = {.n_threads = 1, .kv = BN_KV_F16, .kern = ks, .compat = (bn_compat)7};
+        bn_gguf *g = NULL;
+        bn_model mm;
+        bn_model_opts mo = {0};
+        bn_forward *fw = NULL;
+        rc = bn_gguf_open(&g, p_i2s, &e) < 0 || bn_model_load(&mm, g, &mo, &e) < 0 ? -2 : bn_forward_new(&fw, &mm, &bad, &e);
+        CHECK(rc == -1 && strstr(e.msg, "compat"), "unknown compat value is an error: %s", e.msg);
+        if (rc != -2) bn_model_free(&mm);
+        bn_forward_free(fw);
+        if (g) bn_gguf_close(g);
     }
 
     /* I2_S (int8 activations) tracks the F32 model on the same ternary weights */

@@ -34,8 +34,11 @@ static void usage(FILE *f) {
         "  -o, --out SPEC          frames out (default -)\n"
         "  -t, --threads N         threads (default: physical cores)\n"
         "  -c, --ctx N             context size (default: the model's context_length)\n"
-        "  -b, --batch N           prompt tokens per batch (default 128)\n"
+        "  -b, --batch N           prompt tokens per batch (default 512)\n"
         "      --kv f16|f32        KV cache type (default f16)\n"
+        "      --compat auto|none|bitnet.cpp  float order of the F16 parts: bitnet.cpp's, which\n"
+        "                          depends on the batch size, or batch invariant (none); auto (default):\n"
+        "                          bitnet.cpp for its archs (bitnet-b1.58, bitnet-25), none otherwise\n"
         "      --ffn-act relu2|silu  override the FFN activation\n"
         "      --logits last|all   rows per tokens frame (default last)\n"
         "      --dump-logits FILE  also write every row produced as a LOGT file\n"
@@ -54,7 +57,7 @@ typedef struct opts {
     const char *model, *in, *out, *dump, *feedback;
     long threads, ctx, batch, greedy;
     bn_conn_opts co; /* --timeout, --curve-keys, --insecure */
-    int ffn_act;
+    int ffn_act, compat;
     bool kv32, all, scores, ids, no_feedback, strict, verbose;
 } opts;
 
@@ -318,14 +321,14 @@ static bool want_feedback(const opts *o) {
 }
 
 static void parse(int argc, char **argv, opts *o) {
-    enum { O_KV = 256, O_ACT, O_LOGITS, O_DUMP, O_SCORES, O_GREEDY, O_IDS, O_FB, O_NOFB, O_STRICT, O_VER };
+    enum { O_KV = 256, O_ACT, O_LOGITS, O_DUMP, O_SCORES, O_GREEDY, O_IDS, O_FB, O_NOFB, O_STRICT, O_VER, O_COMPAT };
     static const struct option lo[] = {
         {"model", 1, 0, 'm'}, {"in", 1, 0, 'i'}, {"out", 1, 0, 'o'}, {"threads", 1, 0, 't'}, {"ctx", 1, 0, 'c'},
-        {"batch", 1, 0, 'b'}, {"kv", 1, 0, O_KV}, {"ffn-act", 1, 0, O_ACT}, {"logits", 1, 0, O_LOGITS},
+        {"batch", 1, 0, 'b'}, {"kv", 1, 0, O_KV}, {"ffn-act", 1, 0, O_ACT}, {"compat", 1, 0, O_COMPAT}, {"logits", 1, 0, O_LOGITS},
         {"dump-logits", 1, 0, O_DUMP}, {"scores", 0, 0, O_SCORES}, {"greedy", 1, 0, O_GREEDY}, {"ids", 0, 0, O_IDS},
         {"feedback", 1, 0, O_FB}, {"no-feedback", 0, 0, O_NOFB}, {"strict", 0, 0, O_STRICT}, BN_TRANSPORT_LONGOPTS,
         {"verbose", 0, 0, 'v'}, {"help", 0, 0, 'h'}, {"version", 0, 0, O_VER}, {0, 0, 0, 0}};
-    *o = (opts){.in = "-", .out = "-"};
+    *o = (opts){.in = "-", .out = "-", .compat = -1};
     bn_cli_transport_init(T, &o->co);
     int c;
     while ((c = getopt_long(argc, argv, "m:i:o:t:c:b:vh", lo, NULL)) != -1) {
@@ -339,6 +342,12 @@ static void parse(int argc, char **argv, opts *o) {
         case O_KV:
             if (strcmp(optarg, "f16") && strcmp(optarg, "f32")) bn_die(T, 2, "--kv: want f16 or f32");
             o->kv32 = !strcmp(optarg, "f32");
+            break;
+        case O_COMPAT:
+            if (!strcmp(optarg, "auto")) o->compat = -1;
+            else if (!strcmp(optarg, "none")) o->compat = BN_COMPAT_NONE;
+            else if (!strcmp(optarg, "bitnet.cpp")) o->compat = BN_COMPAT_BITNETCPP;
+            else bn_die(T, 2, "--compat: want auto, none or bitnet.cpp");
             break;
         case O_ACT:
             if ((o->ffn_act = bn_ffn_act_parse(optarg)) < 0) bn_die(T, 2, "--ffn-act: want relu2 or silu");
@@ -402,9 +411,13 @@ static int setup(run *r, bn_gguf **g, bn_err *e) {
     if (!k) return -1;
     bn_cpu_info ci;
     bn_cpu_detect(&ci);
-    r->n_batch = o->batch ? (int)o->batch : 128;
+    r->n_batch = o->batch ? (int)o->batch : 512; /* llama.cpp's and bitnet.cpp's n_ubatch */
+    /* files bitnet.cpp makes get bitnet.cpp's numerics unless asked otherwise */
+    bn_compat compat = o->compat >= 0 ? (bn_compat)o->compat
+                     : (!strcmp(r->m.arch, "bitnet-b1.58") || !strcmp(r->m.arch, "bitnet-25")) ? BN_COMPAT_BITNETCPP
+                                                                                                : BN_COMPAT_NONE;
     bn_forward_opts fo = {.n_ctx = (int)o->ctx, .n_batch = r->n_batch, .n_threads = o->threads ? (int)o->threads : ci.n_cores,
-                          .kv = o->kv32 ? BN_KV_F32 : BN_KV_F16, .kern = k};
+                          .kv = o->kv32 ? BN_KV_F32 : BN_KV_F16, .kern = k, .compat = compat};
     if (bn_forward_new(&r->fw, &r->m, &fo, e) < 0) return -1;
     r->V = r->m.hp.n_vocab;
     r->logits = malloc((size_t)r->n_batch * r->V * sizeof(float));

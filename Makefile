@@ -144,7 +144,7 @@ fuzz:
 
 # NEON: the kernel modules (no zmq/msgpack) cross-built and run under qemu.
 NEON_CC ?= aarch64-linux-gnu-gcc
-NEON_LIB := lib/util.c lib/cpu.c $(wildcard lib/quant*.c lib/kernels*.c lib/gguf*.c) $(LIB_NEON)
+NEON_LIB := lib/util.c lib/cpu.c $(wildcard lib/quant*.c lib/kernels*.c) $(LIB_NEON)
 NEON_LIB := $(sort $(filter-out %_avx2.c %_avx512.c,$(NEON_LIB)))
 test-neon:
 	@mkdir -p build/neon

@@ -174,10 +174,11 @@ BN_AI int32_t tq2_block(const bn_block_tq2_0 *x, const bn_block_q8_K *y, const i
 
 BN_AI void mm_tq2_0(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy, const int DP) {
     const int64_t nb = W->K / BN_QK_K;
-    for (int t = 0; t < a->n; t++) {
-        const bn_block_q8_K *y = (const bn_block_q8_K *)((const uint8_t *)a->data + (size_t)t * a->row_bytes);
-        for (int64_t r = r0; r < r1; r++) {
-            const bn_block_tq2_0 *x = (const bn_block_tq2_0 *)(W->data + (size_t)r * W->row_bytes);
+    /* row outer, token inner: a row's blocks stay in L1 across tokens */
+    for (int64_t r = r0; r < r1; r++) {
+        const bn_block_tq2_0 *x = (const bn_block_tq2_0 *)(W->data + (size_t)r * W->row_bytes);
+        for (int t = 0; t < a->n; t++) {
+            const bn_block_q8_K *y = (const bn_block_q8_K *)((const uint8_t *)a->data + (size_t)t * a->row_bytes);
             float sumf = 0.0f;
             for (int64_t i = 0; i < nb; i++) {
                 int32_t s = tq2_block(&x[i], &y[i], DP);

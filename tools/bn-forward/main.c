@@ -19,6 +19,7 @@
 #include "fetch.h"
 #include "cli.h"
 #include "forward.h"
+#include "gpu.h"
 #include "frame.h"
 #include "logt.h"
 #include "transport.h"
@@ -36,6 +37,8 @@ static void usage(FILE *f) {
         "  -c, --ctx N             context size (default: the model's context_length)\n"
         "  -b, --batch N           prompt tokens per batch (default 512)\n"
         "      --kv f16|f32        KV cache type (default f16)\n"
+        "      --device cpu|cuda|auto  where the forward pass runs (default cpu); cuda without a\n"
+        "                          usable GPU falls back to the CPU with a warning (an error with --strict)\n"
         "      --compat auto|none|bitnet.cpp  float order of the F16 parts: bitnet.cpp's, which\n"
         "                          depends on the batch size, or batch invariant (none); auto (default):\n"
         "                          bitnet.cpp for its archs (bitnet-b1.58, bitnet-25), none otherwise\n"
@@ -57,14 +60,14 @@ typedef struct opts {
     const char *model, *in, *out, *dump, *feedback;
     long threads, ctx, batch, greedy;
     bn_conn_opts co; /* --timeout, --curve-keys, --insecure */
-    int ffn_act, compat;
+    int ffn_act, compat, device;
     bool kv32, all, scores, ids, no_feedback, strict, verbose;
 } opts;
 
 typedef struct run {
     const opts *o;
     bn_model m;
-    bn_forward *fw;
+    bn_engine fw; /* the CPU pass, or the GPU pass with --device cuda|auto */
     bn_conn *in, *out, *fb;
     bn_logt_writer *dump;
     float *logits;            /* [n_batch][n_vocab] */
@@ -125,8 +128,8 @@ static int eval_tokens(run *r, const int32_t *tok, int n, bn_err *e) {
         const int nc = n - c0 < r->n_batch ? n - c0 : r->n_batch;
         const bool last_chunk = c0 + nc == n;
         const int n_out = all ? nc : last_chunk ? 1 : 0;
-        const uint32_t pos = (uint32_t)bn_forward_pos(r->fw);
-        if (bn_forward_eval(r->fw, tok + c0, nc, r->logits, n_out, e) < 0) goto fail;
+        const uint32_t pos = (uint32_t)bn_engine_pos(&r->fw);
+        if (bn_engine_eval(&r->fw, tok + c0, nc, r->logits, n_out, e) < 0) goto fail;
         const bool had_prev = r->have_prev;
         if (r->o->scores) { /* log p(next token) for every row that has one */
             for (int i = had_prev ? -1 : 0; i < nc - 1; i++) {
@@ -181,7 +184,7 @@ static int greedy(run *r, int32_t *ids_out, bn_err *e) {
         int32_t id = bn_argmax(r->prev, r->V);
         if (ids_out) ids_out[i] = id;
         bn_frame f;
-        bn_frame_token(&f, &id, (uint32_t)bn_forward_pos(r->fw));
+        bn_frame_token(&f, &id, (uint32_t)bn_engine_pos(&r->fw));
         if (put(r, &f, e) < 0 || eval_tokens(r, &id, 1, e) < 0) return -1;
     }
     return 0;
@@ -203,9 +206,9 @@ static int on_hello(run *r, const bn_hello *h, bn_err *e) {
 
 /* A prompt (or continuation) at f->pos: position 0 starts a new sequence. */
 static int on_tokens(run *r, const bn_frame *f, bn_err *e) {
-    if (f->pos == 0) { bn_forward_reset(r->fw); r->have_prev = false; }
-    else if (f->pos != (uint32_t)bn_forward_pos(r->fw))
-        return bn_errf(e, "tokens at position %u, but %d tokens are in the cache", f->pos, bn_forward_pos(r->fw));
+    if (f->pos == 0) { bn_engine_reset(&r->fw); r->have_prev = false; }
+    else if (f->pos != (uint32_t)bn_engine_pos(&r->fw))
+        return bn_errf(e, "tokens at position %u, but %d tokens are in the cache", f->pos, bn_engine_pos(&r->fw));
     if (put(r, f, e) < 0) return -1; /* the sampler's penalties see the prompt */
     if (eval_tokens(r, f->tokens, (int)f->n_tokens, e) < 0) return -1;
     return greedy(r, NULL, e);
@@ -219,8 +222,8 @@ static int feedback_loop(run *r, bn_err *e) {
         if (rc < 0) return -1;
         if (rc == 0) return 0;
         if (f.kind == BN_FRAME_TOKEN && f.n_tokens == 1) {
-            if (f.pos != (uint32_t)bn_forward_pos(r->fw))
-                rc = bn_errf(e, "feedback: token for position %u, cache holds %d", f.pos, bn_forward_pos(r->fw));
+            if (f.pos != (uint32_t)bn_engine_pos(&r->fw))
+                rc = bn_errf(e, "feedback: token for position %u, cache holds %d", f.pos, bn_engine_pos(&r->fw));
             else rc = eval_tokens(r, f.tokens, 1, e);
             if (rc == 0) rc = bn_conn_flush(r->out, e);
         } else if (f.kind == BN_FRAME_END) {
@@ -321,10 +324,10 @@ static bool want_feedback(const opts *o) {
 }
 
 static void parse(int argc, char **argv, opts *o) {
-    enum { O_KV = 256, O_ACT, O_LOGITS, O_DUMP, O_SCORES, O_GREEDY, O_IDS, O_FB, O_NOFB, O_STRICT, O_VER, O_COMPAT };
+    enum { O_KV = 256, O_ACT, O_LOGITS, O_DUMP, O_SCORES, O_GREEDY, O_IDS, O_FB, O_NOFB, O_STRICT, O_VER, O_COMPAT, O_DEVICE };
     static const struct option lo[] = {
         {"model", 1, 0, 'm'}, {"in", 1, 0, 'i'}, {"out", 1, 0, 'o'}, {"threads", 1, 0, 't'}, {"ctx", 1, 0, 'c'},
-        {"batch", 1, 0, 'b'}, {"kv", 1, 0, O_KV}, {"ffn-act", 1, 0, O_ACT}, {"compat", 1, 0, O_COMPAT}, {"logits", 1, 0, O_LOGITS},
+        {"batch", 1, 0, 'b'}, {"kv", 1, 0, O_KV}, {"ffn-act", 1, 0, O_ACT}, {"compat", 1, 0, O_COMPAT}, {"device", 1, 0, O_DEVICE}, {"logits", 1, 0, O_LOGITS},
         {"dump-logits", 1, 0, O_DUMP}, {"scores", 0, 0, O_SCORES}, {"greedy", 1, 0, O_GREEDY}, {"ids", 0, 0, O_IDS},
         {"feedback", 1, 0, O_FB}, {"no-feedback", 0, 0, O_NOFB}, {"strict", 0, 0, O_STRICT}, BN_TRANSPORT_LONGOPTS,
         {"verbose", 0, 0, 'v'}, {"help", 0, 0, 'h'}, {"version", 0, 0, O_VER}, {0, 0, 0, 0}};
@@ -363,6 +366,9 @@ static void parse(int argc, char **argv, opts *o) {
         case O_FB: o->feedback = optarg; break;
         case O_NOFB: o->no_feedback = true; break;
         case O_STRICT: o->strict = true; break;
+        case O_DEVICE:
+            if ((o->device = bn_device_parse(optarg)) < 0) bn_die(T, 2, "--device: want cpu, cuda or auto");
+            break;
         case 'v': o->verbose = true; break;
         case 'h': usage(stdout); exit(0);
         case O_VER: bn_print_version(T, stdout); exit(0);
@@ -418,13 +424,15 @@ static int setup(run *r, bn_gguf **g, bn_err *e) {
                                                                                                 : BN_COMPAT_NONE;
     bn_forward_opts fo = {.n_ctx = (int)o->ctx, .n_batch = r->n_batch, .n_threads = o->threads ? (int)o->threads : ci.n_cores,
                           .kv = o->kv32 ? BN_KV_F32 : BN_KV_F16, .kern = k, .compat = compat};
-    if (bn_forward_new(&r->fw, &r->m, &fo, e) < 0) return -1;
+    if (bn_engine_open(&r->fw, &r->m, &fo, (bn_device)o->device, o->strict, e) < 0) return -1;
+    if (r->fw.note[0] && o->device == BN_DEVICE_CUDA) bn_warnx(T, "--device cuda: %s; using the CPU", r->fw.note);
+    else if (r->fw.note[0] && o->verbose) bn_warnx(T, "--device auto: %s; using the CPU", r->fw.note);
     r->V = r->m.hp.n_vocab;
     r->logits = malloc((size_t)r->n_batch * r->V * sizeof(float));
     r->prev = malloc((size_t)r->V * sizeof(float));
     if (!r->logits || !r->prev) return bn_errf(e, "out of memory for %d logits rows", r->n_batch);
     char rc[200];
-    bn_forward_receipt(r->fw, rc, sizeof rc);
+    bn_engine_receipt(&r->fw, rc, sizeof rc);
     snprintf(r->receipt, sizeof r->receipt, "%s act=%s strict=%d", rc, bn_ffn_act_name(r->m.act), o->strict);
     if (o->dump && bn_logt_writer_new(&r->dump, o->dump, (uint32_t)r->V, e) < 0) return -1;
     return 0;
@@ -455,7 +463,7 @@ static int open_frames(run *r, bn_err *e) {
     h.hello.bos = r->m.bos;
     h.hello.eos = r->m.eos;
     for (int i = 0; i < r->m.n_eog && i < BN_MAX_EOG; i++) h.hello.eog[h.hello.n_eog++] = r->m.eog[i];
-    h.hello.n_ctx = (uint32_t)bn_forward_n_ctx(r->fw);
+    h.hello.n_ctx = (uint32_t)bn_engine_n_ctx(&r->fw);
     snprintf(h.hello.kernels, sizeof h.hello.kernels, "%s", r->receipt);
     if (put(r, &h, e) < 0 || bn_conn_flush(r->out, e) < 0) return -1;
     return 0;
@@ -501,7 +509,7 @@ int main(int argc, char **argv) {
     if (r.fb) bn_conn_close(r.fb);
     if (r.in) bn_conn_close(r.in);
     if (r.out) bn_conn_close(r.out);
-    bn_forward_free(r.fw);
+    bn_engine_close(&r.fw);
     bn_model_free(&r.m);
     if (g) bn_gguf_close(g);
     free(r.logits);

@@ -174,3 +174,47 @@ PY
     assert_output --partial "--logits all"
     [ ! -e "$W/x.kl" ]
 }
+
+@test "KL statistics recomputed from both models' dumped logits: mean/max KLD, same top, PPL ratio" {
+    "$PPL" -m "$W/m.gguf" -f "$W/text.txt" -c 32 --kl-save "$W/b.kl" >/dev/null
+    [ -f "$W/m7.gguf" ] || bn-quantize -q --synthetic tiny --seed 7 --vocab "$BN_DATA/tokenizer/ggml-vocab-llama-spm.gguf" -o "$W/m7.gguf" --type I2_S
+    run "$PPL" -m "$W/m7.gguf" -f "$W/text.txt" -c 32 --kl-base "$W/b.kl" --json
+    assert_success
+    echo "${lines[-1]}" >"$W/kl.json"
+    ids=($(bn-tokenize -m "$W/m.gguf" -f "$W/text.txt" --ids))
+    chunks=$((${#ids[@]} / 32))
+    for c in $(seq 0 $((chunks - 1))); do
+        chunk=("${ids[@]:$((c * 32)):32}")
+        chunk[0]=1
+        echo "${chunk[*]}" >"$W/k$c.txt"
+        for m in m m7; do echo "${chunk[*]}" | bn-forward -m "$W/$m.gguf" --ids --dump-logits "$W/k$c.$m.logt" -t 1 >/dev/null; done
+    done
+    /usr/bin/python3 - "$W" "$chunks" <<'PY'
+import json, sys, numpy as np
+w, chunks = sys.argv[1], int(sys.argv[2])
+def rows(path):
+    raw = open(path, 'rb').read()
+    nr, nv = np.frombuffer(raw[8:16], '<u4')
+    lg = np.frombuffer(raw[16:], '<f4').reshape(nr, nv).astype(np.float64)
+    m = lg.max(axis=1, keepdims=True)
+    return lg - m - np.log(np.exp(lg - m).sum(axis=1, keepdims=True))
+kld, same, lb_t, lq_t = [], 0, [], []
+for c in range(chunks):
+    ids = [int(x) for x in open('%s/k%d.txt' % (w, c)).read().split()]
+    b, q = rows('%s/k%d.m.logt' % (w, c)), rows('%s/k%d.m7.logt' % (w, c))
+    for r in range(16, 31):
+        kld.append(float((np.exp(b[r]) * (b[r] - q[r])).sum()))
+        same += int(np.argmax(b[r]) == np.argmax(q[r]))
+        lb_t.append(-b[r][ids[r + 1]]); lq_t.append(-q[r][ids[r + 1]])
+k = json.load(open(w + '/kl.json'))['kl']
+n = len(kld)
+print(k, np.mean(kld), max(kld), same / n, file=sys.stderr)
+assert k['rows'] == n
+assert abs(k['mean_kld'] - np.mean(kld)) <= 1e-4 * np.mean(kld) + 1e-7, (k['mean_kld'], np.mean(kld))
+assert abs(k['max_kld'] - max(kld)) <= 1e-4 * max(kld) + 1e-7, (k['max_kld'], max(kld))
+assert abs(k['median_kld'] - np.median(kld)) <= 1e-4 * np.median(kld) + 1e-7, (k['median_kld'], np.median(kld))
+assert abs(k['same_top'] - same / n) < 1e-6, (k['same_top'], same / n)
+assert abs(k['ppl_base'] - np.exp(np.mean(lb_t))) / k['ppl_base'] < 1e-4
+assert abs(k['ppl_q'] - np.exp(np.mean(lq_t))) / k['ppl_q'] < 1e-4
+PY
+}

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "unicode.h"
+#include "mergeq.h"
 #include "vocab.h"
 
 /* ---- pre-tokenizer ------------------------------------------------------- */
@@ -102,59 +103,8 @@ typedef struct bsym {
     bool alive;
 } bsym;
 
-typedef struct bpair {
-    uint32_t rank;
-    int32_t left, right;
-    int32_t lid, rid, result;
-} bpair;
-
-typedef struct pheap {
-    bpair *a;
-    size_t n, cap;
-} pheap;
-
-/* Lower rank first, then leftmost. */
-static bool pbefore(const bpair *x, const bpair *y) {
-    if (x->rank != y->rank) return x->rank < y->rank;
-    return x->left < y->left;
-}
-
-static int pheap_push(pheap *h, bpair b, bn_err *e) {
-    if (h->n == h->cap) {
-        size_t cap = h->cap ? h->cap * 2 : 64;
-        bpair *p = realloc(h->a, cap * sizeof *p);
-        if (!p) return bn_errf(e, "tokenize: out of memory");
-        h->a = p;
-        h->cap = cap;
-    }
-    size_t i = h->n++;
-    while (i > 0) {
-        size_t par = (i - 1) / 2;
-        if (!pbefore(&b, &h->a[par])) break;
-        h->a[i] = h->a[par];
-        i = par;
-    }
-    h->a[i] = b;
-    return 0;
-}
-
-static bpair pheap_pop(pheap *h) {
-    bpair top = h->a[0], last = h->a[--h->n];
-    size_t i = 0;
-    for (;;) {
-        size_t c = 2 * i + 1;
-        if (c >= h->n) break;
-        if (c + 1 < h->n && pbefore(&h->a[c + 1], &h->a[c])) c++;
-        if (!pbefore(&h->a[c], &last)) break;
-        h->a[i] = h->a[c];
-        i = c;
-    }
-    if (h->n) h->a[i] = last;
-    return top;
-}
-
 /* Queue (left, right) when the vocabulary has a merge for their ids. */
-static int try_pair(const bn_vocab *v, const bsym *s, int32_t left, int32_t right, pheap *h, bn_err *e) {
+static int try_pair(const bn_vocab *v, const bsym *s, int32_t left, int32_t right, bn_mergeq *h, bn_err *e) {
     if (left < 0 || right < 0 || !v->merge_keys) return 0;
     int32_t a = s[left].id, b = s[right].id;
     if (a < 0 || b < 0) return 0;
@@ -172,7 +122,7 @@ static int try_pair(const bn_vocab *v, const bsym *s, int32_t left, int32_t righ
         if (k == key) break;
         slot = (slot + 1) & v->merge_ht_mask;
     }
-    return pheap_push(h, (bpair){v->merge_rank[slot], left, right, a, b, v->merge_result[slot]}, e);
+    return bn_mergeq_push(h, (bn_merge){(double)v->merge_rank[slot], left, right, a, b, v->merge_result[slot]}, e);
 }
 
 typedef struct scratch {
@@ -180,7 +130,7 @@ typedef struct scratch {
     size_t mcap;
     bsym *s;
     size_t scap;
-    pheap h;
+    bn_mergeq h;
 } scratch;
 
 /* BPE of one pre-token given as raw bytes. */
@@ -220,10 +170,10 @@ static int encode_word(const bn_vocab *v, const char *w, size_t n, scratch *sc, 
     int rc = 0;
     for (size_t i = 1; i < n && rc == 0; i++) rc = try_pair(v, s, (int32_t)i - 1, (int32_t)i, &sc->h, e);
     while (rc == 0 && sc->h.n > 0) {
-        bpair p = pheap_pop(&sc->h);
+        bn_merge p = bn_mergeq_pop(&sc->h);
         bsym *l = &s[p.left], *r = &s[p.right];
-        if (!l->alive || !r->alive || l->next != p.right || l->id != p.lid || r->id != p.rid) continue;
-        l->id = p.result;
+        if (!l->alive || !r->alive || l->next != p.right || l->id != p.a || r->id != p.b) continue;
+        l->id = p.c;
         r->alive = false;
         l->next = r->next;
         if (r->next >= 0) s[r->next].prev = p.left;
@@ -278,6 +228,6 @@ done:
     free(c.off);
     free(sc.mapped);
     free(sc.s);
-    free(sc.h.a);
+    bn_mergeq_free(&sc.h);
     return rc;
 }

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "unicode.h"
+#include "mergeq.h"
 #include "vocab.h"
 
 typedef struct sym {
@@ -16,65 +17,14 @@ typedef struct sym {
     uint32_t start, n; /* n == 0: merged away */
 } sym;
 
-typedef struct bigram {
-    float score;
-    int32_t left, right;
-    uint32_t size;
-} bigram;
-
-typedef struct heap {
-    bigram *a;
-    size_t n, cap;
-} heap;
-
-/* Heap order: higher score first, then the leftmost pair. */
-static bool before(const bigram *x, const bigram *y) {
-    if (x->score != y->score) return x->score > y->score;
-    return x->left < y->left;
-}
-
-static int heap_push(heap *h, bigram b, bn_err *e) {
-    if (h->n == h->cap) {
-        size_t cap = h->cap ? h->cap * 2 : 64;
-        bigram *p = realloc(h->a, cap * sizeof *p);
-        if (!p) return bn_errf(e, "tokenize: out of memory");
-        h->a = p;
-        h->cap = cap;
-    }
-    size_t i = h->n++;
-    while (i > 0) {
-        size_t par = (i - 1) / 2;
-        if (!before(&b, &h->a[par])) break;
-        h->a[i] = h->a[par];
-        i = par;
-    }
-    h->a[i] = b;
-    return 0;
-}
-
-static bigram heap_pop(heap *h) {
-    bigram top = h->a[0], last = h->a[--h->n];
-    size_t i = 0;
-    for (;;) {
-        size_t c = 2 * i + 1;
-        if (c >= h->n) break;
-        if (c + 1 < h->n && before(&h->a[c + 1], &h->a[c])) c++;
-        if (!before(&h->a[c], &last)) break;
-        h->a[i] = h->a[c];
-        i = c;
-    }
-    if (h->n) h->a[i] = last;
-    return top;
-}
-
 /* Queue the pair (left, right) if their joined text is a token. */
 static int try_bigram(const bn_vocab *v, const char *text, const sym *s, int32_t left, int32_t right,
-                      heap *h, bn_err *e) {
+                      bn_mergeq *h, bn_err *e) {
     if (left < 0 || right < 0) return 0;
     uint32_t n = s[left].n + s[right].n;
     int32_t id = bn_vocab_find(v, text + s[left].start, n);
     if (id < 0) return 0;
-    return heap_push(h, (bigram){v->scores[id], left, right, n}, e);
+    return bn_mergeq_push(h, (bn_merge){-(double)v->scores[id], left, right, (int32_t)n, 0, 0}, e);
 }
 
 /* Token for each byte of an unknown symbol: <0xNN>, else <unk>. */
@@ -90,7 +40,7 @@ static int byte_fallback(const bn_vocab *v, const char *p, uint32_t n, bn_ids *o
 }
 
 /* Merge loop over one segment text[0..len) with caller-provided scratch. */
-static int encode_segment(const bn_vocab *v, const char *text, size_t len, sym *s, heap *h, bn_ids *out,
+static int encode_segment(const bn_vocab *v, const char *text, size_t len, sym *s, bn_mergeq *h, bn_ids *out,
                           bn_err *e) {
     int32_t ns = 0;
     h->n = 0;
@@ -105,9 +55,9 @@ static int encode_segment(const bn_vocab *v, const char *text, size_t len, sym *
     int rc = 0;
     for (int32_t i = 1; i < ns && rc == 0; i++) rc = try_bigram(v, text, s, i - 1, i, h, e);
     while (rc == 0 && h->n > 0) {
-        bigram b = heap_pop(h);
+        bn_merge b = bn_mergeq_pop(h);
         sym *l = &s[b.left], *r = &s[b.right];
-        if (l->n == 0 || r->n == 0 || l->n + r->n != b.size || l->next != b.right) continue;
+        if (l->n == 0 || r->n == 0 || l->n + r->n != (uint32_t)b.a || l->next != b.right) continue;
         l->n += r->n;
         r->n = 0;
         l->next = r->next;
@@ -131,7 +81,7 @@ int bn_spm_encode(const bn_vocab *v, const char *text, size_t len, bn_ids *out, 
     if (len == 0) return 0;
     if (len > INT32_MAX) return bn_errf(e, "tokenize: fragment too long");
     sym *s = malloc(len * sizeof *s);
-    heap h = {0};
+    bn_mergeq h = {0};
     if (!s) return bn_errf(e, "tokenize: out of memory");
     int rc = 0;
     if (!v->spm_ws_split) {
@@ -146,7 +96,7 @@ int bn_spm_encode(const bn_vocab *v, const char *text, size_t len, bn_ids *out, 
             }
         }
     }
-    free(h.a);
+    bn_mergeq_free(&h);
     free(s);
     return rc;
 }

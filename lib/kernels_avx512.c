@@ -22,6 +22,76 @@ static void vnni_mm_q8_0(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t 
     x86_mm_q8_0(W, a, r0, r1, Y, ldy);
 }
 
+/* ---- F16 / F32 with 512-bit vectors ------------------------------------------
+ * Two zmm accumulators per (row, token) = the scalar's 32 lanes (lanes 0-15 and
+ * 16-31), fma per element, tail on the same lanes with fmaf, the scalar's
+ * reduction tree: bitwise equal to the reference. Decode runs 4 rows at a time
+ * (8 accumulators), prefetching each row 2 KB ahead. */
+#include <math.h>
+
+static float z_reduce32(float *acc) {
+    for (int h = 16; h >= 1; h /= 2)
+        for (int j = 0; j < h; j++) acc[j] = acc[j] + acc[j + h];
+    return acc[0];
+}
+
+BN_AI __m512 z_ld(const void *p, int64_t k, const int F16) {
+    if (F16) return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)((const uint16_t *)p + k)));
+    return _mm512_loadu_ps((const float *)p + k);
+}
+
+BN_AI void z_tile(const void *const *w, const int RB, const void *x, int64_t K, const int F16, float *out) {
+    __m512 acc[4][2];
+#pragma GCC unroll 4
+    for (int r = 0; r < RB; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+    const int64_t K32 = K & ~(int64_t)31;
+    for (int64_t k = 0; k < K32; k += 32) {
+        __m512 x0 = z_ld(x, k, F16), x1 = z_ld(x, k + 16, F16);
+#pragma GCC unroll 4
+        for (int r = 0; r < RB; r++) {
+            _mm_prefetch((const char *)w[r] + (k << (F16 ? 1 : 2)) + 2048, _MM_HINT_T0);
+            acc[r][0] = _mm512_fmadd_ps(z_ld(w[r], k, F16), x0, acc[r][0]);
+            acc[r][1] = _mm512_fmadd_ps(z_ld(w[r], k + 16, F16), x1, acc[r][1]);
+        }
+    }
+    for (int r = 0; r < RB; r++) {
+        float lanes[32];
+        _mm512_storeu_ps(lanes, acc[r][0]);
+        _mm512_storeu_ps(lanes + 16, acc[r][1]);
+        for (int64_t k = K32; k < K; k++) {
+            float wf = F16 ? _cvtsh_ss(((const uint16_t *)w[r])[k]) : ((const float *)w[r])[k];
+            float xf = F16 ? _cvtsh_ss(((const uint16_t *)x)[k]) : ((const float *)x)[k];
+            lanes[k & 31] = fmaf(wf, xf, lanes[k & 31]);
+        }
+        out[r] = z_reduce32(lanes);
+    }
+}
+
+/* Row groups outer, tokens inner: with several tokens the 4 rows (4 x K
+ * weights) are read from memory once and from L1/L2 for the other tokens. */
+BN_AI void z_mm(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy, const int F16) {
+    int64_t r = r0;
+    for (; r + 4 <= r1; r += 4) {
+        const void *w[4] = { W->data + (size_t)r * W->row_bytes, W->data + (size_t)(r + 1) * W->row_bytes,
+                             W->data + (size_t)(r + 2) * W->row_bytes, W->data + (size_t)(r + 3) * W->row_bytes };
+        for (int t = 0; t < a->n; t++)
+            z_tile(w, 4, (const uint8_t *)a->data + (size_t)t * a->row_bytes, W->K, F16, &Y[(int64_t)t * ldy + r]);
+    }
+    for (; r < r1; r++) {
+        const void *w[1] = { W->data + (size_t)r * W->row_bytes };
+        for (int t = 0; t < a->n; t++)
+            z_tile(w, 1, (const uint8_t *)a->data + (size_t)t * a->row_bytes, W->K, F16, &Y[(int64_t)t * ldy + r]);
+    }
+}
+
+static void z_mm_f16(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy) {
+    z_mm(W, a, r0, r1, Y, ldy, 1);
+}
+
+static void z_mm_f32(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy) {
+    z_mm(W, a, r0, r1, Y, ldy, 0);
+}
+
 static void avx512_quantize(bn_act *a, const float *X, int64_t ldx, int t0, int t1) {
     bn_kernels_quantize_via(&bn_kernels_avx512, a, X, ldx, t0, t1);
 }
@@ -44,9 +114,9 @@ const bn_kernels bn_kernels_avx512 = {
     .quantize_act = avx512_quantize,
     .matmul = avx512_matmul,
     .mm = { [BN_W_I2S] = bn_mm_i2s_avx2, [BN_W_TQ2_0] = bn_mm_tq2_0_avx2, [BN_W_TQ1_0] = bn_mm_tq1_0_avx2,
-            [BN_W_Q8_0] = bn_mm_q8_0_avx2, [BN_W_Q6_K] = bn_mm_q6_K_avx2, [BN_W_F16] = bn_mm_f16_avx2,
-            [BN_W_F32] = bn_mm_f32_avx2 },
-    .mm_isa = { "avx2", "avx2", "avx2", "avx2", "avx2", "avx2", "avx2" },
+            [BN_W_Q8_0] = bn_mm_q8_0_avx2, [BN_W_Q6_K] = bn_mm_q6_K_avx2, [BN_W_F16] = z_mm_f16,
+            [BN_W_F32] = z_mm_f32 },
+    .mm_isa = { "avx2", "avx2", "avx2", "avx2", "avx2", "avx512", "avx512" },
     .qa = { [BN_ACT_I8S] = bn_qa_i8s_avx2, [BN_ACT_Q8K] = bn_qa_q8k_avx2, [BN_ACT_Q8_0] = bn_qa_q8_0_scalar,
             [BN_ACT_F16] = bn_qa_f16_avx2, [BN_ACT_F32] = bn_qa_f32_scalar },
     .qa_isa = { "avx2", "avx2", "scalar", "avx2", "scalar" },
@@ -58,9 +128,9 @@ const bn_kernels bn_kernels_avx512_vnni = {
     .quantize_act = vnni_quantize,
     .matmul = vnni_matmul,
     .mm = { [BN_W_I2S] = vnni_mm_i2s, [BN_W_TQ2_0] = vnni_mm_tq2_0, [BN_W_TQ1_0] = vnni_mm_tq1_0,
-            [BN_W_Q8_0] = vnni_mm_q8_0, [BN_W_Q6_K] = bn_mm_q6_K_avx2, [BN_W_F16] = bn_mm_f16_avx2,
-            [BN_W_F32] = bn_mm_f32_avx2 },
-    .mm_isa = { "avx512-vnni", "avx512-vnni", "avx512-vnni", "avx512-vnni", "avx2", "avx2", "avx2" },
+            [BN_W_Q8_0] = vnni_mm_q8_0, [BN_W_Q6_K] = bn_mm_q6_K_avx2, [BN_W_F16] = z_mm_f16,
+            [BN_W_F32] = z_mm_f32 },
+    .mm_isa = { "avx512-vnni", "avx512-vnni", "avx512-vnni", "avx512-vnni", "avx2", "avx512", "avx512" },
     .qa = { [BN_ACT_I8S] = bn_qa_i8s_avx2, [BN_ACT_Q8K] = bn_qa_q8k_avx2, [BN_ACT_Q8_0] = bn_qa_q8_0_scalar,
             [BN_ACT_F16] = bn_qa_f16_avx2, [BN_ACT_F32] = bn_qa_f32_scalar },
     .qa_isa = { "avx2", "avx2", "scalar", "avx2", "scalar" },

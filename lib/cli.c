@@ -26,12 +26,17 @@ void bn_print_version(const char *tool, FILE *out) {
 #endif
 }
 
-void bn_warnx(const char *tool, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
+/* "tool: message\n" on stderr. */
+static void vwarn(const char *tool, const char *fmt, va_list ap) {
     fprintf(stderr, "%s: ", tool);
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
+}
+
+void bn_warnx(const char *tool, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vwarn(tool, fmt, ap);
     va_end(ap);
 }
 
@@ -43,9 +48,7 @@ void bn_die_err(const char *tool, const bn_err *e) {
 void bn_die(const char *tool, int status, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "%s: ", tool);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    vwarn(tool, fmt, ap);
     va_end(ap);
     exit(status);
 }

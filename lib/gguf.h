@@ -58,6 +58,8 @@ typedef enum bn_gguf_vtype {
 } bn_gguf_vtype;
 
 const char *bn_gguf_vtype_name(uint32_t vtype);
+/* Bytes of one value of a fixed-size type; 0 for STR, ARR and unknown types. */
+uint32_t bn_gguf_vtype_size(uint32_t vtype);
 
 typedef struct bn_gguf_str {
     const char *ptr; /* not NUL-terminated */

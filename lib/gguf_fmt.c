@@ -120,15 +120,6 @@ static void sb_c_str(sb *b, const char *s, uint64_t len) {
 
 /* ---- values --------------------------------------------------------------- */
 
-static uint32_t vsize(uint32_t t) {
-    switch (t) {
-    case BN_GGUF_U8: case BN_GGUF_I8: case BN_GGUF_BOOL: return 1;
-    case BN_GGUF_U16: case BN_GGUF_I16: return 2;
-    case BN_GGUF_U32: case BN_GGUF_I32: case BN_GGUF_F32: return 4;
-    case BN_GGUF_U64: case BN_GGUF_I64: case BN_GGUF_F64: return 8;
-    default: return 0;
-    }
-}
 
 /* Shortest %g text that reads back to the same f32/f64 (1e-05, not
  * 9.99999975e-06). */
@@ -145,7 +136,7 @@ static void sb_shortest(sb *b, double d, bool single) {
  * LLAMA mimics std::to_string (floats as %f), the others round-trip. */
 static void sb_scalar(sb *b, uint32_t t, const uint8_t *p, const bn_gguf_kv *kv, bn_gguf_fmt fmt) {
     uint64_t raw = 0;
-    if (p) for (uint32_t i = 0; i < vsize(t); i++) raw |= (uint64_t)p[i] << (8 * i);
+    if (p) for (uint32_t i = 0; i < bn_gguf_vtype_size(t); i++) raw |= (uint64_t)p[i] << (8 * i);
     bool json = fmt == BN_GGUF_FMT_JSON;
     switch (t) {
     case BN_GGUF_U8: case BN_GGUF_U16: case BN_GGUF_U32: case BN_GGUF_U64:
@@ -195,7 +186,7 @@ static void sb_elem(sb *b, bn_gguf_arr_iter *it, bn_gguf_fmt fmt, uint64_t max, 
         else sb_array(b, &sub, fmt, max, stop_at);
     } else {
         sb_scalar(b, it->type, it->p, NULL, fmt);
-        it->p += vsize(it->type);
+        it->p += bn_gguf_vtype_size(it->type);
         it->i++;
     }
 }

@@ -139,7 +139,7 @@ const char *bn_gguf_vtype_name(uint32_t vtype) {
 }
 
 /* Size of a fixed-size value type, 0 for STR/ARR/unknown. */
-static uint32_t vtype_size(uint32_t t) {
+uint32_t bn_gguf_vtype_size(uint32_t t) {
     switch (t) {
     case BN_GGUF_U8: case BN_GGUF_I8: case BN_GGUF_BOOL: return 1;
     case BN_GGUF_U16: case BN_GGUF_I16: return 2;
@@ -157,7 +157,7 @@ static uint64_t ld_le(const uint8_t *p, unsigned n) {
 
 /* Decode one fixed-size scalar at p into the kv union. */
 static void decode_scalar(bn_gguf_kv *kv, uint32_t t, const uint8_t *p) {
-    uint64_t raw = ld_le(p, vtype_size(t));
+    uint64_t raw = ld_le(p, bn_gguf_vtype_size(t));
     switch (t) {
     case BN_GGUF_U8: case BN_GGUF_U16: case BN_GGUF_U32: case BN_GGUF_U64: case BN_GGUF_BOOL:
         kv->v.u = raw; break;
@@ -249,7 +249,7 @@ static int parse_array(cur *c, bn_gguf_kv *kv, int depth, const char *field) {
     kv->arr_n = n;
     kv->arr_data = c->base + c->pos;
     uint64_t start = c->pos;
-    uint32_t es = vtype_size(at);
+    uint32_t es = bn_gguf_vtype_size(at);
     if (es) {
         uint64_t bytes;
         if (!bn_mul_u64(n, es, &bytes) || bytes > left(c))
@@ -330,7 +330,7 @@ static int parse_kvs(cur *c, bn_gguf *g, uint64_t n_kv) {
         } else if (kv->type == BN_GGUF_ARR) {
             if (parse_array(c, kv, 1, field)) return -1;
         } else {
-            uint32_t es = vtype_size(kv->type);
+            uint32_t es = bn_gguf_vtype_size(kv->type);
             if (need(c, es, field)) return -1;
             decode_scalar(kv, kv->type, c->base + c->pos);
             c->pos += es;
@@ -844,7 +844,7 @@ bool bn_gguf_arr_next_str(bn_gguf_arr_iter *it, bn_gguf_str *out) {
 
 bool bn_gguf_arr_next_i64(bn_gguf_arr_iter *it, int64_t *out) {
     if (it->i >= it->n) return false;
-    uint32_t es = vtype_size(it->type);
+    uint32_t es = bn_gguf_vtype_size(it->type);
     if (!es || it->type == BN_GGUF_F32 || it->type == BN_GGUF_F64 || it->end - it->p < es) return false;
     bn_gguf_kv tmp;
     decode_scalar(&tmp, it->type, it->p);
@@ -858,7 +858,7 @@ bool bn_gguf_arr_next_i64(bn_gguf_arr_iter *it, int64_t *out) {
 
 bool bn_gguf_arr_next_f64(bn_gguf_arr_iter *it, double *out) {
     if (it->i >= it->n || (it->type != BN_GGUF_F32 && it->type != BN_GGUF_F64)) return false;
-    uint32_t es = vtype_size(it->type);
+    uint32_t es = bn_gguf_vtype_size(it->type);
     if (it->end - it->p < es) return false;
     bn_gguf_kv tmp;
     decode_scalar(&tmp, it->type, it->p);

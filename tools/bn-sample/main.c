@@ -48,20 +48,19 @@ static void usage(FILE *f) {
         "      --json [FILE]       one JSON line per token (stdout instead of frames, or FILE)\n"
         "      --n-probs N         alternatives per token in --json (default 5, max 32)\n"
         "      --hide-prompt       do not pass the prompt's tokens frames downstream\n"
-        "      --timeout MS        peer timeout (default BN_TIMEOUT_MS)\n"
-        "      --curve-keys DIR    CURVE keys for tcp:// endpoints\n"
-        "      --insecure          allow plaintext tcp on non-loopback addresses\n"
+        BN_TRANSPORT_USAGE
         "  -q, --quiet             no informational messages on stderr\n"
         "  -h, --help, --version\n");
 }
 
 enum { O_FEEDBACK = 256, O_NOFB, O_TEMP, O_GREEDY, O_TOPK, O_TOPP, O_MINP, O_RP, O_FP, O_PP, O_RLN, O_BIAS,
-       O_STOP, O_REPEAT, O_JSON, O_NPROBS, O_TIMEOUT, O_CURVE, O_INSECURE, O_VERSION, O_HIDE };
+       O_STOP, O_REPEAT, O_JSON, O_NPROBS, O_VERSION, O_HIDE };
 
 typedef struct opts {
-    const char *in, *out, *feedback, *model, *json_file, *curve;
-    bool no_feedback, json, quiet, insecure, seed_set, hide_prompt;
-    long n_predict, stop_repeat, timeout;
+    const char *in, *out, *feedback, *model, *json_file;
+    bool no_feedback, json, quiet, seed_set, hide_prompt;
+    long n_predict, stop_repeat;
+    bn_conn_opts co; /* --timeout, --curve-keys, --insecure */
     const char *stops[16];
     size_t n_stops;
     bn_logit_bias bias[64];
@@ -92,20 +91,10 @@ typedef struct gen {
     bn_outfile json_out;     /* --json FILE: temp file renamed at the end (devices in place) */
 } gen;
 
-/* Security events from the transport (a refused CURVE client): one stderr line. */
-static void log_stderr(void *ud, const char *line) {
-    (void)ud;
-    fprintf(stderr, "%s: %s\n", T, line);
-}
-
 /* Connection options from the command line, with peer for messages. */
 static void conn_opts(const opts *o, const char *peer, bn_conn_opts *co) {
-    bn_conn_opts_default(co);
-    if (o->timeout != -2) co->timeout_ms = (int)o->timeout;
-    co->curve_dir = o->curve;
-    co->insecure = o->insecure;
+    *co = o->co;
     co->peer_name = peer;
-    co->log = log_stderr;
 }
 
 /* Open --in, --out and the --json file; the sampler waits for the hello. */
@@ -388,12 +377,12 @@ static void parse(int argc, char **argv, opts *o) {
         { "presence-penalty", 1, 0, O_PP }, { "repeat-last-n", 1, 0, O_RLN }, { "logit-bias", 1, 0, O_BIAS },
         { "seed", 1, 0, 's' }, { "predict", 1, 0, 'n' }, { "stop", 1, 0, O_STOP }, { "model", 1, 0, 'm' },
         { "stop-on-repeat", 1, 0, O_REPEAT }, { "json", 2, 0, O_JSON }, { "n-probs", 1, 0, O_NPROBS },
-        { "timeout", 1, 0, O_TIMEOUT }, { "curve-keys", 1, 0, O_CURVE }, { "insecure", 0, 0, O_INSECURE },
+        BN_TRANSPORT_LONGOPTS,
         { "hide-prompt", 0, 0, O_HIDE }, { "quiet", 0, 0, 'q' }, { "help", 0, 0, 'h' }, { "version", 0, 0, O_VERSION }, { 0, 0, 0, 0 } };
     memset(o, 0, sizeof *o);
     o->in = o->out = "-";
     o->n_predict = -1;
-    o->timeout = -2;
+    bn_cli_transport_init(T, &o->co);
     bn_sampler_params_default(&o->sp);
     o->sp.n_top = 5;
     int c;
@@ -438,14 +427,12 @@ static void parse(int argc, char **argv, opts *o) {
             else if (optind < argc && argv[optind][0] != '-') o->json_file = argv[optind++];
             break;
         case O_NPROBS: NUM(0, BN_SAMPLE_MAX_TOP); o->sp.n_top = (uint32_t)l; break;
-        case O_TIMEOUT: NUM(-1, INT32_MAX); o->timeout = l; break;
-        case O_CURVE: o->curve = optarg; break;
-        case O_INSECURE: o->insecure = true; break;
         case 'q': o->quiet = true; break;
         case O_HIDE: o->hide_prompt = true; break;
         case 'h': usage(stdout); exit(0);
         case O_VERSION: bn_print_version(T, stdout); exit(0);
-        default: usage(stderr); exit(2);
+        default:
+            if (!bn_cli_transport_opt(T, c, optarg, &o->co)) { usage(stderr); exit(2); }
         }
     }
     if (optind < argc) bn_die(T, 2, "unexpected argument '%s' (see --help)", argv[optind]);

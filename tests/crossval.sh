@@ -17,7 +17,7 @@ OUT_JSON=${CROSSVAL_JSON:-$ROOT/docs/crossval.json}
 FX=$BN_SHARED/fixtures
 K=$BN_SHARED/models/kjv-bitnet-tiny
 PY=/usr/bin/python3
-for f in "$BN_BIN/bn-forward" "$BN_BIN/bn-quantize" "$BN_BIN/bn-ppl" "$BN_TESTBIN/logt-compare" "$FX/tiny-b158-i2_s.gguf" "$K/ref_logits.bin"; do
+for f in "$BN_BIN/bn-forward" "$BN_BIN/bn-quantize" "$BN_BIN/bn-ppl" "$BN_TESTBIN/logt-compare" "$BN_TESTBIN/bn-frames" "$FX/tiny-b158-i2_s.gguf" "$K/ref_logits.bin"; do
     [ -e "$f" ] || { echo "crossval.sh: $f: missing (build first; BN_SHARED?)" >&2; exit 2; }
 done
 W=$(mktemp -d)
@@ -59,8 +59,18 @@ while IFS='|' read -r name model ref class act lref; do
         "$BN_TESTBIN/logt-compare" --frac 0.05:0.85 --argmax-margin 0.25 "$W/p.logt" "$R/$p.prompt.logits" \
             >"$W/res/$name.$p.prompt.json" 2>/dev/null
         if [ -f "$R/$p.gen.logits" ]; then # f16 references have no gen rows
-            echo "$ids $(tr ',' ' ' <"$R/$p.gen.txt")" |
-                "$BN_BIN/bn-forward" -m "$model" --ids --dump-logits "$W/g.logt" -t $T $act >/dev/null || exit 2
+            # teacher-forced as the reference ran them: the prompt as one batch,
+            # then each of the reference's generated ids as a single-token decode step
+            {
+                echo "{\"kind\":\"tokens\",\"pos\":0,\"ids\":[$(echo $ids | tr ' ' ',')]}"
+                pos=$np
+                for g in $(tr ',' ' ' <"$R/$p.gen.txt"); do
+                    echo "{\"kind\":\"tokens\",\"pos\":$pos,\"ids\":[$g]}"
+                    pos=$((pos + 1))
+                done
+                echo '{"kind":"end"}'
+            } | "$BN_TESTBIN/bn-frames" --from-json |
+                "$BN_BIN/bn-forward" -m "$model" --no-feedback --dump-logits "$W/g.logt" -t $T $act >/dev/null || exit 2
             "$BN_TESTBIN/logt-compare" --a-row "$np" --frac 0.05:0.85 --argmax-margin 0.25 "$W/g.logt" "$R/$p.gen.logits" \
                 >"$W/res/$name.$p.teacher.json" 2>/dev/null
         fi
@@ -165,8 +175,9 @@ L = ["# Cross-validation against the reference engines", "",
      "max|diff| <= 0.05, every row <= 0.3, Pearson >= 0.9995, mean |diff| <= 0.01; argmax equal where the "
      "reference's top-1 leads top-2 by > 0.25; PPL within 0.1% (float) / 0.3% (quantized) of llama-perplexity "
      "(SiLU rows reported, not bounded); kjv max|diff| <= 0.3, same top token at all 12 positions, held-out PPL within 1% of 42.49.", "",
-     "Prompt rows: the prompt's logits (A: 6 tokens, B: BOS only, C: 44 tokens). Teacher-forced rows: prompt + the "
-     "reference's 32 greedy ids, rows after each generated token vs `P.gen.logits`. Greedy: leading ids of our free-running "
+     "Prompt rows: the prompt's logits (A: 6 tokens, B: BOS only, C: 44 tokens). Teacher-forced rows: the prompt as one "
+     "batch, then the reference's 32 greedy ids one single-token decode step each (as the reference produced them), rows "
+     "after each generated token vs `P.gen.logits`. Greedy: leading ids of our free-running "
      "32-token greedy continuation equal to the reference's.", "",
      "| variant | reference | P | rows | n | max abs | mean abs | mean Pearson | min Pearson | argmax agree | rows <= 0.05 | ok |",
      "|---|---|---|---|---|---|---|---|---|---|---|---|"]

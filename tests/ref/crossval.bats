@@ -3,9 +3,8 @@
 # docs-style Markdown and JSON for all 8 fixture variants and the kjv model,
 # and its exit status must say whether anything is outside the issue's bounds.
 # Float paths, kjv and PPL are held to the issue's bounds. Quantized rows that
-# the engine does not (yet) meet (same list as ref/forward.bats: I2_S prompt A/C
-# and teacher-forced rows, TQ relu2 teacher-forced rows, TQ SiLU prompt C) are
-# held at the measured level instead (max|diff| <= 0.6, Pearson >= 0.998,
+# the engine does not (yet) meet (as in ref/forward.bats: TQ relu2
+# teacher-forced rows, TQ SiLU prompt C) are held at the measured level instead (max|diff| <= 0.6, Pearson >= 0.998,
 # mean |diff| <= 0.07, decisive argmax equal), so regressions still fail;
 # every other quantized row must meet the issue bound.
 load ../helpers
@@ -56,8 +55,7 @@ for v in j["variants"]:
     /usr/bin/python3 -c '
 import json, sys
 j = json.load(open(sys.argv[1]))
-known = {("i2_s", "A", "prompt"), ("i2_s", "C", "prompt"), ("i2_s", "A", "teacher"), ("i2_s", "B", "teacher"),
-         ("i2_s", "C", "teacher")}
+known = set()
 for n in ("tq2_0-relu2", "tq1_0-relu2"):
     known |= {(n, p, "teacher") for p in "ABC"}
 for n in ("tq2_0-silu", "tq1_0-silu"):
@@ -76,11 +74,11 @@ for v in j["variants"]:
     print(v["name"], "PPL %+.3f%%" % v["ppl_diff_pct"], "greedy", v["greedy_match"])' "$W/crossval.json" >&3
 }
 
-@test "greedy match lengths at least the measured ones (32 everywhere but I2_S A and TQ SiLU C)" {
+@test "greedy match lengths at least the measured ones (32 everywhere but TQ SiLU C)" {
     /usr/bin/python3 -c '
 import json, sys
 j = json.load(open(sys.argv[1]))
-low = {("i2_s", "A"): 0, ("tq2_0-silu", "C"): 16, ("tq1_0-silu", "C"): 16}
+low = {("tq2_0-silu", "C"): 16, ("tq1_0-silu", "C"): 16}
 for v in j["variants"]:
     for p, m in v["greedy_match"].items():
         assert m >= low.get((v["name"], p), 32), (v["name"], p, m)' "$W/crossval.json"

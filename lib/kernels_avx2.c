@@ -180,32 +180,25 @@ BN_AI void fdot_tile(const void *const *w, const int RB, const void *const *x, c
     }
 }
 
-/* Decode: 2 rows share the activation loads; prefill: 1 row x 2 tokens. */
+/* 2 rows share the activation loads; row pairs outer, tokens inner, so with
+ * several tokens the rows are read from memory once and from L1 after that. */
 BN_AI void fdot_mm(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy, const int F16) {
     const uint8_t *xa = (const uint8_t *)a->data;
-    int t = 0;
-    for (; t + 2 <= a->n; t += 2) {
-        const void *x[2] = { xa + (size_t)t * a->row_bytes, xa + (size_t)(t + 1) * a->row_bytes };
-        for (int64_t r = r0; r < r1; r++) {
-            const void *w[1] = { W->data + (size_t)r * W->row_bytes };
-            float o[2];
-            fdot_tile(w, 1, x, 2, W->K, F16, o);
-            Y[(int64_t)t * ldy + r] = o[0];
-            Y[(int64_t)(t + 1) * ldy + r] = o[1];
-        }
-    }
-    for (; t < a->n; t++) {
-        const void *x[1] = { xa + (size_t)t * a->row_bytes };
-        int64_t r = r0;
-        for (; r + 2 <= r1; r += 2) {
-            const void *w[2] = { W->data + (size_t)r * W->row_bytes, W->data + (size_t)(r + 1) * W->row_bytes };
+    int64_t r = r0;
+    for (; r + 2 <= r1; r += 2) {
+        const void *w[2] = { W->data + (size_t)r * W->row_bytes, W->data + (size_t)(r + 1) * W->row_bytes };
+        for (int t = 0; t < a->n; t++) {
+            const void *x[1] = { xa + (size_t)t * a->row_bytes };
             float o[2];
             fdot_tile(w, 2, x, 1, W->K, F16, o);
             Y[(int64_t)t * ldy + r] = o[0];
             Y[(int64_t)t * ldy + r + 1] = o[1];
         }
-        for (; r < r1; r++) {
-            const void *w[1] = { W->data + (size_t)r * W->row_bytes };
+    }
+    for (; r < r1; r++) {
+        const void *w[1] = { W->data + (size_t)r * W->row_bytes };
+        for (int t = 0; t < a->n; t++) {
+            const void *x[1] = { xa + (size_t)t * a->row_bytes };
             fdot_tile(w, 1, x, 1, W->K, F16, &Y[(int64_t)t * ldy + r]);
         }
     }

@@ -378,5 +378,40 @@ int main(void) {
     bn_act a;
     bn_err e;
     CHECK(bn_act_alloc(&a, BN_ACT_Q8K, 300, 1, &e) == -1, "act alloc rejects K %% 256 != 0 for Q8K: %s", e.msg);
+
+    /* bn_qmat_from_tensor refuses what the kernels cannot read safely */
+    static uint8_t blob[256 * 4 / 4 + 32];
+    memset(blob, 0, sizeof blob);
+    float sc = 0.5f;
+    memcpy(blob + 256, &sc, 4);
+    bn_gguf_tensor t;
+    memset(&t, 0, sizeof t);
+    snprintf(t.name, sizeof t.name, "blk.0.attn_q.weight");
+    t.type = BN_TYPE_I2_S;
+    t.n_dims = 2;
+    t.ne[0] = 256; t.ne[1] = 4; t.ne[2] = t.ne[3] = 1;
+    t.data = blob;
+    t.nbytes = sizeof blob;
+    bn_qmat m;
+    CHECK(bn_qmat_from_tensor(&m, &t, &e) == 0 && m.K == 256 && m.M == 4 && m.row_bytes == 64 && m.scale == 0.5f,
+          "qmat: I2_S 256x4 view, row_bytes K/4, scale from the trailer");
+    t.nbytes = sizeof blob - 1;
+    CHECK(bn_qmat_from_tensor(&m, &t, &e) == -1, "qmat: truncated I2_S data rejected: %s", e.msg);
+    t.nbytes = sizeof blob;
+    t.ne[0] = 192; t.ne[1] = 4;
+    CHECK(bn_qmat_from_tensor(&m, &t, &e) == -1, "qmat: I2_S K %% 128 != 0 rejected: %s", e.msg);
+    t.ne[0] = 256;
+    sc = NAN;
+    memcpy(blob + 256, &sc, 4);
+    CHECK(bn_qmat_from_tensor(&m, &t, &e) == -1, "qmat: NaN I2_S scale rejected: %s", e.msg);
+    t.type = BN_TYPE_Q4_0;
+    CHECK(bn_qmat_from_tensor(&m, &t, &e) == -1, "qmat: type without kernel rejected: %s", e.msg);
+    t.type = BN_TYPE_TQ2_0;
+    t.ne[0] = 128;
+    CHECK(bn_qmat_from_tensor(&m, &t, &e) == -1, "qmat: TQ2_0 K %% 256 != 0 rejected: %s", e.msg);
+    t.type = BN_TYPE_F32;
+    t.n_dims = 3;
+    t.ne[2] = 2;
+    CHECK(bn_qmat_from_tensor(&m, &t, &e) == -1, "qmat: 3-D tensor rejected: %s", e.msg);
     return tap_done();
 }

@@ -16,7 +16,8 @@ usage: $me -m MODEL -f TEXT [-c CTX] [-b BATCH] [-t THREADS] [--json] [--chunks 
   -m MODEL        GGUF model (also the tokenizer)
   -f TEXT         text file
   -c CTX          chunk size (default 512; kjv: window size)
-  -b BATCH        bn-forward batch (default 128, at most CTX)
+  -b BATCH        bn-forward batch (default: CTX up to 512, as llama-perplexity evaluates a
+                  chunk in one batch; the batch size can change the float order)
   -t THREADS      threads (default: bn-forward's)
   --json          last line is a JSON object (ppl, ppl_stderr, chunks, tokens_scored, ...)
   --chunks N      at most N chunks
@@ -32,7 +33,7 @@ BN_BIN=${BN_BIN:-}
 if [ -z "$BN_BIN" ]; then
     if [ -x "$dir/../bin/bn-ppl" ]; then BN_BIN=$dir/../bin; else BN_BIN=$(dirname "$(command -v bn-ppl || echo /usr/local/bin/bn-ppl)"); fi
 fi
-model= text= ctx=512 batch=128 threads= json= chunks= mode=llama kls= klb= act= kv=
+model= text= ctx=512 batch= threads= json= chunks= mode=llama kls= klb= act= kv=
 while [ $# -gt 0 ]; do
     case $1 in
     -m|--model) model=${2:?}; shift 2 ;;
@@ -53,6 +54,7 @@ while [ $# -gt 0 ]; do
 done
 [ -n "$model" ] && [ -n "$text" ] || { echo "$me: -m MODEL and -f TEXT are required" >&2; usage >&2; exit 2; }
 case $ctx in ''|*[!0-9]*) echo "$me: -c: $ctx: expected a number" >&2; exit 2 ;; esac
+[ -n "$batch" ] || { batch=$ctx; [ "$batch" -le 512 ] || batch=512; }
 case $batch in ''|*[!0-9]*|0) echo "$me: -b: $batch: expected a positive number" >&2; exit 2 ;; esac
 case $mode in llama|kjv) ;; *) echo "$me: --window-mode: $mode: expected llama or kjv" >&2; exit 2 ;; esac
 [ -r "$text" ] || { echo "$me: $text: cannot read" >&2; exit 1; }

@@ -216,3 +216,20 @@ teardown_file() {
     assert_output --partial "decode"
     assert_output --partial "bn-sample"
 }
+
+@test "bn-detok --stats and --trace: per-stage JSON summary and Chrome trace events from every stage" {
+    run bash -c "bn-tokenize -m '$M' -p '$P' | bn-forward -m '$M' -t 1 | bn-sample --greedy -n 6 | bn-detok -m '$M' --quiet --stats '$TMP/s.json' --trace '$TMP/t.json'"
+    assert_success
+    run /usr/bin/python3 -c "
+import json, sys
+s = json.load(open('$TMP/s.json'))
+t = json.load(open('$TMP/t.json'))
+names = {e['name'] for e in t['traceEvents'] if e.get('ph') == 'X'}
+need = {'tokenize', 'load', 'prefill', 'decode', 'sample', 'detok'}
+assert need <= names, names
+assert all(e['dur'] >= 0 for e in t['traceEvents'] if e.get('ph') == 'X')
+print('ok', sorted(names), sorted(s)[:4])
+"
+    assert_success
+    assert_output --partial "ok"
+}

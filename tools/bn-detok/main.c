@@ -30,6 +30,7 @@ static void usage(FILE *f) {
         "      --ids            read plain decimal ids from stdin instead of frames\n"
         "      --special        show control tokens such as <|eot_id|> (hidden by default)\n"
         "      --stats FILE     write the timing summary as JSON\n"
+        "      --trace FILE     write every stage's timing as Chrome trace events (Perfetto, chrome://tracing)\n"
         "  -q, --quiet          no timing summary on stderr\n"
         BN_TRANSPORT_USAGE
         "  -h, --help, --version\n");
@@ -41,6 +42,7 @@ typedef struct run {
     uint64_t ns, n_tok, t_first, t_start;
     bool out_broken;
     int out_errno; /* why the last write failed (EPIPE: the reader left on purpose) */
+    bn_trace *trace; /* --trace FILE: every stage's timing frames as Chrome trace events */
 } run;
 
 /* Write text now; a reader that went away ends the run quietly. */
@@ -128,7 +130,10 @@ static void read_frames(run *r, const bn_vocab *v, const char *in, bn_conn_opts 
             for (uint32_t i = 0; i < f.n_tokens; i++) push_id(r, f.tokens[i]);
             break;
         case BN_FRAME_TEXT: emit(r, f.text, f.text_len); break;
-        case BN_FRAME_TIMING: bn_timing_add_frame(&r->t, &f); break;
+        case BN_FRAME_TIMING:
+            bn_timing_add_frame(&r->t, &f);
+            if (r->trace) bn_trace_frame(r->trace, &f);
+            break;
         case BN_FRAME_END:
             finish_seq(r);
             if (!f.more) done = true; /* the whole stream ended (no EOF on ZeroMQ) */
@@ -150,6 +155,12 @@ static void read_frames(run *r, const bn_vocab *v, const char *in, bn_conn_opts 
 static void report(run *r, bool quiet, const char *stats) {
     uint64_t wall = bn_now_ns() - r->t_start; /* bn-detok runs from the first stage to the last */
     bn_timing_add(&r->t, tool, "detok", r->ns, r->n_tok, r->t_first);
+    if (r->trace) {
+        bn_err te;
+        bn_trace_event(r->trace, tool, "detok", r->t_first, r->ns, r->n_tok);
+        if (bn_trace_close(r->trace, &te) < 0) bn_die_err(tool, &te);
+        r->trace = NULL;
+    }
     if (!quiet) {
         char *s = bn_timing_summary_text(&r->t, wall);
         if (s) fprintf(stderr, "\n%s", s);
@@ -169,14 +180,14 @@ static void report(run *r, bool quiet, const char *stats) {
 }
 
 int main(int argc, char **argv) {
-    enum { O_IDS = 256, O_SPECIAL, O_STATS, O_VERSION };
+    enum { O_IDS = 256, O_SPECIAL, O_STATS, O_TRACE, O_VERSION };
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'}, {"in", required_argument, 0, 'i'},
         {"ids", no_argument, 0, O_IDS}, {"special", no_argument, 0, O_SPECIAL},
-        {"stats", required_argument, 0, O_STATS}, {"quiet", no_argument, 0, 'q'},
+        {"stats", required_argument, 0, O_STATS}, {"trace", required_argument, 0, O_TRACE}, {"quiet", no_argument, 0, 'q'},
         BN_TRANSPORT_LONGOPTS, {"help", no_argument, 0, 'h'},
         {"version", no_argument, 0, O_VERSION}, {0, 0, 0, 0}};
-    const char *model = NULL, *in = "-", *stats = NULL;
+    const char *model = NULL, *in = "-", *stats = NULL, *trace = NULL;
     bool ids = false, special = false, quiet = false;
     bn_conn_opts co;
     bn_cli_transport_init(tool, &co);
@@ -189,6 +200,7 @@ int main(int argc, char **argv) {
         case O_IDS: ids = true; break;
         case O_SPECIAL: special = true; break;
         case O_STATS: stats = optarg; break;
+        case O_TRACE: trace = optarg; break;
         case 'h': usage(stdout); return 0;
         case O_VERSION: bn_print_version(tool, stdout); return 0;
         default:
@@ -204,6 +216,7 @@ int main(int argc, char **argv) {
     model = model_path;
     if (bn_vocab_load_file(&v, model, &e) < 0) bn_die_err(tool, &e);
     run r = {0};
+    if (trace && bn_trace_open(&r.trace, trace, &e) < 0) bn_die_err(tool, &e);
     r.t_start = bn_now_ns();
     bn_timing_init(&r.t);
     if (bn_detok_init(&r.d, &v, special, &e) < 0) bn_die_err(tool, &e);

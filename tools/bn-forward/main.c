@@ -85,6 +85,7 @@ static int put(run *r, const bn_frame *f, bn_err *e) { return r->out ? bn_conn_w
 static int timing(run *r, const char *ev, uint64_t ns, uint64_t count, bn_err *e) {
     bn_frame f;
     bn_frame_timing(&f, T, ev, ns, count);
+    f.t_start_ns = bn_now_ns() - ns; /* sent as the event ends: lets bn-detok --trace place it */
     return put(r, &f, e);
 }
 

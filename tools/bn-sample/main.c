@@ -217,6 +217,7 @@ static int finish(gen *g, const char *reason, uint32_t seq, bn_err *e) {
     if (feed(g, &f, e)) return -1;
     bn_frame t;
     bn_frame_timing(&t, "bn-sample", "sample", g->ns_sample, g->n_sampled);
+    t.t_start_ns = bn_now_ns() - g->ns_sample; /* approximate: sampling is spread over the generation */
     if (put(g, &t, e)) return -1;
     if (put(g, &f, e)) return -1;
     if (g->json) {

@@ -39,7 +39,7 @@ struct bn_forward {
     float *f16tab;   /* f16 -> f32, 65536 entries (f16 cache only) */
     float *scores;   /* per thread [n_ctx] */
     float *qtmp;     /* per thread [head_dim] */
-    float *kvtmp;    /* per thread [n_ctx][head_dim] */
+    float *kvtmp;    /* per thread: K rows [n_ctx][head_dim], V rows [n_ctx][head_dim], P.V lanes [8][head_dim] */
     float *wrow;     /* per thread [n_embd]: a head row as f32 (compat head) */
     bool hw_fma;     /* CPU has FMA: the fma-target helpers may run */
     bool hw_avx2;    /* and AVX2 (the compat head's vector loop) */
@@ -304,6 +304,40 @@ static void region_rope_store(void *arg, int ith, int nth) {
 /* Causal attention for items (token, q head) against the cache, in ggml's
  * arithmetic: q and p rounded to f16 (F16 cache), dot products in tinyBLAS
  * order, softmax with ggml_v_expf and 8-lane partial sums added in double. */
+/* out[d] = dot8(p, V[.][d]) for every d at once: element j goes to lane j % 8
+ * with an fma, lanes reduced as in BN_DOT8_BODY, so each out[d] is bitwise
+ * what dot8(p, v + d, hd, n) gives, without walking V once per d. */
+#define BN_PV8_BODY                                                                             \
+    for (int m = 0; m < 8; m++)                                                                 \
+        for (int d = 0; d < hd; d++) lanes[m * hd + d] = 0.0f;                                  \
+    for (int j = 0; j < n; j++) {                                                               \
+        float *acc = lanes + (j % 8) * hd;                                                      \
+        const float pj = p[j], *vj = v + (int64_t)j * hd;                                       \
+        BN_PV8_ROW                                                                              \
+    }                                                                                           \
+    for (int d = 0; d < hd; d++) {                                                              \
+        const float *a = lanes + d;                                                             \
+        const float t0 = a[4 * hd] + a[0], t1 = a[5 * hd] + a[hd], t2 = a[6 * hd] + a[2 * hd],  \
+                    t3 = a[7 * hd] + a[3 * hd];                                                 \
+        out[d] = (t0 + t2) + (t1 + t3);                                                         \
+    }
+#define BN_PV8_ROW for (int d = 0; d < hd; d++) acc[d] = fmaf(pj, vj[d], acc[d]);
+static void pv8_generic(const float *p, const float *v, int n, int hd, float *lanes, float *out) { BN_PV8_BODY }
+#if defined(__x86_64__)
+#undef BN_PV8_ROW
+#define BN_PV8_ROW                                                                              \
+    {                                                                                           \
+        const __m256 pv = _mm256_set1_ps(pj);                                                   \
+        int d = 0;                                                                              \
+        for (; d + 8 <= hd; d += 8)                                                             \
+            _mm256_storeu_ps(acc + d, _mm256_fmadd_ps(pv, _mm256_loadu_ps(vj + d), _mm256_loadu_ps(acc + d))); \
+        for (; d < hd; d++) acc[d] = fmaf(pj, vj[d], acc[d]);                                   \
+    }
+__attribute__((target("avx2,fma"))) static void pv8_avx2(const float *p, const float *v, int n, int hd, float *lanes,
+                                                          float *out) { BN_PV8_BODY }
+#endif
+#undef BN_PV8_ROW
+
 static void region_attention(void *arg, int ith, int nth) {
     job *j = arg;
     bn_forward *f = j->f;
@@ -321,30 +355,40 @@ static void region_attention(void *arg, int ith, int nth) {
     const bool p_f16 = f16 && !(bcpp && j->n > 1);
     float *sc = f->scores + (int64_t)ith * (f->n_ctx + 8);
     float *q = f->qtmp + (int64_t)ith * hd;
-    float *kv = f->kvtmp + (int64_t)ith * f->n_ctx * hd; /* K, then V rows of this head as floats */
+    /* this thread's K and V rows of one kv head as floats, converted once per
+     * call: items run kv head by kv head, tokens in order, so the cached
+     * prefix only grows until the kv head changes */
+    float *kbuf = f->kvtmp + (int64_t)ith * (2 * (int64_t)f->n_ctx + 8) * hd;
+    float *vbuf = kbuf + (int64_t)f->n_ctx * hd, *lanes = vbuf + (int64_t)f->n_ctx * hd;
+    int cached_kvh = -1, cached_n = 0;
     int64_t lo, hi;
     bn_pool_split((int64_t)j->n * hp->n_head, ith, nth, 1, &lo, &hi);
     for (int64_t it = lo; it < hi; it++) {
-        const int t = (int)(it / hp->n_head), h = (int)(it % hp->n_head);
-        const int kvo = (h / group) * hd, n_kv = f->pos + t + 1;
+        /* item order: kv head, then token, then query head of the group */
+        const int kvh = (int)(it / ((int64_t)j->n * group)), rem = (int)(it % ((int64_t)j->n * group));
+        const int t = rem / group, h = kvh * group + rem % group;
+        const int kvo = kvh * hd, n_kv = f->pos + t + 1;
         const float *qsrc = f->qkv + (int64_t)t * f->qkv_dim + h * hd;
         float *out = f->att + (int64_t)t * f->q_dim + h * hd;
         const int64_t c0 = (int64_t)j->layer * f->n_ctx;
-        /* gather this head's K rows */
-        for (int p = 0; p < n_kv; p++) {
-            float *dst = kv + (int64_t)p * hd;
+        if (kvh != cached_kvh) { cached_kvh = kvh; cached_n = 0; }
+        for (int p = cached_n; p < n_kv; p++) { /* extend the cached K and V rows */
+            float *kd = kbuf + (int64_t)p * hd, *vd = vbuf + (int64_t)p * hd;
             if (f16) {
                 const uint16_t *kr = (const uint16_t *)f->kc + (c0 + p) * f->kv_dim + kvo;
-                for (int d = 0; d < hd; d++) dst[d] = tab[kr[d]];
+                const uint16_t *vr = (const uint16_t *)f->vc + (c0 + p) * f->kv_dim + kvo;
+                for (int d = 0; d < hd; d++) { kd[d] = tab[kr[d]]; vd[d] = tab[vr[d]]; }
             } else {
-                memcpy(dst, (const float *)f->kc + (c0 + p) * f->kv_dim + kvo, (size_t)hd * sizeof(float));
+                memcpy(kd, (const float *)f->kc + (c0 + p) * f->kv_dim + kvo, (size_t)hd * sizeof(float));
+                memcpy(vd, (const float *)f->vc + (c0 + p) * f->kv_dim + kvo, (size_t)hd * sizeof(float));
             }
         }
+        if (n_kv > cached_n) cached_n = n_kv;
         for (int d = 0; d < hd; d++) q[d] = f16 ? tab[bn_f32_to_f16(qsrc[d])] : qsrc[d];
         /* scores = (q . k_p) * scale */
         float mx = -INFINITY;
         for (int p = 0; p < n_kv; p++) {
-            float s = qk_vec ? dotf16(q, kv + (int64_t)p * hd, 1, hd, fma_hw) : dot8(q, kv + (int64_t)p * hd, 1, hd, fma_hw);
+            float s = qk_vec ? dotf16(q, kbuf + (int64_t)p * hd, 1, hd, fma_hw) : dot8(q, kbuf + (int64_t)p * hd, 1, hd, fma_hw);
             sc[p] = s * scale;
             mx = sc[p] > mx ? sc[p] : mx;
         }
@@ -364,17 +408,15 @@ static void region_attention(void *arg, int ith, int nth) {
             sc[p] = p_f16 ? tab[bn_f32_to_f16(w)] : w;
         }
         /* out[d] = sum_p p_p * v_p[d] */
-        for (int p = 0; p < n_kv; p++) {
-            float *dst = kv + (int64_t)p * hd;
-            if (f16) {
-                const uint16_t *vr = (const uint16_t *)f->vc + (c0 + p) * f->kv_dim + kvo;
-                for (int d = 0; d < hd; d++) dst[d] = tab[vr[d]];
-            } else {
-                memcpy(dst, (const float *)f->vc + (c0 + p) * f->kv_dim + kvo, (size_t)hd * sizeof(float));
-            }
+        if (pv_vec) {
+            for (int d = 0; d < hd; d++) out[d] = dotf16(sc, vbuf + d, hd, n_kv, fma_hw);
+        } else {
+#if defined(__x86_64__)
+            if (f->hw_avx2) pv8_avx2(sc, vbuf, n_kv, hd, lanes, out);
+            else
+#endif
+                pv8_generic(sc, vbuf, n_kv, hd, lanes, out);
         }
-        for (int d = 0; d < hd; d++)
-            out[d] = pv_vec ? dotf16(sc, kv + d, hd, n_kv, fma_hw) : dot8(sc, kv + d, hd, n_kv, fma_hw);
     }
 }
 
@@ -588,7 +630,8 @@ int bn_forward_new(bn_forward **out, const bn_model *m, const bn_forward_opts *o
     f->y = f->gu ? bn_malloc(B * hp->n_embd * sizeof(float), e) : NULL;
     f->rope = f->y ? bn_malloc(B * hp->n_rot * sizeof(float), e) : NULL;
     f->scores = f->rope ? bn_malloc((size_t)f->n_threads * (f->n_ctx + 8) * sizeof(float), e) : NULL;
-    f->kvtmp = f->scores ? bn_malloc((size_t)f->n_threads * f->n_ctx * hp->head_dim * sizeof(float), e) : NULL;
+    f->kvtmp = f->scores ? bn_malloc((size_t)f->n_threads * (2 * (size_t)f->n_ctx + 8) * hp->head_dim * sizeof(float), e)
+                         : NULL;
     f->qtmp = f->kvtmp ? bn_malloc((size_t)f->n_threads * hp->head_dim * sizeof(float), e) : NULL;
     f->wrow = f->qtmp ? bn_malloc((size_t)f->n_threads * hp->n_embd * sizeof(float), e) : NULL;
     size_t esz = f->kv == BN_KV_F16 ? 2 : 4, cache_n;

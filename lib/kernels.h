@@ -123,6 +123,17 @@ void bn_kernels_matmul_via(const bn_kernels *k, const bn_qmat *W, const bn_act *
                            int64_t r0, int64_t r1, float *Y, int64_t ldy);
 void bn_kernels_quantize_via(const bn_kernels *k, bn_act *a, const float *X, int64_t ldx, int t0, int t1);
 
+/* The two generic entry points of a table (PFX_quantize, PFX_matmul), each
+ * dispatching through the table's per-type slots. */
+#define BN_KERNELS_ENTRY_POINTS(PFX, TABLE)                                                            \
+    static void PFX##_quantize(bn_act *a, const float *X, int64_t ldx, int t0, int t1) {             \
+        bn_kernels_quantize_via(&TABLE, a, X, ldx, t0, t1);                                          \
+    }                                                                                                \
+    static void PFX##_matmul(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y,     \
+                             int64_t ldy) {                                                          \
+        bn_kernels_matmul_via(&TABLE, W, a, r0, r1, Y, ldy);                                         \
+    }
+
 /* Scalar references (lib/kernels_scalar.c), also the fallbacks of SIMD tables. */
 void bn_qa_i8s_scalar(bn_act *a, const float *X, int64_t ldx, int t0, int t1);
 void bn_qa_q8k_scalar(bn_act *a, const float *X, int64_t ldx, int t0, int t1);

@@ -234,13 +234,7 @@ void bn_mm_q8_0_avx2(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, 
 
 /* ---- table ------------------------------------------------------------------ */
 
-static void avx2_quantize(bn_act *a, const float *X, int64_t ldx, int t0, int t1) {
-    bn_kernels_quantize_via(&bn_kernels_avx2, a, X, ldx, t0, t1);
-}
-
-static void avx2_matmul(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy) {
-    bn_kernels_matmul_via(&bn_kernels_avx2, W, a, r0, r1, Y, ldy);
-}
+BN_KERNELS_ENTRY_POINTS(avx2, bn_kernels_avx2)
 
 const bn_kernels bn_kernels_avx2 = {
     .isa = BN_ISA_AVX2,

@@ -92,21 +92,9 @@ static void z_mm_f32(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, 
     z_mm(W, a, r0, r1, Y, ldy, 0);
 }
 
-static void avx512_quantize(bn_act *a, const float *X, int64_t ldx, int t0, int t1) {
-    bn_kernels_quantize_via(&bn_kernels_avx512, a, X, ldx, t0, t1);
-}
+BN_KERNELS_ENTRY_POINTS(avx512, bn_kernels_avx512)
 
-static void avx512_matmul(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy) {
-    bn_kernels_matmul_via(&bn_kernels_avx512, W, a, r0, r1, Y, ldy);
-}
-
-static void vnni_quantize(bn_act *a, const float *X, int64_t ldx, int t0, int t1) {
-    bn_kernels_quantize_via(&bn_kernels_avx512_vnni, a, X, ldx, t0, t1);
-}
-
-static void vnni_matmul(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy) {
-    bn_kernels_matmul_via(&bn_kernels_avx512_vnni, W, a, r0, r1, Y, ldy);
-}
+BN_KERNELS_ENTRY_POINTS(vnni, bn_kernels_avx512_vnni)
 
 const bn_kernels bn_kernels_avx512 = {
     .isa = BN_ISA_AVX512,

@@ -246,18 +246,8 @@ static void dp_mm_tq2_0(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r
 
 /* ---- tables ----------------------------------------------------------------- */
 
-static void neon_quantize(bn_act *a, const float *X, int64_t ldx, int t0, int t1) {
-    bn_kernels_quantize_via(&bn_kernels_neon, a, X, ldx, t0, t1);
-}
-static void neon_matmul(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy) {
-    bn_kernels_matmul_via(&bn_kernels_neon, W, a, r0, r1, Y, ldy);
-}
-static void dp_quantize(bn_act *a, const float *X, int64_t ldx, int t0, int t1) {
-    bn_kernels_quantize_via(&bn_kernels_neon_dotprod, a, X, ldx, t0, t1);
-}
-static void dp_matmul(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy) {
-    bn_kernels_matmul_via(&bn_kernels_neon_dotprod, W, a, r0, r1, Y, ldy);
-}
+BN_KERNELS_ENTRY_POINTS(neon, bn_kernels_neon)
+BN_KERNELS_ENTRY_POINTS(dp, bn_kernels_neon_dotprod)
 
 const bn_kernels bn_kernels_neon = {
     .isa = BN_ISA_NEON,

@@ -211,13 +211,7 @@ void bn_mm_f32_scalar(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1,
 
 /* ---- table ---------------------------------------------------------------- */
 
-static void scalar_quantize(bn_act *a, const float *X, int64_t ldx, int t0, int t1) {
-    bn_kernels_quantize_via(&bn_kernels_scalar, a, X, ldx, t0, t1);
-}
-
-static void scalar_matmul(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy) {
-    bn_kernels_matmul_via(&bn_kernels_scalar, W, a, r0, r1, Y, ldy);
-}
+BN_KERNELS_ENTRY_POINTS(scalar, bn_kernels_scalar)
 
 const bn_kernels bn_kernels_scalar = {
     .isa = BN_ISA_SCALAR,

@@ -6,7 +6,9 @@
  * name the same machine (machine.model and machine.cores equal) only keys
  * ending in _frac, _ratio or _x are compared; on one machine tok/s figures
  * are compared too. Direction comes from the name: *_ms, *_ns, *_s, *rss*
- * are lower-is-better, the rest higher-is-better. Prints a JSON report;
+ * are lower-is-better, the rest higher-is-better. Machine facts, the
+ * probes (ceilings), the peer's own tok/s and min/max spreads are skipped:
+ * medians and ratios are what is compared. Prints a JSON report;
  * exit 1 if anything regressed, 2 on usage or unreadable input. */
 #include <math.h>
 #include <stdio.h>
@@ -86,7 +88,11 @@ int main(int argc, char **argv) {
     printf("{\"same_machine\":%s,\"tolerance_pct\":%g,\"regressions\":[", same ? "true" : "false", tol);
     for (size_t i = 0; i < ln.n; i++) {
         const char *p = ln.a[i].path;
-        if (strstr(p, "machine.") == p || strstr(p, "runs") || strstr(p, "config.")) continue;
+        /* machine facts, the measured ceilings and the peer's own speed are
+         * context, not our figures */
+        if (strstr(p, "machine.") == p || strstr(p, "runs") || strstr(p, "config.") || strstr(p, "probes") == p ||
+            strstr(p, "roofline_tok_s") || strstr(p, ".peer.") || strstr(p, "_min") || strstr(p, "_max"))
+            continue;
         int ratio = ends_with(p, "_frac") || ends_with(p, "_ratio") || ends_with(p, "_x");
         if (!ratio && !same) continue;
         int rate = strstr(p, "tok_s") || strstr(p, "per_s");

@@ -210,30 +210,35 @@ BN_AI __m256i x86_hsum8(const __m256i *v) {
     return _mm256_add_epi32(_mm256_permute2x128_si256(a, b, 0x20), _mm256_permute2x128_si256(a, b, 0x31));
 }
 
-static void x86_mm_tq2_0(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy) {
-    const int64_t nb = W->K / BN_QK_K;
-    /* row outer, token inner: a row's blocks stay in L1 across tokens */
-    for (int64_t r = r0; r < r1; r++) {
-        const bn_block_tq2_0 *x = (const bn_block_tq2_0 *)(W->data + (size_t)r * W->row_bytes);
-        for (int t = 0; t < a->n; t++) {
-            const bn_block_q8_K *y = (const bn_block_q8_K *)((const uint8_t *)a->data + (size_t)t * a->row_bytes);
-            float sumf = 0.0f;
-            int64_t i = 0;
-            for (; i + 8 <= nb; i += 8) {
-                __m256i v[8];
-                for (int j = 0; j < 8; j++) v[j] = x86_tq2_block(&x[i + j], &y[i + j]);
-                int32_t s[8];
-                _mm256_storeu_si256((__m256i *)s, x86_hsum8(v));
-                for (int j = 0; j < 8; j++) sumf += (float)s[j] * (y[i + j].d * _cvtsh_ss(x[i + j].d));
-            }
-            for (; i < nb; i++) {
-                int32_t s = x86_hsum_i32(x86_tq2_block(&x[i], &y[i]));
-                sumf += (float)s * (y[i].d * _cvtsh_ss(x[i].d));
-            }
-            Y[(int64_t)t * ldy + r] = sumf;
-        }
+/* The TQ matmul loop, shared by TQ2_0 and TQ1_0: row outer, token inner (a
+ * row's blocks stay in L1 across tokens); 8 blocks' int32 sums reduced at
+ * once, then the float chain in block order as the scalar reference. */
+#define BN_X86_MM_TQ(NAME, BLOCK_T, BLOCK_FN)                                                              \
+    static void NAME(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy) {    \
+        const int64_t nb = W->K / BN_QK_K;                                                                 \
+        for (int64_t r = r0; r < r1; r++) {                                                                \
+            const BLOCK_T *x = (const BLOCK_T *)(W->data + (size_t)r * W->row_bytes);                      \
+            for (int t = 0; t < a->n; t++) {                                                               \
+                const bn_block_q8_K *y = (const bn_block_q8_K *)((const uint8_t *)a->data + (size_t)t * a->row_bytes); \
+                float sumf = 0.0f;                                                                         \
+                int64_t i = 0;                                                                             \
+                for (; i + 8 <= nb; i += 8) {                                                              \
+                    __m256i v[8];                                                                          \
+                    for (int j = 0; j < 8; j++) v[j] = BLOCK_FN(&x[i + j], &y[i + j]);                     \
+                    int32_t s[8];                                                                          \
+                    _mm256_storeu_si256((__m256i *)s, x86_hsum8(v));                                      \
+                    for (int j = 0; j < 8; j++) sumf += (float)s[j] * (y[i + j].d * _cvtsh_ss(x[i + j].d)); \
+                }                                                                                          \
+                for (; i < nb; i++) {                                                                      \
+                    int32_t s = x86_hsum_i32(BLOCK_FN(&x[i], &y[i]));                                      \
+                    sumf += (float)s * (y[i].d * _cvtsh_ss(x[i].d));                                       \
+                }                                                                                          \
+                Y[(int64_t)t * ldy + r] = sumf;                                                            \
+            }                                                                                              \
+        }                                                                                                  \
     }
-}
+
+BN_X86_MM_TQ(x86_mm_tq2_0, bn_block_tq2_0, x86_tq2_block)
 
 /* ---- Q8_0 ------------------------------------------------------------------
  * s8 x s8 through the unsigned path: |w| times q with w's sign moved onto q.
@@ -390,29 +395,6 @@ BN_AI __m256i x86_tq1_block(const bn_block_tq1_0 *x, const bn_block_q8_K *y) {
     return acc;
 }
 
-static inline void x86_mm_tq1_0(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy) {
-    const int64_t nb = W->K / BN_QK_K;
-    /* row outer, token inner: a row's blocks stay in L1 across tokens */
-    for (int64_t r = r0; r < r1; r++) {
-        const bn_block_tq1_0 *x = (const bn_block_tq1_0 *)(W->data + (size_t)r * W->row_bytes);
-        for (int t = 0; t < a->n; t++) {
-            const bn_block_q8_K *y = (const bn_block_q8_K *)((const uint8_t *)a->data + (size_t)t * a->row_bytes);
-            float sumf = 0.0f;
-            int64_t i = 0;
-            for (; i + 8 <= nb; i += 8) {
-                __m256i v[8];
-                for (int j = 0; j < 8; j++) v[j] = x86_tq1_block(&x[i + j], &y[i + j]);
-                int32_t s[8];
-                _mm256_storeu_si256((__m256i *)s, x86_hsum8(v));
-                for (int j = 0; j < 8; j++) sumf += (float)s[j] * (y[i + j].d * _cvtsh_ss(x[i + j].d));
-            }
-            for (; i < nb; i++) {
-                int32_t s = x86_hsum_i32(x86_tq1_block(&x[i], &y[i]));
-                sumf += (float)s * (y[i].d * _cvtsh_ss(x[i].d));
-            }
-            Y[(int64_t)t * ldy + r] = sumf;
-        }
-    }
-}
+BN_X86_MM_TQ(x86_mm_tq1_0, bn_block_tq1_0, x86_tq1_block)
 
 #endif

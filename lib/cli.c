@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -53,10 +54,19 @@ void bn_die(const char *tool, int status, const char *fmt, ...) {
     exit(status);
 }
 
+/* Is fd a pipe or socket whose reader has gone? (poll reports POLLERR on the
+ * write end of a pipe without readers.) */
+static bool reader_gone(int fd) {
+    struct pollfd p = { .fd = fd, .events = POLLOUT };
+    return poll(&p, 1, 0) == 1 && (p.revents & (POLLERR | POLLHUP));
+}
+
 int bn_close_stdout(const char *tool) {
     errno = 0;
     if (fflush(stdout) != 0 || ferror(stdout)) {
-        if (errno == EPIPE) return BN_EXIT_OK;
+        /* EPIPE now, or an earlier write's EPIPE whose errno is long gone
+         * (the stream only keeps its error flag): the reader left on purpose */
+        if (errno == EPIPE || reader_gone(fileno(stdout))) return BN_EXIT_OK;
         fprintf(stderr, "%s: <stdout>: write error: %s\n", tool, strerror(errno ? errno : EIO));
         return BN_EXIT_FAIL;
     }

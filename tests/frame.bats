@@ -151,6 +151,17 @@ print(list(msgpack.Unpacker(__import__("io").BytesIO(b), raw=False))[1]["ids"])'
     assert_output --partial "output closed by reader"
 }
 
+@test "text on stdout into a pipe closed early (| head): exit 0, no message" {
+    # the write that hits EPIPE happens long before exit; bn_close_stdout must
+    # still see that the reader left (it once reported EIO here)
+    yes '{"kind":"token","id":5}' | head -n 200000 >"$T/many.jsonl"
+    "$FR" --from-json <"$T/many.jsonl" >"$T/many.bin"
+    run bash -c "'$FR' <'$T/many.bin' 2>'$T/err' | head -c 10 >/dev/null; echo \${PIPESTATUS[0]}"
+    assert_output "0"
+    run cat "$T/err"
+    assert_output ""
+}
+
 @test "output files appear only when complete" {
     "$FR" --from-json -o "$T/out.bin" <"$T/all.jsonl"
     [ -s "$T/out.bin" ]

@@ -166,4 +166,11 @@ static inline float bn_i2s_out(int32_t sumi, int32_t act_sum, float act_scale, f
     return ((float)sumi - (float)act_sum) / act_scale * w_scale;
 }
 
+/* Eight float lanes reduced as ggml's hsum_float_8 (high half + low half,
+ * then lanes 0+2 and 1+3, then those two), the TQ epilogue of every ISA. */
+static inline float bn_hsum8f(const float a[8]) {
+    const float t0 = a[4] + a[0], t1 = a[5] + a[1], t2 = a[6] + a[2], t3 = a[7] + a[3];
+    return (t0 + t2) + (t1 + t3);
+}
+
 #endif

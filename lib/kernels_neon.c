@@ -18,15 +18,16 @@
 
 #define BN_AI static inline __attribute__((always_inline))
 
-/* acc += codes (0..3, as s8) . q (s8) over 16 lanes, into 4 int32 lanes. */
+/* acc += codes (0..3, as s8) . q (s8) over 16 lanes, into 4 int32 lanes:
+ * lane i gets bytes 4i..4i+3 (as vdotq_s32 and x86's maddubs + madd do; the
+ * TQ lane sums depend on it). */
 BN_AI int32x4_t dot16(int32x4_t acc, int8x16_t c, int8x16_t q, const int DP) {
 #if defined(__ARM_FEATURE_DOTPROD)
     if (DP) return vdotq_s32(acc, c, q);
 #endif
-    /* |c*q| <= 3*128, two products per int16 lane stay far from overflow */
-    int16x8_t p = vmull_s8(vget_low_s8(c), vget_low_s8(q));
-    p = vmlal_s8(p, vget_high_s8(c), vget_high_s8(q));
-    return vpadalq_s16(acc, p);
+    /* |c*q| <= 3*128: a pair of products per int16 lane stays far from overflow */
+    int16x8_t lo = vmull_s8(vget_low_s8(c), vget_low_s8(q)), hi = vmull_s8(vget_high_s8(c), vget_high_s8(q));
+    return vpadalq_s16(acc, vpaddq_s16(lo, hi));
 }
 
 /* ---- activation quantization (same arithmetic as the scalar reference) ---- */
@@ -152,11 +153,13 @@ BN_AI void mm_i2s(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, flo
 }
 
 /* ---- TQ2_0 -----------------------------------------------------------------
- * Byte 32c+m, bits 2n: element 128c+32n+m. Per block sum code*q minus the
- * q8_K bsums (exact), then the scalar float chain. */
-BN_AI int32_t tq2_block(const bn_block_tq2_0 *x, const bn_block_q8_K *y, const int DP) {
+ * Byte 32c+m, bits 2n: element 128c+32n+m. Per block the eight exact int32
+ * lanes of the scalar reference (lo: bytes 0..15 of each 32, hi: 16..31,
+ * minus bsums pairs), then eight fma lanes in float and bn_hsum8f. */
+BN_AI void tq2_block(const bn_block_tq2_0 *x, const bn_block_q8_K *y, const int DP, int32x4_t *lo, int32x4_t *hi) {
     const uint8x16_t m3 = vdupq_n_u8(3);
-    int32x4_t acc0 = vdupq_n_s32(0), acc1 = vdupq_n_s32(0);
+    int32x4_t acc0 = vnegq_s32(vpaddlq_s16(vld1q_s16(y->bsums)));
+    int32x4_t acc1 = vnegq_s32(vpaddlq_s16(vld1q_s16(y->bsums + 8)));
     for (int c = 0; c < 2; c++) {
         uint8x16_t w0 = vld1q_u8(x->qs + 32 * c), w1 = vld1q_u8(x->qs + 32 * c + 16);
         const int8_t *qb = y->qs + 128 * c;
@@ -167,9 +170,8 @@ BN_AI int32_t tq2_block(const bn_block_tq2_0 *x, const bn_block_q8_K *y, const i
             acc1 = dot16(acc1, vreinterpretq_s8_u8(vandq_u8(s1, m3)), vld1q_s8(qb + 32 * n + 16), DP);
         }
     }
-    int16x8_t b0 = vld1q_s16(y->bsums), b1 = vld1q_s16(y->bsums + 8);
-    int32_t bs = vaddvq_s32(vaddq_s32(vpaddlq_s16(b0), vpaddlq_s16(b1)));
-    return vaddvq_s32(vaddq_s32(acc0, acc1)) - bs;
+    *lo = acc0;
+    *hi = acc1;
 }
 
 BN_AI void mm_tq2_0(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy, const int DP) {
@@ -179,12 +181,18 @@ BN_AI void mm_tq2_0(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, f
         const bn_block_tq2_0 *x = (const bn_block_tq2_0 *)(W->data + (size_t)r * W->row_bytes);
         for (int t = 0; t < a->n; t++) {
             const bn_block_q8_K *y = (const bn_block_q8_K *)((const uint8_t *)a->data + (size_t)t * a->row_bytes);
-            float sumf = 0.0f;
+            float32x4_t f0 = vdupq_n_f32(0), f1 = vdupq_n_f32(0);
             for (int64_t i = 0; i < nb; i++) {
-                int32_t s = tq2_block(&x[i], &y[i], DP);
-                sumf += (float)s * (y[i].d * bn_f16_to_f32(x[i].d));
+                int32x4_t lo, hi;
+                tq2_block(&x[i], &y[i], DP, &lo, &hi);
+                const float32x4_t d = vdupq_n_f32(y[i].d * bn_f16_to_f32(x[i].d));
+                f0 = vfmaq_f32(f0, vcvtq_f32_s32(lo), d);
+                f1 = vfmaq_f32(f1, vcvtq_f32_s32(hi), d);
             }
-            Y[(int64_t)t * ldy + r] = sumf;
+            float l8[8];
+            vst1q_f32(l8, f0);
+            vst1q_f32(l8 + 4, f1);
+            Y[(int64_t)t * ldy + r] = bn_hsum8f(l8);
         }
     }
 }

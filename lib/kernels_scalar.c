@@ -70,26 +70,42 @@ void bn_mm_i2s_scalar(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1,
 }
 
 /* ---- TQ2_0 / TQ1_0 / Q6_K x Q8K --------------------------------------------
- * Per 256 block an exact int32 sum, then sumf += (float)sumi * (y.d * x.d) in
- * block order, as ggml_vec_dot_tq{1,2}_0_q8_K's scalar code. */
+ * TQ in llama.cpp's AVX2 order (ggml_vec_dot_tq{1,2}_0_q8_K), which its
+ * reference logits carry: per 256 block eight exact int32 lane sums, lane L
+ * holding code*q of the elements e with (e % 32) / 4 == L minus the q8_K sum
+ * of elements 32L..32L+31; each lane accumulates fmaf(lane, y.d * x.d) in
+ * float across blocks; the eight lanes are reduced once at the end as
+ * hsum_float_8 does (bn_hsum8f). TQ2_0 and TQ1_0 share the lane mapping, so
+ * equal weights give bitwise equal outputs (as they do in llama.cpp). */
+
+/* The eight lane sums of one block from its codes (0..2). */
+static void tq_block_lanes(const uint8_t codes[BN_QK_K], const bn_block_q8_K *y, int32_t lanes[8]) {
+    for (int l = 0; l < 8; l++) lanes[l] = -(y->bsums[2 * l] + y->bsums[2 * l + 1]);
+    for (int e = 0; e < BN_QK_K; e++) lanes[(e % 32) / 4] += codes[e] * y->qs[e];
+}
+
+/* One row of TQ blocks against one q8_K row; CODES fills codes[] for block i. */
+#define BN_TQ_ROW_DOT(CODES)                                                   \
+    float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};                                   \
+    for (int64_t i = 0; i < nb; i++) {                                         \
+        CODES;                                                                 \
+        int32_t lanes[8];                                                      \
+        tq_block_lanes(codes, &y[i], lanes);                                   \
+        const float d = y[i].d * bn_f16_to_f32(x[i].d);                        \
+        for (int l = 0; l < 8; l++) acc[l] = fmaf((float)lanes[l], d, acc[l]); \
+    }                                                                          \
+    Y[(int64_t)t * ldy + r] = bn_hsum8f(acc);
 
 void bn_mm_tq2_0_scalar(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy) {
     const int64_t nb = W->K / BN_QK_K;
+    uint8_t codes[BN_QK_K];
     for (int t = 0; t < a->n; t++) {
         const bn_block_q8_K *y = (const bn_block_q8_K *)((const uint8_t *)a->data + (size_t)t * a->row_bytes);
         for (int64_t r = r0; r < r1; r++) {
             const bn_block_tq2_0 *x = (const bn_block_tq2_0 *)(W->data + (size_t)r * W->row_bytes);
-            float sumf = 0.0f;
-            for (int64_t i = 0; i < nb; i++) {
-                int32_t sumi = 0;
-                for (int j = 0; j < 64; j += 32)
-                    for (int l = 0; l < 4; l++)
-                        for (int k = 0; k < 32; k++)
-                            sumi += y[i].qs[j * 4 + l * 32 + k] * (((x[i].qs[j + k] >> (l * 2)) & 3) - 1);
-                const float d = y[i].d * bn_f16_to_f32(x[i].d);
-                sumf += (float)sumi * d;
-            }
-            Y[(int64_t)t * ldy + r] = sumf;
+            /* byte 32c+m, bits 2n: element 128c+32n+m */
+            BN_TQ_ROW_DOT(for (int e = 0; e < BN_QK_K; e++) codes[e] =
+                              (x[i].qs[32 * (e / 128) + e % 32] >> (2 * ((e / 32) % 4))) & 3)
         }
     }
 }
@@ -101,18 +117,11 @@ void bn_mm_tq1_0_scalar(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r
         const bn_block_q8_K *y = (const bn_block_q8_K *)((const uint8_t *)a->data + (size_t)t * a->row_bytes);
         for (int64_t r = r0; r < r1; r++) {
             const bn_block_tq1_0 *x = (const bn_block_tq1_0 *)(W->data + (size_t)r * W->row_bytes);
-            float sumf = 0.0f;
-            for (int64_t i = 0; i < nb; i++) {
-                bn_tq1_0_codes(&x[i], codes);
-                int32_t sumi = 0;
-                for (int k = 0; k < BN_QK_K; k++) sumi += ((int)codes[k] - 1) * y[i].qs[k];
-                const float d = y[i].d * bn_f16_to_f32(x[i].d);
-                sumf += (float)sumi * d;
-            }
-            Y[(int64_t)t * ldy + r] = sumf;
+            BN_TQ_ROW_DOT(bn_tq1_0_codes(&x[i], codes))
         }
     }
 }
+#undef BN_TQ_ROW_DOT
 
 /* Q6_K: sumi = sum over 16 sub-blocks of scale * sum (q6-32)*q8, exact; then
  * sumf += (f16(x.d) * y.d) * (float)sumi per block. (llama.cpp's scalar code

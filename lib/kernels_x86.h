@@ -211,8 +211,10 @@ BN_AI __m256i x86_hsum8(const __m256i *v) {
 }
 
 /* The TQ matmul loop, shared by TQ2_0 and TQ1_0: row outer, token inner (a
- * row's blocks stay in L1 across tokens); 8 blocks' int32 sums reduced at
- * once, then the float chain in block order as the scalar reference. */
+ * row's blocks stay in L1 across tokens). Per block the eight int32 lanes
+ * (lane L = elements with (e % 32) / 4 == L, minus bsums 2L, 2L+1) go to
+ * float and into eight fma lanes, reduced once at the end: llama.cpp's AVX2
+ * order, as the scalar reference. */
 #define BN_X86_MM_TQ(NAME, BLOCK_T, BLOCK_FN)                                                              \
     static void NAME(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy) {    \
         const int64_t nb = W->K / BN_QK_K;                                                                 \
@@ -220,20 +222,14 @@ BN_AI __m256i x86_hsum8(const __m256i *v) {
             const BLOCK_T *x = (const BLOCK_T *)(W->data + (size_t)r * W->row_bytes);                      \
             for (int t = 0; t < a->n; t++) {                                                               \
                 const bn_block_q8_K *y = (const bn_block_q8_K *)((const uint8_t *)a->data + (size_t)t * a->row_bytes); \
-                float sumf = 0.0f;                                                                         \
-                int64_t i = 0;                                                                             \
-                for (; i + 8 <= nb; i += 8) {                                                              \
-                    __m256i v[8];                                                                          \
-                    for (int j = 0; j < 8; j++) v[j] = BLOCK_FN(&x[i + j], &y[i + j]);                     \
-                    int32_t s[8];                                                                          \
-                    _mm256_storeu_si256((__m256i *)s, x86_hsum8(v));                                      \
-                    for (int j = 0; j < 8; j++) sumf += (float)s[j] * (y[i + j].d * _cvtsh_ss(x[i + j].d)); \
+                __m256 acc = _mm256_setzero_ps();                                                          \
+                for (int64_t i = 0; i < nb; i++) {                                                         \
+                    const __m256 d = _mm256_set1_ps(y[i].d * _cvtsh_ss(x[i].d));                           \
+                    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(BLOCK_FN(&x[i], &y[i])), d, acc);             \
                 }                                                                                          \
-                for (; i < nb; i++) {                                                                      \
-                    int32_t s = x86_hsum_i32(BLOCK_FN(&x[i], &y[i]));                                      \
-                    sumf += (float)s * (y[i].d * _cvtsh_ss(x[i].d));                                       \
-                }                                                                                          \
-                Y[(int64_t)t * ldy + r] = sumf;                                                            \
+                float l8[8];                                                                               \
+                _mm256_storeu_ps(l8, acc);                                                                 \
+                Y[(int64_t)t * ldy + r] = bn_hsum8f(l8);                                                   \
             }                                                                                              \
         }                                                                                                  \
     }

@@ -312,60 +312,67 @@ __global__ void k_mm_i2s(const cu_mm_args A, int64_t K, const int8_t *__restrict
 }
 
 /* ---- TQ2_0 x Q8K ---------------------------------------------------------------------
- * One warp per row; lane l takes block base+l, computes its exact sumi with
- * dp4a (sum code*q - sum q), and the per-block floats sumi * (y.d * x.d) are
- * added in block order through shuffles, as the scalar reference adds them. */
+ * llama.cpp's AVX2 order, as bn_mm_tq2_0_scalar: per 256 block eight exact
+ * int32 lanes (lane L: code*q of the elements with (e % 32) / 4 == L, i.e.
+ * word L of each 32-byte group, minus bsums 2L, 2L+1), each lane an fmaf
+ * chain over the blocks in order, reduced at the end as bn_hsum8f. One warp
+ * per row: thread (b = lane / 8, L = lane % 8) computes lane L of block
+ * base + b; the chains take the four blocks in order through shuffles. */
 template <int NT>
 __global__ void k_mm_tq2(const cu_mm_args A, int64_t K, const uint8_t *__restrict__ act, int n) {
-    const int lane = threadIdx.x & 31;
+    const int lane = threadIdx.x & 31, sub = lane >> 3, L = lane & 7;
     const int t0 = blockIdx.y * NT;
     cu_mm_seg S;
     int64_t r;
     if (!mm_row(A, (int64_t)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5), S, r)) return;
     const int64_t nb = K / 256;
     const uint8_t *row = S.d + r * nb * BN_CU_TQ2_BYTES;
-    float sumf[NT];
+    float acc[NT];
 #pragma unroll
-    for (int t = 0; t < NT; t++) sumf[t] = 0.0f;
-    for (int64_t base = 0; base < nb; base += 32) {
-        const int64_t i = base + lane;
-        float part[NT];
+    for (int t = 0; t < NT; t++) acc[t] = 0.0f;
+    for (int64_t base = 0; base < nb; base += 4) {
+        const int64_t i = base + sub;
+        float v[NT], d[NT];
 #pragma unroll
-        for (int t = 0; t < NT; t++) part[t] = 0.0f;
+        for (int t = 0; t < NT; t++) v[t] = d[t] = 0.0f;
         if (i < nb) {
             const uint8_t *x = row + i * BN_CU_TQ2_BYTES;
             __half hd;
             memcpy(&hd, x + 64, 2);
             const float wd = __half2float(hd);
-            uint32_t wq[16]; /* 64 bytes as words (the block is only 2-byte aligned) */
-            for (int j = 0; j < 16; j++)
-                wq[j] = (uint32_t)x[4 * j] | (uint32_t)x[4 * j + 1] << 8 | (uint32_t)x[4 * j + 2] << 16 |
-                        (uint32_t)x[4 * j + 3] << 24;
+            uint32_t w[2]; /* word L of each 32 bytes (the block is only 2-byte aligned) */
+            for (int c = 0; c < 2; c++) {
+                const uint8_t *p = x + 32 * c + 4 * L;
+                w[c] = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+            }
 #pragma unroll
             for (int t = 0; t < NT; t++) {
                 if (NT > 1 && t0 + t >= n) break;
                 const uint8_t *y = act + ((int64_t)(t0 + t) * nb + i) * BN_CU_Q8K_BYTES;
                 const int *yq = (const int *)(y + 4);
-                int sumi = 0;
+                const int16_t *bs = (const int16_t *)(y + 4 + 256);
+                int s = -((int)bs[2 * L] + (int)bs[2 * L + 1]);
                 for (int c = 0; c < 2; c++)        /* elements 128c + 32l + m at byte 32c + m, bits 2l */
                     for (int l = 0; l < 4; l++)
-                        for (int m4 = 0; m4 < 8; m4++) {
-                            const int codes = (int)((wq[c * 8 + m4] >> (2 * l)) & 0x03030303u);
-                            const int a4 = yq[(128 * c + 32 * l) / 4 + m4];
-                            sumi = __dp4a(codes, a4, sumi);
-                            sumi = __dp4a(-1 * 0x01010101, a4, sumi); /* bytes of -1: subtract the q */
-                        }
-                part[t] = (float)sumi * (*(const float *)y * wd);
+                        s = __dp4a((int)((w[c] >> (2 * l)) & 0x03030303u), yq[(128 * c + 32 * l) / 4 + L], s);
+                v[t] = (float)s;
+                d[t] = *(const float *)y * wd;
             }
         }
-        for (int s = 0; s < 32 && base + s < nb; s++)
+        for (int b = 0; b < 4 && base + b < nb; b++)
 #pragma unroll
-            for (int t = 0; t < NT; t++) sumf[t] += __shfl_sync(FULL, part[t], s);
+            for (int t = 0; t < NT; t++)
+                acc[t] = fmaf(__shfl_sync(FULL, v[t], b * 8 + L), __shfl_sync(FULL, d[t], b * 8 + L), acc[t]);
     }
-    if (lane == 0)
+    /* hsum_float_8 on lanes 0..7: t_i = a[4+i] + a[i]; (t0 + t2) + (t1 + t3) */
 #pragma unroll
-        for (int t = 0; t < NT; t++)
-            if (t0 + t < n) mm_store(sumf[t], S, t0 + t, r);
+    for (int t = 0; t < NT; t++) {
+        float a = acc[t];
+        a = a + __shfl_sync(FULL, a, (lane & ~7) | ((L + 4) & 7));
+        a = a + __shfl_sync(FULL, a, (lane & ~7) | ((L + 2) & 7));
+        a = a + __shfl_sync(FULL, a, (lane & ~7) | ((L + 1) & 7));
+        if (lane == 0 && t0 + t < n) mm_store(a, S, t0 + t, r);
+    }
 }
 
 /* ---- Q8_0 x Q8_0 (the output head of Q8_0 models), same in-order scheme ---- */

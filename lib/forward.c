@@ -68,14 +68,19 @@ static void rope_cache(float *cs, int pos, int n_rot, float base) {
     }
 }
 
-/* NEOX rotation: pairs (i, i + n_rot/2). */
+/* NEOX rotation: pairs (i, i + n_rot/2). The reference engines' compilers
+ * contract x0*c - x1*s into fma(x0, c, -(x1*s)) and x0*s + x1*c into
+ * fma(x0, s, x1*c) (gcc -ffp-contract=fast, clang within one expression);
+ * a one-ulp difference here rarely survives the f16 rounding of q and k,
+ * but when it does it flips activation codes later (llamacpp-relu2-tq2_0
+ * prompt B, decode row 27). */
 static void rope_neox(float *v, const float *cs, int n_rot) {
     const int h = n_rot / 2;
     for (int i = 0; i < h; i++) {
         const float c = cs[2 * i], s = cs[2 * i + 1];
         const float x0 = v[i], x1 = v[i + h];
-        v[i] = x0 * c - x1 * s;
-        v[i + h] = x0 * s + x1 * c;
+        v[i] = fmaf(x0, c, -(x1 * s));
+        v[i + h] = fmaf(x0, s, x1 * c);
     }
 }
 
@@ -351,7 +356,9 @@ static void region_attention(void *arg, int ith, int nth) {
      * ggml_vec_dot_f16 order; P.V with p rounded to f16 in vec_dot_f16 order
      * for one token, p in f32 in tinyBLAS order for a batch */
     const bool bcpp = f16 && f->compat == BN_COMPAT_BITNETCPP;
-    const bool qk_vec = bcpp, pv_vec = bcpp && j->n == 1;
+    /* llama.cpp order: vec_dot_f16 for one token, tinyBLAS (as NONE) for a batch */
+    const bool lcpp1 = f16 && f->compat == BN_COMPAT_LLAMACPP && j->n == 1;
+    const bool qk_vec = bcpp || lcpp1, pv_vec = (bcpp && j->n == 1) || lcpp1;
     const bool p_f16 = f16 && !(bcpp && j->n > 1);
     float *sc = f->scores + (int64_t)ith * (f->n_ctx + 8);
     float *q = f->qtmp + (int64_t)ith * hd;
@@ -607,7 +614,7 @@ int bn_forward_new(bn_forward **out, const bn_model *m, const bn_forward_opts *o
     f->hw_fma = ci.fma;
     f->hw_avx2 = ci.avx2 && ci.fma;
     f->compat = o->compat;
-    if ((unsigned)f->compat > BN_COMPAT_BITNETCPP) { bn_forward_free(f); return bn_errf(e, "forward: compat: %d unknown", (int)o->compat); }
+    if ((unsigned)f->compat > BN_COMPAT_LLAMACPP) { bn_forward_free(f); return bn_errf(e, "forward: compat: %d unknown", (int)o->compat); }
     if (f->n_ctx > (1 << 24)) { bn_forward_free(f); return bn_errf(e, "forward: n_ctx: %d too large", f->n_ctx); }
 
     /* every weight's act kind must exist in this kernel table */
@@ -701,7 +708,7 @@ void bn_forward_receipt(const bn_forward *f, char *buf, size_t n) {
     }
     if (used < n)
         snprintf(buf + used, n - used, " threads=%d kv=%s compat=%s", f->n_threads, f->kv == BN_KV_F16 ? "f16" : "f32",
-                 f->compat == BN_COMPAT_BITNETCPP ? "bitnet.cpp" : "none");
+                 f->compat == BN_COMPAT_BITNETCPP ? "bitnet.cpp" : f->compat == BN_COMPAT_LLAMACPP ? "llama.cpp" : "none");
 }
 
 /* ---- logits helpers ------------------------------------------------------ */

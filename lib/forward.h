@@ -30,8 +30,14 @@ typedef enum bn_kv_type { BN_KV_F16 = 0, BN_KV_F32 } bn_kv_type;
  *   P.V, batch of >= 2 tokens: p in f32, tinyBLAS order; 1 token: p rounded
  *     to f16, vec_dot_f16 order;
  *   F16 head, >= 2 output rows: f32 input, tinyBLAS order; 1 row: as NONE.
- * With an F32 cache BITNETCPP changes nothing in attention. */
-typedef enum bn_compat { BN_COMPAT_NONE = 0, BN_COMPAT_BITNETCPP } bn_compat;
+ * With an F32 cache BITNETCPP changes nothing in attention.
+ * LLAMACPP: upstream llama.cpp (2025), whose tinyBLAS takes F16 x F16 only
+ * and only for >= 2 columns ("only enable sgemm for prompt processing"), so
+ * q and p are always rounded to f16 and the order depends on the batch:
+ *   Q.K and P.V, batch of >= 2 tokens: tinyBLAS order (as NONE);
+ *   1 token: ggml_vec_dot_f16 order (as BITNETCPP's Q.K).
+ * The TQ2_0/TQ1_0 kernels follow llama.cpp's AVX2 order in every mode. */
+typedef enum bn_compat { BN_COMPAT_NONE = 0, BN_COMPAT_BITNETCPP, BN_COMPAT_LLAMACPP } bn_compat;
 
 typedef struct bn_forward_opts {
     int n_ctx;               /* 0: the model's context_length */

@@ -39,9 +39,10 @@ static void usage(FILE *f) {
         "      --kv f16|f32        KV cache type (default f16)\n"
         "      --device cpu|cuda|auto  where the forward pass runs (default cpu); cuda without a\n"
         "                          usable GPU falls back to the CPU with a warning (an error with --strict)\n"
-        "      --compat auto|none|bitnet.cpp  float order of the F16 parts: bitnet.cpp's, which\n"
-        "                          depends on the batch size, or batch invariant (none); auto (default):\n"
-        "                          bitnet.cpp for its archs (bitnet-b1.58, bitnet-25), none otherwise\n"
+        "      --compat auto|none|bitnet.cpp|llama.cpp  float order of the F16 attention and head:\n"
+        "                          bitnet.cpp's or llama.cpp's (both depend on the batch size) or batch\n"
+        "                          invariant (none); auto (default): bitnet.cpp for its archs (bitnet-b1.58,\n"
+        "                          bitnet-25), llama.cpp for the others\n"
         "      --ffn-act relu2|silu  override the FFN activation\n"
         "      --logits last|all   rows per tokens frame (default last)\n"
         "      --dump-logits FILE  also write every row produced as a LOGT file\n"
@@ -351,7 +352,8 @@ static void parse(int argc, char **argv, opts *o) {
             if (!strcmp(optarg, "auto")) o->compat = -1;
             else if (!strcmp(optarg, "none")) o->compat = BN_COMPAT_NONE;
             else if (!strcmp(optarg, "bitnet.cpp")) o->compat = BN_COMPAT_BITNETCPP;
-            else bn_die(T, 2, "--compat: want auto, none or bitnet.cpp");
+            else if (!strcmp(optarg, "llama.cpp")) o->compat = BN_COMPAT_LLAMACPP;
+            else bn_die(T, 2, "--compat: want auto, none, bitnet.cpp or llama.cpp");
             break;
         case O_ACT:
             if ((o->ffn_act = bn_ffn_act_parse(optarg)) < 0) bn_die(T, 2, "--ffn-act: want relu2 or silu");
@@ -419,10 +421,11 @@ static int setup(run *r, bn_gguf **g, bn_err *e) {
     bn_cpu_info ci;
     bn_cpu_detect(&ci);
     r->n_batch = o->batch ? (int)o->batch : 512; /* llama.cpp's and bitnet.cpp's n_ubatch */
-    /* files bitnet.cpp makes get bitnet.cpp's numerics unless asked otherwise */
+    /* files bitnet.cpp makes get bitnet.cpp's numerics, llama.cpp's (arch
+     * bitnet) llama.cpp's, unless asked otherwise */
     bn_compat compat = o->compat >= 0 ? (bn_compat)o->compat
                      : (!strcmp(r->m.arch, "bitnet-b1.58") || !strcmp(r->m.arch, "bitnet-25")) ? BN_COMPAT_BITNETCPP
-                                                                                                : BN_COMPAT_NONE;
+                                                                                                : BN_COMPAT_LLAMACPP;
     bn_forward_opts fo = {.n_ctx = (int)o->ctx, .n_batch = r->n_batch, .n_threads = o->threads ? (int)o->threads : ci.n_cores,
                           .kv = o->kv32 ? BN_KV_F32 : BN_KV_F16, .kern = k, .compat = compat};
     if (bn_engine_open(&r->fw, &r->m, &fo, (bn_device)o->device, o->strict, e) < 0) return -1;

@@ -146,7 +146,7 @@ for n in names:
     if v["ppl"] is not None and pref:
         v["ppl_diff_pct"] = 100 * (v["ppl"] - pref) / pref
         lim = 0.1 if cls == 'float' else 0.3
-        if abs(v["ppl_diff_pct"]) > lim and 'silu' not in n:
+        if abs(v["ppl_diff_pct"]) > lim:
             fails.append('%s PPL: %.4f vs %.4f (%.3f%%, bound %.1f%%)' % (n, v["ppl"], pref, v["ppl_diff_pct"], lim))
     else:
         fails.append('%s PPL: not computed' % n)

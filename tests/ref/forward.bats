@@ -36,16 +36,37 @@ prompt() {
     assert_success
 }
 
-# teacher MODEL REFDIR P BOUNDS [args]: prompt + the reference's greedy ids,
-# rows after the prompt vs P.gen.logits
+# teacher MODEL REFDIR P BOUNDS [args]: teacher-forced on the reference's
+# own greedy ids the way the reference produced P.gen.logits: the prompt as
+# one tokens frame, then each id as its own token frame (one decode step
+# each); rows after the prompt vs P.gen.logits
 teacher() {
+    local m=$1 ref=$2 p=$3 bounds=$4; shift 4
+    local np pos g
+    np=$(prompt_of $p | wc -w)
+    {
+        echo "{\"kind\":\"tokens\",\"pos\":0,\"ids\":[$(prompt_of $p | tr ' ' ',')]}"
+        pos=$np
+        for g in $(tr ',' ' ' < "$ref/$p.gen.txt"); do
+            echo "{\"kind\":\"token\",\"pos\":$pos,\"id\":$g}"
+            pos=$((pos + 1))
+        done
+    } | "$BN_TESTBIN/tokframes" | bn-forward -m "$m" --no-feedback --dump-logits "$W/g.logt" -t 2 "$@" >/dev/null
+    run "$BN_TESTBIN/logt-compare" --quiet --a-row $np $bounds "$W/g.logt" "$ref/$p.gen.logits"
+    echo "$p teacher-forced: $output" >&3
+    assert_success
+}
+
+# batch_teacher MODEL REFDIR P BOUNDS [args]: prompt + the reference's ids in
+# one batch (another float order than the reference's decode steps)
+batch_teacher() {
     local m=$1 ref=$2 p=$3 bounds=$4; shift 4
     local ids np
     ids="$(prompt_of $p) $(tr ',' ' ' < "$ref/$p.gen.txt")"
     np=$(prompt_of $p | wc -w)
     echo "$ids" | bn-forward -m "$m" --ids --dump-logits "$W/g.logt" -t 2 "$@"
     run "$BN_TESTBIN/logt-compare" --quiet --a-row $np $bounds "$W/g.logt" "$ref/$p.gen.logits"
-    echo "$p teacher-forced: $output" >&3
+    echo "$p teacher-forced, one batch: $output" >&3
     assert_success
 }
 
@@ -94,28 +115,42 @@ greedy() {
     done
 }
 
-@test "TQ2_0 / TQ1_0 relu2 vs llamacpp-relu2-tq2_0: prompt rows within the quantized bounds; greedy 32/32" {
+@test "TQ2_0 / TQ1_0 relu2 (auto = llama.cpp numerics for arch bitnet) vs llamacpp-relu2-tq2_0: prompt and teacher-forced rows equal to 1e-5, greedy 32/32" {
+    # measured: max |diff| <= 2e-6 on every row (the F16 head sums in another order)
+    local EXACT="--max-abs 1e-5 --min-pearson 0.9999999 --argmax-all"
     for m in tiny-bitnet-tq2_0 tiny-bitnet-tq1_0; do
         for p in A B C; do
-            prompt "$FX/$m.gguf" "$FX/ref/llamacpp-relu2-tq2_0" $p "$QUANT" --ffn-act relu2
+            prompt "$FX/$m.gguf" "$FX/ref/llamacpp-relu2-tq2_0" $p "$EXACT" --ffn-act relu2
+            teacher "$FX/$m.gguf" "$FX/ref/llamacpp-relu2-tq2_0" $p "$EXACT" --ffn-act relu2
             greedy "$FX/$m.gguf" "$FX/ref/llamacpp-relu2-${m#tiny-bitnet-}" $p 32 --ffn-act relu2
         done
     done
 }
 
-@test "TQ2_0 relu2 teacher-forced rows: measured level (NOT the issue's 85%-within-0.05 bound: decode rows drift after ~24 steps)" {
+@test "TQ2_0 relu2 teacher-forced in one batch (not the reference's decode order): measured level" {
     for p in A B C; do
-        teacher "$FX/tiny-bitnet-tq2_0.gguf" "$FX/ref/llamacpp-relu2-tq2_0" $p "$LOOSE" --ffn-act relu2
+        batch_teacher "$FX/tiny-bitnet-tq2_0.gguf" "$FX/ref/llamacpp-relu2-tq2_0" $p "$LOOSE" --ffn-act relu2
     done
 }
 
-@test "TQ2_0 SiLU (arch default) vs llamacpp-stock-tq2_0: A, B within quantized bounds, C measured level; greedy" {
-    prompt "$FX/tiny-bitnet-tq2_0.gguf" "$FX/ref/llamacpp-stock-tq2_0" A "$QUANT"
-    prompt "$FX/tiny-bitnet-tq2_0.gguf" "$FX/ref/llamacpp-stock-tq2_0" B "$QUANT"
-    prompt "$FX/tiny-bitnet-tq2_0.gguf" "$FX/ref/llamacpp-stock-tq2_0" C "$LOOSE"
-    greedy "$FX/tiny-bitnet-tq2_0.gguf" "$FX/ref/llamacpp-stock-tq2_0" A 32
-    greedy "$FX/tiny-bitnet-tq2_0.gguf" "$FX/ref/llamacpp-stock-tq2_0" B 32
-    greedy "$FX/tiny-bitnet-tq2_0.gguf" "$FX/ref/llamacpp-stock-tq2_0" C 16
+@test "TQ2_0 / TQ1_0 SiLU (arch default) vs llamacpp-stock-tq2_0: prompt rows equal to 1e-5, greedy 32/32" {
+    local EXACT="--max-abs 1e-5 --min-pearson 0.9999999 --argmax-all"
+    for m in tiny-bitnet-tq2_0 tiny-bitnet-tq1_0; do
+        for p in A B C; do
+            prompt "$FX/$m.gguf" "$FX/ref/llamacpp-stock-tq2_0" $p "$EXACT"
+            greedy "$FX/$m.gguf" "$FX/ref/llamacpp-stock-${m#tiny-bitnet-}" $p 32
+        done
+    done
+}
+
+@test "TQ2_0 --compat none (batch invariant) vs llamacpp-relu2-tq2_0: prompt rows within the quantized bounds, teacher-forced rows at the measured level" {
+    # none orders Q.K of one token as tinyBLAS does a batch; llama.cpp uses
+    # ggml_vec_dot_f16 there, and after ~24 steps one f16 rounding flips
+    # (B: 25/32 rows within 0.05, max 0.09)
+    for p in A B C; do
+        prompt "$FX/tiny-bitnet-tq2_0.gguf" "$FX/ref/llamacpp-relu2-tq2_0" $p "$QUANT" --ffn-act relu2 --compat none
+        teacher "$FX/tiny-bitnet-tq2_0.gguf" "$FX/ref/llamacpp-relu2-tq2_0" $p "$LOOSE" --ffn-act relu2 --compat none
+    done
 }
 
 @test "I2_S --compat none (batch invariant) vs bitnetcpp-i2_s: B within bounds; A, C at the measured level" {
@@ -125,7 +160,7 @@ greedy() {
     local N=(--compat none)
     prompt "$FX/tiny-b158-i2_s.gguf" "$FX/ref/bitnetcpp-i2_s" B "$QUANT" "${N[@]}"
     for p in A C; do prompt "$FX/tiny-b158-i2_s.gguf" "$FX/ref/bitnetcpp-i2_s" $p "$LOOSE" "${N[@]}"; done
-    for p in A B C; do teacher "$FX/tiny-b158-i2_s.gguf" "$FX/ref/bitnetcpp-i2_s" $p "$LOOSE" "${N[@]}"; done
+    for p in A B C; do batch_teacher "$FX/tiny-b158-i2_s.gguf" "$FX/ref/bitnetcpp-i2_s" $p "$LOOSE" "${N[@]}"; done
     greedy "$FX/tiny-b158-i2_s.gguf" "$FX/ref/bitnetcpp-i2_s" B 32 "${N[@]}"
     greedy "$FX/tiny-b158-i2_s.gguf" "$FX/ref/bitnetcpp-i2_s" C 32 "${N[@]}"
     greedy "$FX/tiny-b158-i2_s.gguf" "$FX/ref/bitnetcpp-i2_s" A 0 "${N[@]}"

@@ -6,8 +6,80 @@
 #define BN_X86_VNNI 1
 #include "kernels_x86.h"
 
+/* ---- I2_S decode (one token) with 512-bit VNNI ---------------------------------
+ * A GEMV streams every weight byte once, so it must unpack faster than memory
+ * delivers. Two blocks of a row fill one zmm (64 contiguous code bytes); the
+ * codes stay in place under four masks (0xC0, 0x30, 0x0C, 0x03: code times 64,
+ * 16, 4, 1), each into its own vpdpbusd accumulator, and the four sums are
+ * shifted back at the end (exact: each is a multiple of its scale) - 4 ops of
+ * unpacking per 64 bytes instead of 14 with shifts on ymm. The activations of
+ * group g of blocks (b, b+1) are the two 32-byte pieces joined. Lane sums stay
+ * below 2^31 for nb < 40000 (each vpdpbusd adds at most 4*192*128 per lane);
+ * longer rows take the ymm tile. The 4 rows of a tile are adjacent, so the
+ * tile is one contiguous stream: it is prefetched linearly, a tile ahead plus
+ * 4 KB (prefetching each row ahead fell into rows already being loaded). */
+BN_AI void z_i2s_gemv_tile(const uint8_t *w0, size_t rb, const int RB, const int8_t *q, int64_t nb, int32_t *out) {
+    const __m512i m0 = _mm512_set1_epi8((char)0xC0), m1 = _mm512_set1_epi8(0x30), m2 = _mm512_set1_epi8(0x0C),
+                  m3 = _mm512_set1_epi8(0x03);
+    __m512i acc[4][4];
+#pragma GCC unroll 4
+    for (int r = 0; r < RB; r++)
+#pragma GCC unroll 4
+        for (int g = 0; g < 4; g++) acc[r][g] = _mm512_setzero_si512();
+    const char *pf = (const char *)w0 + (size_t)RB * rb + 4096;
+    int64_t b = 0;
+    for (; b + 2 <= nb; b += 2) {
+        const int8_t *qb = q + 128 * b;
+        __m512i qg[4];
+#pragma GCC unroll 4
+        for (int g = 0; g < 4; g++)
+            qg[g] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(qb + 32 * g))),
+                                       _mm256_loadu_si256((const __m256i *)(qb + 128 + 32 * g)), 1);
+#pragma GCC unroll 4
+        for (int r = 0; r < RB; r++) _mm_prefetch(pf + (size_t)RB * 32 * b + 64 * r, _MM_HINT_T0);
+#pragma GCC unroll 4
+        for (int r = 0; r < RB; r++) {
+            __m512i wv = _mm512_loadu_si512((const void *)(w0 + (size_t)r * rb + 32 * b));
+            acc[r][0] = _mm512_dpbusd_epi32(acc[r][0], _mm512_and_si512(wv, m0), qg[0]);
+            acc[r][1] = _mm512_dpbusd_epi32(acc[r][1], _mm512_and_si512(wv, m1), qg[1]);
+            acc[r][2] = _mm512_dpbusd_epi32(acc[r][2], _mm512_and_si512(wv, m2), qg[2]);
+            acc[r][3] = _mm512_dpbusd_epi32(acc[r][3], _mm512_and_si512(wv, m3), qg[3]);
+        }
+    }
+    int32_t tail[4] = {0, 0, 0, 0};
+    if (b < nb) { /* odd block count: the last block with the ymm tile */
+        const uint8_t *w[4] = { w0 + 32 * b, w0 + rb + 32 * b, w0 + 2 * rb + 32 * b, w0 + 3 * rb + 32 * b };
+        const int8_t *qt[1] = { q + 128 * b };
+        x86_i2s_tile(w, RB, qt, 1, 1, tail);
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < RB; r++) {
+        __m512i s = _mm512_add_epi32(_mm512_add_epi32(_mm512_srai_epi32(acc[r][0], 6), _mm512_srai_epi32(acc[r][1], 4)),
+                                     _mm512_add_epi32(_mm512_srai_epi32(acc[r][2], 2), acc[r][3]));
+        out[r] = _mm512_reduce_add_epi32(s) + tail[r];
+    }
+}
+
+/* One token: 4-row zmm tiles; batches (prefill) and very long rows: the ymm tiles. */
 static void vnni_mm_i2s(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy) {
-    x86_mm_i2s(W, a, r0, r1, Y, ldy);
+    const int64_t nb = W->K / 128;
+    if (a->n != 1 || nb >= 40000) {
+        x86_mm_i2s(W, a, r0, r1, Y, ldy);
+        return;
+    }
+    const int8_t *q = (const int8_t *)a->data;
+    int64_t r = r0;
+    for (; r + 4 <= r1; r += 4) {
+        int32_t s[4];
+        z_i2s_gemv_tile(W->data + (size_t)r * W->row_bytes, W->row_bytes, 4, q, nb, s);
+        for (int j = 0; j < 4; j++) Y[r + j] = bn_i2s_out(s[j], a->sum[0], a->scale[0], W->scale);
+    }
+    for (; r < r1; r++) {
+        int32_t s[1];
+        z_i2s_gemv_tile(W->data + (size_t)r * W->row_bytes, W->row_bytes, 1, q, nb, s);
+        Y[r] = bn_i2s_out(s[0], a->sum[0], a->scale[0], W->scale);
+    }
+    (void)ldy;
 }
 
 static void vnni_mm_tq2_0(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy) {
@@ -26,7 +98,7 @@ static void vnni_mm_q8_0(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t 
  * Two zmm accumulators per (row, token) = the scalar's 32 lanes (lanes 0-15 and
  * 16-31), fma per element, tail on the same lanes with fmaf, the scalar's
  * reduction tree: bitwise equal to the reference. Decode runs 4 rows at a time
- * (8 accumulators), prefetching each row 2 KB ahead. */
+ * (8 accumulators), prefetching the tile's contiguous bytes linearly ahead. */
 #include <math.h>
 
 static float z_reduce32(float *acc) {
@@ -42,14 +114,17 @@ BN_AI __m512 z_ld(const void *p, int64_t k, const int F16) {
 
 BN_AI void z_tile(const void *const *w, const int RB, const void *x, int64_t K, const int F16, float *out) {
     __m512 acc[4][2];
+    /* rows of a tile are adjacent: prefetch the stream linearly, a tile + 4 KB ahead */
+    const char *pf = (const char *)w[0] + (size_t)RB * (size_t)K * (F16 ? 2 : 4) + 4096;
 #pragma GCC unroll 4
     for (int r = 0; r < RB; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
     const int64_t K32 = K & ~(int64_t)31;
     for (int64_t k = 0; k < K32; k += 32) {
         __m512 x0 = z_ld(x, k, F16), x1 = z_ld(x, k + 16, F16);
 #pragma GCC unroll 4
+        for (int r = 0; r < RB; r++) _mm_prefetch(pf + (size_t)RB * (k << (F16 ? 1 : 2)) + 64 * r, _MM_HINT_T0);
+#pragma GCC unroll 4
         for (int r = 0; r < RB; r++) {
-            _mm_prefetch((const char *)w[r] + (k << (F16 ? 1 : 2)) + 2048, _MM_HINT_T0);
             acc[r][0] = _mm512_fmadd_ps(z_ld(w[r], k, F16), x0, acc[r][0]);
             acc[r][1] = _mm512_fmadd_ps(z_ld(w[r], k + 16, F16), x1, acc[r][1]);
         }

@@ -184,10 +184,13 @@ static void compare_table(const bn_kernels *k, uint32_t type) {
     int bad_act = 0, bad_y = 0, bad_range = 0, cases = 0;
     char first_bad[256] = "";
     for (int ik = 0; ik < nk; ik++) {
-        for (int mode = 0; mode < ACT_MODES; mode++) {
+        for (int im = 0; im < 2 * ACT_MODES; im++) {
+            /* every shape and act mode twice: once with n tokens (prefill
+             * tiles and their tails), once with one token (the decode GEMV) */
             const int64_t K = ks[ik];
             const int64_t M = (ik % 2) ? 7 : 13;
-            const int n = 1 + (int)((ik * 3 + mode) % 9);
+            const int mode = im % ACT_MODES;
+            const int n = im >= ACT_MODES ? 1 : 2 + (int)((ik * 3 + mode) % 8);
             int wmode = mode == ACT_SATURATE ? WT_ALL_PLUS : mode == ACT_ZERO ? WT_ALL_MINUS
                       : mode == ACT_TINY ? WT_ZERO_HEAVY : WT_TERNARY_RANDOM;
             float *w = malloc(sizeof(float) * (size_t)(K * M));

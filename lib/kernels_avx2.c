@@ -148,6 +148,8 @@ BN_AI void fdot_tile(const void *const *w, const int RB, const void *const *x, c
 #pragma GCC unroll 4
         for (int j = 0; j < 4; j++) acc[i][j] = _mm256_setzero_ps();
     const int64_t K32 = K & ~(int64_t)31;
+    /* the RB rows are adjacent: prefetch the tile's stream linearly, a tile + 4 KB ahead */
+    const char *pf = (const char *)w[0] + (size_t)RB * (size_t)K * (F16 ? 2 : 4) + 4096;
     for (int64_t k = 0; k < K32; k += 32) {
         __m256 xv[4][4];
 #pragma GCC unroll 4
@@ -155,9 +157,9 @@ BN_AI void fdot_tile(const void *const *w, const int RB, const void *const *x, c
 #pragma GCC unroll 4
             for (int j = 0; j < 4; j++)
                 xv[t][j] = F16 ? ld_f16((const uint16_t *)x[t] + k + 8 * j) : _mm256_loadu_ps((const float *)x[t] + k + 8 * j);
+        for (int r = 0; r < RB * (F16 ? 1 : 2); r++) _mm_prefetch(pf + (size_t)RB * (k << (F16 ? 1 : 2)) + 64 * r, _MM_HINT_T0);
 #pragma GCC unroll 4
         for (int r = 0; r < RB; r++) {
-            _mm_prefetch((const char *)w[r] + (k << (F16 ? 1 : 2)) + 2048, _MM_HINT_T0);
 #pragma GCC unroll 4
             for (int j = 0; j < 4; j++) {
                 __m256 wv = F16 ? ld_f16((const uint16_t *)w[r] + k + 8 * j) : _mm256_loadu_ps((const float *)w[r] + k + 8 * j);

@@ -121,8 +121,7 @@ BN_AI void z_tile(const void *const *w, const int RB, const void *x, int64_t K, 
     const int64_t K32 = K & ~(int64_t)31;
     for (int64_t k = 0; k < K32; k += 32) {
         __m512 x0 = z_ld(x, k, F16), x1 = z_ld(x, k + 16, F16);
-#pragma GCC unroll 4
-        for (int r = 0; r < RB; r++) _mm_prefetch(pf + (size_t)RB * (k << (F16 ? 1 : 2)) + 64 * r, _MM_HINT_T0);
+        for (int r = 0; r < RB * (F16 ? 1 : 2); r++) _mm_prefetch(pf + (size_t)RB * (k << (F16 ? 1 : 2)) + 64 * r, _MM_HINT_T0);
 #pragma GCC unroll 4
         for (int r = 0; r < RB; r++) {
             acc[r][0] = _mm512_fmadd_ps(z_ld(w[r], k, F16), x0, acc[r][0]);

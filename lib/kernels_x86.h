@@ -78,10 +78,15 @@ BN_AI void x86_i2s_tile(const uint8_t *const *w, const int RB, const int8_t *con
 #pragma GCC unroll 16
     for (int i = 0; i < RB * TB; i++) acc[i] = _mm256_setzero_si256();
 #endif
+    /* callers' tiles are adjacent rows, one contiguous stream of RB * 32 * nb
+     * bytes: prefetch it linearly, a tile + 4 KB ahead, RB lines every 2 blocks */
+    const char *pf = (const char *)w[0] + (size_t)RB * 32 * (size_t)nb + 4096;
     for (int64_t b = 0; b < nb; b++) {
+        if (!(b & 1))
+#pragma GCC unroll 4
+            for (int r = 0; r < RB; r++) _mm_prefetch(pf + (size_t)RB * 32 * b + 64 * r, _MM_HINT_T0);
 #pragma GCC unroll 4
         for (int r = 0; r < RB; r++) {
-            _mm_prefetch((const char *)(w[r] + 32 * b + 512), _MM_HINT_T0);
             __m256i wv = _mm256_loadu_si256((const __m256i *)(w[r] + 32 * b));
             __m256i c0 = _mm256_and_si256(_mm256_srli_epi16(wv, 6), m3);
             __m256i c1 = _mm256_and_si256(_mm256_srli_epi16(wv, 4), m3);

@@ -193,6 +193,57 @@ static inline float dotf16(const float *a, const float *b, int64_t sb, int n, bo
     return dotf16_generic(a, b, sb, n);
 }
 
+#if defined(__x86_64__)
+/* dot8 and dotf16 for contiguous operands with AVX2: the same lanes, fmas
+ * and reduction trees as BN_DOT8_BODY and BN_DOTF16_BODY (bitwise equal),
+ * for the Q.K products of a batch, which dominate long prompts. */
+__attribute__((target("avx2,fma"))) static float dot8_avx2(const float *a, const float *b, int n) {
+    __m256 s = _mm256_setzero_ps();
+    int l = 0;
+    for (; l + 8 <= n; l += 8) s = _mm256_fmadd_ps(_mm256_loadu_ps(a + l), _mm256_loadu_ps(b + l), s);
+    if (l < n) {
+        float acc[8];
+        _mm256_storeu_ps(acc, s);
+        for (int m = 0; l + m < n; m++) acc[m] = fmaf(a[l + m], b[l + m], acc[m]);
+        s = _mm256_loadu_ps(acc);
+    }
+    __m128 t = _mm_add_ps(_mm256_extractf128_ps(s, 1), _mm256_castps256_ps128(s)); /* t_i = a[4+i] + a[i] */
+    t = _mm_add_ps(t, _mm_movehl_ps(t, t));                                        /* t0+t2, t1+t3 */
+    t = _mm_add_ss(t, _mm_movehdup_ps(t));
+    return _mm_cvtss_f32(t);
+}
+
+__attribute__((target("avx2,fma"))) static float dotf16_avx2(const float *a, const float *b, int n) {
+    __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+    int l = 0;
+    for (; l + 32 <= n; l += 32) {
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + l), _mm256_loadu_ps(b + l), s0);
+        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + l + 8), _mm256_loadu_ps(b + l + 8), s1);
+        s2 = _mm256_fmadd_ps(_mm256_loadu_ps(a + l + 16), _mm256_loadu_ps(b + l + 16), s2);
+        s3 = _mm256_fmadd_ps(_mm256_loadu_ps(a + l + 24), _mm256_loadu_ps(b + l + 24), s3);
+    }
+    if (l < n) {
+        float acc[32];
+        _mm256_storeu_ps(acc, s0);
+        _mm256_storeu_ps(acc + 8, s1);
+        _mm256_storeu_ps(acc + 16, s2);
+        _mm256_storeu_ps(acc + 24, s3);
+        for (int m = 0; l + m < n; m++) acc[m] = fmaf(a[l + m], b[l + m], acc[m]);
+        s0 = _mm256_loadu_ps(acc);
+        s1 = _mm256_loadu_ps(acc + 8);
+        s2 = _mm256_loadu_ps(acc + 16);
+        s3 = _mm256_loadu_ps(acc + 24);
+    }
+    s0 = _mm256_add_ps(s0, s2);
+    s1 = _mm256_add_ps(s1, s3);
+    s0 = _mm256_add_ps(s0, s1);
+    __m128 t = _mm_add_ps(_mm256_castps256_ps128(s0), _mm256_extractf128_ps(s0, 1)); /* t_i = a[i] + a[4+i] */
+    t = _mm_hadd_ps(t, t);                                                             /* t0+t1, t2+t3 */
+    t = _mm_hadd_ps(t, t);
+    return _mm_cvtss_f32(t);
+}
+#endif
+
 /* Which act kinds a set of weights needs (bitmask). */
 static unsigned kinds_of(const bn_qmat *const *w, int n) {
     unsigned mask = 0;
@@ -395,7 +446,13 @@ static void region_attention(void *arg, int ith, int nth) {
         /* scores = (q . k_p) * scale */
         float mx = -INFINITY;
         for (int p = 0; p < n_kv; p++) {
-            float s = qk_vec ? dotf16(q, kbuf + (int64_t)p * hd, 1, hd, fma_hw) : dot8(q, kbuf + (int64_t)p * hd, 1, hd, fma_hw);
+            const float *kp = kbuf + (int64_t)p * hd;
+            float s;
+#if defined(__x86_64__)
+            if (f->hw_avx2) s = qk_vec ? dotf16_avx2(q, kp, hd) : dot8_avx2(q, kp, hd);
+            else
+#endif
+                s = qk_vec ? dotf16(q, kp, 1, hd, fma_hw) : dot8(q, kp, 1, hd, fma_hw);
             sc[p] = s * scale;
             mx = sc[p] > mx ? sc[p] : mx;
         }
@@ -611,8 +668,12 @@ int bn_forward_new(bn_forward **out, const bn_model *m, const bn_forward_opts *o
     f->qkv_dim = f->q_dim + 2 * f->kv_dim;
     bn_cpu_info ci;
     bn_cpu_detect(&ci);
-    f->hw_fma = ci.fma;
-    f->hw_avx2 = ci.avx2 && ci.fma;
+    /* the attention and head loops use AVX2/FMA only when the kernel table
+     * is an x86 SIMD one, so BN_CPU=scalar runs the plain C reference
+     * everywhere (their results are bitwise the same either way) */
+    const bool simd_x86 = o->kern->isa == BN_ISA_AVX2 || o->kern->isa == BN_ISA_AVX512;
+    f->hw_fma = ci.fma && simd_x86;
+    f->hw_avx2 = ci.avx2 && ci.fma && simd_x86;
     f->compat = o->compat;
     if ((unsigned)f->compat > BN_COMPAT_LLAMACPP) { bn_forward_free(f); return bn_errf(e, "forward: compat: %d unknown", (int)o->compat); }
     if (f->n_ctx > (1 << 24)) { bn_forward_free(f); return bn_errf(e, "forward: n_ctx: %d too large", f->n_ctx); }

@@ -199,7 +199,7 @@ greedy() {
     done
 }
 
-@test "fixture logits bitwise identical for threads 1-4; kernel paths agree" {
+@test "fixture logits bitwise identical for threads 1-4 and for every ISA (scalar, avx2, avx512)" {
     for m in "$FX/tiny-b158-i2_s.gguf" "$FX/tiny-bitnet-tq2_0.gguf" "$W/f16.gguf" "$W/f32.gguf"; do
         for t in 1 2 3 4; do echo "$C" | bn-forward -m "$m" --ids --greedy 4 -t $t --dump-logits "$W/t$t.logt" >/dev/null; done
         cmp "$W/t1.logt" "$W/t2.logt"
@@ -209,9 +209,8 @@ greedy() {
         for cpu in avx2 avx512; do
             grep -q avx512f /proc/cpuinfo || [ $cpu != avx512 ] || continue
             echo "$C" | BN_CPU=$cpu bn-forward -m "$m" --ids --greedy 4 -t 2 --dump-logits "$W/$cpu.logt" >/dev/null
-            run "$BN_TESTBIN/logt-compare" --quiet --min-pearson 0.999 "$W/$cpu.logt" "$W/scalar.logt"
-            echo "$(basename "$m") $cpu vs scalar: $output" >&3
-            assert_success
+            cmp "$W/$cpu.logt" "$W/scalar.logt"
+            echo "$(basename "$m") $cpu: logits bitwise equal to BN_CPU=scalar (kernels, attention, head)" >&3
         done
     done
 }

@@ -60,11 +60,101 @@ BN_AI void z_i2s_gemv_tile(const uint8_t *w0, size_t rb, const int RB, const int
     }
 }
 
-/* One token: 4-row zmm tiles; batches (prefill) and very long rows: the ymm tiles. */
+/* ---- I2_S prefill (a batch of tokens) with 512-bit VNNI -------------------------
+ * A tile of 2 row pairs x 4 tokens. A zmm holds block b of row r (low half)
+ * and of row r+1 (high half), so the 4 x 32 activations of block b are one
+ * 32-byte broadcast each and serve both rows; codes are unpacked once per
+ * block (shifts + masks) for all 4 tokens; each (pair, token) has two
+ * vpdpbusd chains. 32 vpdpbusd per block and tile keep Zen 4's two 512-bit
+ * VNNI pipes busy, twice the work per instruction of the ymm tile. */
+BN_AI void z_i2s_batch_tile(const uint8_t *const *w, const int RP, const int8_t *const *q, int64_t nb, int32_t *out) {
+    const __m512i m3 = _mm512_set1_epi8(3);
+    __m512i acc[2][4][2];
+#pragma GCC unroll 2
+    for (int p = 0; p < RP; p++)
+#pragma GCC unroll 4
+        for (int t = 0; t < 4; t++) acc[p][t][0] = acc[p][t][1] = _mm512_setzero_si512();
+    for (int64_t b = 0; b < nb; b++) {
+        __m512i c[2][4];
+#pragma GCC unroll 2
+        for (int p = 0; p < RP; p++) {
+            __m512i wv = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(w[2 * p] + 32 * b))),
+                                            _mm256_loadu_si256((const __m256i *)(w[2 * p + 1] + 32 * b)), 1);
+            c[p][0] = _mm512_and_si512(_mm512_srli_epi16(wv, 6), m3);
+            c[p][1] = _mm512_and_si512(_mm512_srli_epi16(wv, 4), m3);
+            c[p][2] = _mm512_and_si512(_mm512_srli_epi16(wv, 2), m3);
+            c[p][3] = _mm512_and_si512(wv, m3);
+        }
+#pragma GCC unroll 4
+        for (int t = 0; t < 4; t++) {
+            const int8_t *qb = q[t] + 128 * b;
+#pragma GCC unroll 4
+            for (int g = 0; g < 4; g++) {
+                const __m512i qg = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(qb + 32 * g)));
+#pragma GCC unroll 2
+                for (int p = 0; p < RP; p++) acc[p][t][g & 1] = _mm512_dpbusd_epi32(acc[p][t][g & 1], c[p][g], qg);
+            }
+        }
+    }
+#pragma GCC unroll 2
+    for (int p = 0; p < RP; p++)
+#pragma GCC unroll 4
+        for (int t = 0; t < 4; t++) {
+            const __m512i s = _mm512_add_epi32(acc[p][t][0], acc[p][t][1]);
+            out[(2 * p) * 4 + t] = x86_hsum_i32(_mm512_castsi512_si256(s));
+            out[(2 * p + 1) * 4 + t] = x86_hsum_i32(_mm512_extracti64x4_epi64(s, 1));
+        }
+}
+
+/* A batch: tiles of 4 rows x 4 tokens (2 rows at the end of a range), the
+ * ymm kernel for the remaining rows and tokens. */
+static void z_mm_i2s_batch(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy) {
+    const int64_t nb = W->K / 128;
+    const int8_t *qa = (const int8_t *)a->data;
+    const int n4 = a->n & ~3;
+    int64_t r = r0;
+    for (; r + 2 <= r1; ) {
+        const int RP = r + 4 <= r1 ? 2 : 1;
+        const uint8_t *w[4];
+        for (int j = 0; j < 2 * RP; j++) w[j] = W->data + (size_t)(r + j) * W->row_bytes;
+        for (int t = 0; t < n4; t += 4) {
+            const int8_t *q[4] = { qa + (size_t)t * a->row_bytes, qa + (size_t)(t + 1) * a->row_bytes,
+                                   qa + (size_t)(t + 2) * a->row_bytes, qa + (size_t)(t + 3) * a->row_bytes };
+            int32_t s[16];
+            if (RP == 2) z_i2s_batch_tile(w, 2, q, nb, s);
+            else z_i2s_batch_tile(w, 1, q, nb, s);
+            for (int i = 0; i < 2 * RP; i++)
+                for (int j = 0; j < 4; j++)
+                    Y[(int64_t)(t + j) * ldy + r + i] = bn_i2s_out(s[i * 4 + j], a->sum[t + j], a->scale[t + j], W->scale);
+        }
+        r += 2 * RP;
+    }
+    /* the last odd row for the tiled tokens, then every row for the tail tokens */
+    if (r < r1 && n4 > 0) {
+        bn_act head = *a;
+        head.n = n4;
+        x86_mm_i2s(W, &head, r, r1, Y, ldy);
+    }
+    if (n4 < a->n) {
+        bn_act tail = *a;
+        tail.n = a->n - n4;
+        tail.data = (uint8_t *)a->data + (size_t)n4 * a->row_bytes;
+        tail.scale = a->scale + n4;
+        tail.sum = a->sum + n4;
+        x86_mm_i2s(W, &tail, r0, r1, Y + (int64_t)n4 * ldy, ldy);
+    }
+}
+
+/* One token: 4-row zmm tiles; batches: the 4 x 4 zmm tiles; very long rows:
+ * the ymm tiles (the lane sums of the masked form need nb < 40000). */
 static void vnni_mm_i2s(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy) {
     const int64_t nb = W->K / 128;
-    if (a->n != 1 || nb >= 40000) {
+    if (nb >= 40000) {
         x86_mm_i2s(W, a, r0, r1, Y, ldy);
+        return;
+    }
+    if (a->n != 1) {
+        z_mm_i2s_batch(W, a, r0, r1, Y, ldy);
         return;
     }
     const int8_t *q = (const int8_t *)a->data;

@@ -380,19 +380,73 @@ static void region_rope_store(void *arg, int ith, int nth) {
 #define BN_PV8_ROW for (int d = 0; d < hd; d++) acc[d] = fmaf(pj, vj[d], acc[d]);
 static void pv8_generic(const float *p, const float *v, int n, int hd, float *lanes, float *out) { BN_PV8_BODY }
 #if defined(__x86_64__)
-#undef BN_PV8_ROW
-#define BN_PV8_ROW                                                                              \
-    {                                                                                           \
-        const __m256 pv = _mm256_set1_ps(pj);                                                   \
-        int d = 0;                                                                              \
-        for (; d + 8 <= hd; d += 8)                                                             \
-            _mm256_storeu_ps(acc + d, _mm256_fmadd_ps(pv, _mm256_loadu_ps(vj + d), _mm256_loadu_ps(acc + d))); \
-        for (; d < hd; d++) acc[d] = fmaf(pj, vj[d], acc[d]);                                   \
+/* The same sums with the eight lanes of 8 (or 16) consecutive d in
+ * registers: element j goes by fma to lane j % 8, lanes reduced as in
+ * BN_PV8_BODY; bitwise equal to pv8_generic, without its loads and stores
+ * of the lanes array per element. */
+#define PV8_STEP(M)                                                                              \
+    {                                                                                            \
+        const __m256 pj = _mm256_set1_ps(p[j + M]);                                              \
+        const float *vj = v + (int64_t)(j + M) * hd + d;                                         \
+        a##M##0 = _mm256_fmadd_ps(pj, _mm256_loadu_ps(vj), a##M##0);                             \
+        if (W2) a##M##1 = _mm256_fmadd_ps(pj, _mm256_loadu_ps(vj + 8), a##M##1);                 \
     }
+__attribute__((target("avx2,fma"))) static inline __attribute__((always_inline)) void
+pv8_chunk(const float *p, const float *v, int n, int hd, int d, const int W2, float *out) {
+    __m256 a00 = _mm256_setzero_ps(), a10 = a00, a20 = a00, a30 = a00, a40 = a00, a50 = a00, a60 = a00, a70 = a00;
+    __m256 a01 = a00, a11 = a00, a21 = a00, a31 = a00, a41 = a00, a51 = a00, a61 = a00, a71 = a00;
+    int j = 0;
+    for (; j + 8 <= n; j += 8) {
+        PV8_STEP(0) PV8_STEP(1) PV8_STEP(2) PV8_STEP(3) PV8_STEP(4) PV8_STEP(5) PV8_STEP(6) PV8_STEP(7)
+    }
+    const int rem = n - j;
+    if (rem > 0) PV8_STEP(0)
+    if (rem > 1) PV8_STEP(1)
+    if (rem > 2) PV8_STEP(2)
+    if (rem > 3) PV8_STEP(3)
+    if (rem > 4) PV8_STEP(4)
+    if (rem > 5) PV8_STEP(5)
+    if (rem > 6) PV8_STEP(6)
+    const __m256 t0 = _mm256_add_ps(a40, a00), t1 = _mm256_add_ps(a50, a10), t2 = _mm256_add_ps(a60, a20),
+                 t3 = _mm256_add_ps(a70, a30);
+    _mm256_storeu_ps(out + d, _mm256_add_ps(_mm256_add_ps(t0, t2), _mm256_add_ps(t1, t3)));
+    if (W2) {
+        const __m256 u0 = _mm256_add_ps(a41, a01), u1 = _mm256_add_ps(a51, a11), u2 = _mm256_add_ps(a61, a21),
+                     u3 = _mm256_add_ps(a71, a31);
+        _mm256_storeu_ps(out + d + 8, _mm256_add_ps(_mm256_add_ps(u0, u2), _mm256_add_ps(u1, u3)));
+    }
+}
+#undef PV8_STEP
+
 __attribute__((target("avx2,fma"))) static void pv8_avx2(const float *p, const float *v, int n, int hd, float *lanes,
-                                                          float *out) { BN_PV8_BODY }
+                                                          float *out) {
+    int d = 0;
+    for (; d + 16 <= hd; d += 16) pv8_chunk(p, v, n, hd, d, 1, out);
+    for (; d + 8 <= hd; d += 8) pv8_chunk(p, v, n, hd, d, 0, out);
+    for (; d < hd; d++) { /* the last hd % 8 columns, lane by lane */
+        float l[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        for (int j = 0; j < n; j++) l[j % 8] = fmaf(p[j], v[(int64_t)j * hd + d], l[j % 8]);
+        const float t0 = l[4] + l[0], t1 = l[5] + l[1], t2 = l[6] + l[2], t3 = l[7] + l[3];
+        out[d] = (t0 + t2) + (t1 + t3);
+    }
+    (void)lanes;
+}
+
+/* f16 round trips (tab[bn_f32_to_f16(x)], bitwise) and f16 -> f32 with F16C. */
+__attribute__((target("avx2,f16c"))) static void round_f16_avx2(const float *in, float *out, int n) {
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(out + i, _mm256_cvtph_ps(_mm256_cvtps_ph(_mm256_loadu_ps(in + i), _MM_FROUND_TO_NEAREST_INT)));
+    for (; i < n; i++) out[i] = _cvtsh_ss(_cvtss_sh(in[i], _MM_FROUND_TO_NEAREST_INT));
+}
+__attribute__((target("avx2,f16c"))) static void f16_to_f32_avx2(const uint16_t *in, float *out, int n) {
+    int i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(out + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(in + i))));
+    for (; i < n; i++) out[i] = _cvtsh_ss(in[i]);
+}
 #endif
 #undef BN_PV8_ROW
+
 
 static void region_attention(void *arg, int ith, int nth) {
     job *j = arg;
@@ -435,14 +489,24 @@ static void region_attention(void *arg, int ith, int nth) {
             if (f16) {
                 const uint16_t *kr = (const uint16_t *)f->kc + (c0 + p) * f->kv_dim + kvo;
                 const uint16_t *vr = (const uint16_t *)f->vc + (c0 + p) * f->kv_dim + kvo;
-                for (int d = 0; d < hd; d++) { kd[d] = tab[kr[d]]; vd[d] = tab[vr[d]]; }
+#if defined(__x86_64__)
+                if (f->hw_avx2) {
+                    f16_to_f32_avx2(kr, kd, hd);
+                    f16_to_f32_avx2(vr, vd, hd);
+                } else
+#endif
+                    for (int d = 0; d < hd; d++) { kd[d] = tab[kr[d]]; vd[d] = tab[vr[d]]; }
             } else {
                 memcpy(kd, (const float *)f->kc + (c0 + p) * f->kv_dim + kvo, (size_t)hd * sizeof(float));
                 memcpy(vd, (const float *)f->vc + (c0 + p) * f->kv_dim + kvo, (size_t)hd * sizeof(float));
             }
         }
         if (n_kv > cached_n) cached_n = n_kv;
-        for (int d = 0; d < hd; d++) q[d] = f16 ? tab[bn_f32_to_f16(qsrc[d])] : qsrc[d];
+#if defined(__x86_64__)
+        if (f16 && f->hw_avx2) round_f16_avx2(qsrc, q, hd);
+        else
+#endif
+            for (int d = 0; d < hd; d++) q[d] = f16 ? tab[bn_f32_to_f16(qsrc[d])] : qsrc[d];
         /* scores = (q . k_p) * scale */
         float mx = -INFINITY;
         for (int p = 0; p < n_kv; p++) {
@@ -467,10 +531,13 @@ static void region_attention(void *arg, int ith, int nth) {
             sum += (double)((t0 + t2) + (t1 + t3));
         }
         const float inv = (float)(1.0 / sum);
-        for (int p = 0; p < n_kv; p++) {
-            const float w = sc[p] * inv;
-            sc[p] = p_f16 ? tab[bn_f32_to_f16(w)] : w;
-        }
+        for (int p = 0; p < n_kv; p++) sc[p] = sc[p] * inv;
+#if defined(__x86_64__)
+        if (p_f16 && f->hw_avx2) round_f16_avx2(sc, sc, n_kv);
+        else
+#endif
+            if (p_f16)
+                for (int p = 0; p < n_kv; p++) sc[p] = tab[bn_f32_to_f16(sc[p])];
         /* out[d] = sum_p p_p * v_p[d] */
         if (pv_vec) {
             for (int d = 0; d < hd; d++) out[d] = dotf16(sc, vbuf + d, hd, n_kv, fma_hw);
@@ -673,7 +740,7 @@ int bn_forward_new(bn_forward **out, const bn_model *m, const bn_forward_opts *o
      * everywhere (their results are bitwise the same either way) */
     const bool simd_x86 = o->kern->isa == BN_ISA_AVX2 || o->kern->isa == BN_ISA_AVX512;
     f->hw_fma = ci.fma && simd_x86;
-    f->hw_avx2 = ci.avx2 && ci.fma && simd_x86;
+    f->hw_avx2 = ci.avx2 && ci.fma && ci.f16c && simd_x86;
     f->compat = o->compat;
     if ((unsigned)f->compat > BN_COMPAT_LLAMACPP) { bn_forward_free(f); return bn_errf(e, "forward: compat: %d unknown", (int)o->compat); }
     if (f->n_ctx > (1 << 24)) { bn_forward_free(f); return bn_errf(e, "forward: n_ctx: %d too large", f->n_ctx); }

@@ -64,16 +64,17 @@ BN_AI void z_i2s_gemv_tile(const uint8_t *w0, size_t rb, const int RB, const int
  * A tile of 2 row pairs x 4 tokens. A zmm holds block b of row r (low half)
  * and of row r+1 (high half), so the 4 x 32 activations of block b are one
  * 32-byte broadcast each and serve both rows; codes are unpacked once per
- * block (shifts + masks) for all 4 tokens; each (pair, token) has two
- * vpdpbusd chains. 32 vpdpbusd per block and tile keep Zen 4's two 512-bit
- * VNNI pipes busy, twice the work per instruction of the ymm tile. */
+ * block (shifts + masks) for all 4 tokens; one vpdpbusd chain per (pair,
+ * token): 8 accumulators leave registers for the codes (two chains each
+ * spilled and measured slower). 32 vpdpbusd per block and tile keep both
+ * 512-bit VNNI pipes busy, twice the work per instruction of the ymm tile. */
 BN_AI void z_i2s_batch_tile(const uint8_t *const *w, const int RP, const int8_t *const *q, int64_t nb, int32_t *out) {
     const __m512i m3 = _mm512_set1_epi8(3);
-    __m512i acc[2][4][2];
+    __m512i acc[2][4];
 #pragma GCC unroll 2
     for (int p = 0; p < RP; p++)
 #pragma GCC unroll 4
-        for (int t = 0; t < 4; t++) acc[p][t][0] = acc[p][t][1] = _mm512_setzero_si512();
+        for (int t = 0; t < 4; t++) acc[p][t] = _mm512_setzero_si512();
     for (int64_t b = 0; b < nb; b++) {
         __m512i c[2][4];
 #pragma GCC unroll 2
@@ -92,7 +93,7 @@ BN_AI void z_i2s_batch_tile(const uint8_t *const *w, const int RP, const int8_t 
             for (int g = 0; g < 4; g++) {
                 const __m512i qg = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(qb + 32 * g)));
 #pragma GCC unroll 2
-                for (int p = 0; p < RP; p++) acc[p][t][g & 1] = _mm512_dpbusd_epi32(acc[p][t][g & 1], c[p][g], qg);
+                for (int p = 0; p < RP; p++) acc[p][t] = _mm512_dpbusd_epi32(acc[p][t], c[p][g], qg);
             }
         }
     }
@@ -100,7 +101,7 @@ BN_AI void z_i2s_batch_tile(const uint8_t *const *w, const int RP, const int8_t 
     for (int p = 0; p < RP; p++)
 #pragma GCC unroll 4
         for (int t = 0; t < 4; t++) {
-            const __m512i s = _mm512_add_epi32(acc[p][t][0], acc[p][t][1]);
+            const __m512i s = acc[p][t];
             out[(2 * p) * 4 + t] = x86_hsum_i32(_mm512_castsi512_si256(s));
             out[(2 * p + 1) * 4 + t] = x86_hsum_i32(_mm512_extracti64x4_epi64(s, 1));
         }

@@ -180,8 +180,20 @@ static void x86_mm_i2s(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1
  * one 32-byte load gives 4 code vectors for 128 contiguous q8_K values.
  * sum (code-1)*q = sum code*q - sum q, with sum q from the q8_K bsums. Per
  * block the int32 total is exact; the float chain is the scalar one. */
-BN_AI __m256i x86_tq2_block(const bn_block_tq2_0 *x, const bn_block_q8_K *y) {
+/* The 8 code vectors of a block: v[4c + n] holds bits 2n of bytes 32c.. */
+BN_AI void x86_tq2_codes(const bn_block_tq2_0 *x, __m256i *v) {
     const __m256i m3 = _mm256_set1_epi8(3);
+    for (int c = 0; c < 2; c++) {
+        __m256i wv = _mm256_loadu_si256((const __m256i *)(x->qs + 32 * c));
+        v[4 * c] = _mm256_and_si256(wv, m3);
+        v[4 * c + 1] = _mm256_and_si256(_mm256_srli_epi16(wv, 2), m3);
+        v[4 * c + 2] = _mm256_and_si256(_mm256_srli_epi16(wv, 4), m3);
+        v[4 * c + 3] = _mm256_and_si256(_mm256_srli_epi16(wv, 6), m3);
+    }
+}
+
+/* The block's 8 int32 lanes against one q8_K block, from unpacked codes. */
+BN_AI __m256i x86_tq2_dot(const __m256i *v, const bn_block_q8_K *y) {
     __m256i acc = _mm256_sub_epi32(_mm256_setzero_si256(),
                                    _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)y->bsums),
                                                      _mm256_set1_epi16(1)));
@@ -192,12 +204,11 @@ BN_AI __m256i x86_tq2_block(const bn_block_tq2_0 *x, const bn_block_q8_K *y) {
 #define BN_TQ2_PART(c) acc
 #endif
     for (int c = 0; c < 2; c++) {
-        __m256i wv = _mm256_loadu_si256((const __m256i *)(x->qs + 32 * c));
         const int8_t *qb = y->qs + 128 * c;
-        BN_TQ2_PART(c) = x86_dot4(BN_TQ2_PART(c), _mm256_and_si256(wv, m3), _mm256_loadu_si256((const __m256i *)qb),
-                       _mm256_and_si256(_mm256_srli_epi16(wv, 2), m3), _mm256_loadu_si256((const __m256i *)(qb + 32)),
-                       _mm256_and_si256(_mm256_srli_epi16(wv, 4), m3), _mm256_loadu_si256((const __m256i *)(qb + 64)),
-                       _mm256_and_si256(_mm256_srli_epi16(wv, 6), m3), _mm256_loadu_si256((const __m256i *)(qb + 96)));
+        BN_TQ2_PART(c) = x86_dot4(BN_TQ2_PART(c), v[4 * c], _mm256_loadu_si256((const __m256i *)qb),
+                                  v[4 * c + 1], _mm256_loadu_si256((const __m256i *)(qb + 32)),
+                                  v[4 * c + 2], _mm256_loadu_si256((const __m256i *)(qb + 64)),
+                                  v[4 * c + 3], _mm256_loadu_si256((const __m256i *)(qb + 96)));
     }
 #undef BN_TQ2_PART
 #if BN_X86_VNNI
@@ -205,6 +216,12 @@ BN_AI __m256i x86_tq2_block(const bn_block_tq2_0 *x, const bn_block_q8_K *y) {
 #else
     return acc;
 #endif
+}
+
+BN_AI __m256i x86_tq2_block(const bn_block_tq2_0 *x, const bn_block_q8_K *y) {
+    __m256i v[8];
+    x86_tq2_codes(x, v);
+    return x86_tq2_dot(v, y);
 }
 
 /* Horizontal sums of 8 vectors at once: lane i of the result = sum of v[i]. */
@@ -229,6 +246,9 @@ BN_AI __m256i x86_hsum8(const __m256i *v) {
                 const bn_block_q8_K *y = (const bn_block_q8_K *)((const uint8_t *)a->data + (size_t)t * a->row_bytes); \
                 __m256 acc = _mm256_setzero_ps();                                                          \
                 for (int64_t i = 0; i < nb; i++) {                                                         \
+                    /* rows are adjacent: one stream, prefetched 4 KB ahead */                             \
+                    _mm_prefetch((const char *)&x[i] + 4096, _MM_HINT_T0);                                 \
+                    _mm_prefetch((const char *)&x[i] + 4096 + 64, _MM_HINT_T0);                            \
                     const __m256 d = _mm256_set1_ps(y[i].d * _cvtsh_ss(x[i].d));                           \
                     acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(BLOCK_FN(&x[i], &y[i])), d, acc);             \
                 }                                                                                          \
@@ -239,7 +259,46 @@ BN_AI __m256i x86_hsum8(const __m256i *v) {
         }                                                                                                  \
     }
 
-BN_X86_MM_TQ(x86_mm_tq2_0, bn_block_tq2_0, x86_tq2_block)
+BN_X86_MM_TQ(x86_mm_tq2_0_1, bn_block_tq2_0, x86_tq2_block)
+
+/* TQ2_0 for a batch: per row, tiles of 4 tokens share each block's unpacked
+ * codes (per token the same lanes and fma chain as above, so bitwise the
+ * same); one token and the tail tokens take the loop above. */
+static void x86_mm_tq2_0(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy) {
+    const int64_t nb = W->K / BN_QK_K;
+    const int n4 = a->n & ~3;
+    if (n4 > 0) {
+        for (int64_t r = r0; r < r1; r++) {
+            const bn_block_tq2_0 *x = (const bn_block_tq2_0 *)(W->data + (size_t)r * W->row_bytes);
+            for (int t = 0; t < n4; t += 4) {
+                const bn_block_q8_K *y[4];
+                for (int j = 0; j < 4; j++)
+                    y[j] = (const bn_block_q8_K *)((const uint8_t *)a->data + (size_t)(t + j) * a->row_bytes);
+                __m256 acc[4] = { _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps() };
+                for (int64_t i = 0; i < nb; i++) {
+                    __m256i v[8];
+                    x86_tq2_codes(&x[i], v);
+                    const float wd = _cvtsh_ss(x[i].d);
+#pragma GCC unroll 4
+                    for (int j = 0; j < 4; j++)
+                        acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(x86_tq2_dot(v, &y[j][i])), _mm256_set1_ps(y[j][i].d * wd),
+                                                 acc[j]);
+                }
+                for (int j = 0; j < 4; j++) {
+                    float l8[8];
+                    _mm256_storeu_ps(l8, acc[j]);
+                    Y[(int64_t)(t + j) * ldy + r] = bn_hsum8f(l8);
+                }
+            }
+        }
+    }
+    if (n4 < a->n) {
+        bn_act tail = *a;
+        tail.n = a->n - n4;
+        tail.data = (uint8_t *)a->data + (size_t)n4 * a->row_bytes;
+        x86_mm_tq2_0_1(W, &tail, r0, r1, Y + (int64_t)n4 * ldy, ldy);
+    }
+}
 
 /* ---- Q8_0 ------------------------------------------------------------------
  * s8 x s8 through the unsigned path: |w| times q with w's sign moved onto q.

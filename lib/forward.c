@@ -194,17 +194,28 @@ static inline float dotf16(const float *a, const float *b, int64_t sb, int n, bo
 }
 
 #if defined(__x86_64__)
+/* Loads of 8 floats (or one) from an f32 row or, with F16, an f16 row
+ * (vcvtph2ps: exact, so the same values as the converted copies). */
+#define BN_AI_X86 static inline __attribute__((always_inline, target("avx2,fma,f16c")))
+BN_AI_X86 __m256 ld8x(const void *b, int64_t i, const int F16) {
+    if (F16) return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)b + i)));
+    return _mm256_loadu_ps((const float *)b + i);
+}
+BN_AI_X86 float ld1x(const void *b, int64_t i, const int F16) {
+    return F16 ? _cvtsh_ss(((const uint16_t *)b)[i]) : ((const float *)b)[i];
+}
+
 /* dot8 and dotf16 for contiguous operands with AVX2: the same lanes, fmas
  * and reduction trees as BN_DOT8_BODY and BN_DOTF16_BODY (bitwise equal),
- * for the Q.K products of a batch, which dominate long prompts. */
-__attribute__((target("avx2,fma"))) static float dot8_avx2(const float *a, const float *b, int n) {
+ * for the Q.K products; b is f32, or f16 straight from the cache. */
+BN_AI_X86 float dot8_x(const float *a, const void *b, const int F16, int n) {
     __m256 s = _mm256_setzero_ps();
     int l = 0;
-    for (; l + 8 <= n; l += 8) s = _mm256_fmadd_ps(_mm256_loadu_ps(a + l), _mm256_loadu_ps(b + l), s);
+    for (; l + 8 <= n; l += 8) s = _mm256_fmadd_ps(_mm256_loadu_ps(a + l), ld8x(b, l, F16), s);
     if (l < n) {
         float acc[8];
         _mm256_storeu_ps(acc, s);
-        for (int m = 0; l + m < n; m++) acc[m] = fmaf(a[l + m], b[l + m], acc[m]);
+        for (int m = 0; l + m < n; m++) acc[m] = fmaf(a[l + m], ld1x(b, l + m, F16), acc[m]);
         s = _mm256_loadu_ps(acc);
     }
     __m128 t = _mm_add_ps(_mm256_extractf128_ps(s, 1), _mm256_castps256_ps128(s)); /* t_i = a[4+i] + a[i] */
@@ -213,14 +224,14 @@ __attribute__((target("avx2,fma"))) static float dot8_avx2(const float *a, const
     return _mm_cvtss_f32(t);
 }
 
-__attribute__((target("avx2,fma"))) static float dotf16_avx2(const float *a, const float *b, int n) {
+BN_AI_X86 float dotf16_x(const float *a, const void *b, const int F16, int n) {
     __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
     int l = 0;
     for (; l + 32 <= n; l += 32) {
-        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + l), _mm256_loadu_ps(b + l), s0);
-        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + l + 8), _mm256_loadu_ps(b + l + 8), s1);
-        s2 = _mm256_fmadd_ps(_mm256_loadu_ps(a + l + 16), _mm256_loadu_ps(b + l + 16), s2);
-        s3 = _mm256_fmadd_ps(_mm256_loadu_ps(a + l + 24), _mm256_loadu_ps(b + l + 24), s3);
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + l), ld8x(b, l, F16), s0);
+        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + l + 8), ld8x(b, l + 8, F16), s1);
+        s2 = _mm256_fmadd_ps(_mm256_loadu_ps(a + l + 16), ld8x(b, l + 16, F16), s2);
+        s3 = _mm256_fmadd_ps(_mm256_loadu_ps(a + l + 24), ld8x(b, l + 24, F16), s3);
     }
     if (l < n) {
         float acc[32];
@@ -228,7 +239,7 @@ __attribute__((target("avx2,fma"))) static float dotf16_avx2(const float *a, con
         _mm256_storeu_ps(acc + 8, s1);
         _mm256_storeu_ps(acc + 16, s2);
         _mm256_storeu_ps(acc + 24, s3);
-        for (int m = 0; l + m < n; m++) acc[m] = fmaf(a[l + m], b[l + m], acc[m]);
+        for (int m = 0; l + m < n; m++) acc[m] = fmaf(a[l + m], ld1x(b, l + m, F16), acc[m]);
         s0 = _mm256_loadu_ps(acc);
         s1 = _mm256_loadu_ps(acc + 8);
         s2 = _mm256_loadu_ps(acc + 16);
@@ -242,6 +253,8 @@ __attribute__((target("avx2,fma"))) static float dotf16_avx2(const float *a, con
     t = _mm_hadd_ps(t, t);
     return _mm_cvtss_f32(t);
 }
+__attribute__((target("avx2,fma,f16c"))) static float dot8_avx2(const float *a, const float *b, int n) { return dot8_x(a, b, 0, n); }
+__attribute__((target("avx2,fma,f16c"))) static float dotf16_avx2(const float *a, const float *b, int n) { return dotf16_x(a, b, 0, n); }
 #endif
 
 /* Which act kinds a set of weights needs (bitmask). */
@@ -387,12 +400,12 @@ static void pv8_generic(const float *p, const float *v, int n, int hd, float *la
 #define PV8_STEP(M)                                                                              \
     {                                                                                            \
         const __m256 pj = _mm256_set1_ps(p[j + M]);                                              \
-        const float *vj = v + (int64_t)(j + M) * hd + d;                                         \
-        a##M##0 = _mm256_fmadd_ps(pj, _mm256_loadu_ps(vj), a##M##0);                             \
-        if (W2) a##M##1 = _mm256_fmadd_ps(pj, _mm256_loadu_ps(vj + 8), a##M##1);                 \
+        const int64_t o = (int64_t)(j + M) * ldv + d;                                            \
+        a##M##0 = _mm256_fmadd_ps(pj, ld8x(v, o, F16), a##M##0);                                 \
+        if (W2) a##M##1 = _mm256_fmadd_ps(pj, ld8x(v, o + 8, F16), a##M##1);                     \
     }
-__attribute__((target("avx2,fma"))) static inline __attribute__((always_inline)) void
-pv8_chunk(const float *p, const float *v, int n, int hd, int d, const int W2, float *out) {
+BN_AI_X86 void pv8_chunk(const float *p, const void *v, int64_t ldv, const int F16, int n, int d, const int W2,
+                         float *out) {
     __m256 a00 = _mm256_setzero_ps(), a10 = a00, a20 = a00, a30 = a00, a40 = a00, a50 = a00, a60 = a00, a70 = a00;
     __m256 a01 = a00, a11 = a00, a21 = a00, a31 = a00, a41 = a00, a51 = a00, a61 = a00, a71 = a00;
     int j = 0;
@@ -418,18 +431,92 @@ pv8_chunk(const float *p, const float *v, int n, int hd, int d, const int W2, fl
 }
 #undef PV8_STEP
 
-__attribute__((target("avx2,fma"))) static void pv8_avx2(const float *p, const float *v, int n, int hd, float *lanes,
-                                                          float *out) {
+/* pv8 (BN_PV8_BODY's order) over V rows of stride ldv, f32 or f16. */
+BN_AI_X86 void pv8_x(const float *p, const void *v, int64_t ldv, const int F16, int n, int hd, float *out) {
     int d = 0;
-    for (; d + 16 <= hd; d += 16) pv8_chunk(p, v, n, hd, d, 1, out);
-    for (; d + 8 <= hd; d += 8) pv8_chunk(p, v, n, hd, d, 0, out);
+    for (; d + 16 <= hd; d += 16) pv8_chunk(p, v, ldv, F16, n, d, 1, out);
+    for (; d + 8 <= hd; d += 8) pv8_chunk(p, v, ldv, F16, n, d, 0, out);
     for (; d < hd; d++) { /* the last hd % 8 columns, lane by lane */
         float l[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-        for (int j = 0; j < n; j++) l[j % 8] = fmaf(p[j], v[(int64_t)j * hd + d], l[j % 8]);
+        for (int j = 0; j < n; j++) l[j % 8] = fmaf(p[j], ld1x(v, (int64_t)j * ldv + d, F16), l[j % 8]);
         const float t0 = l[4] + l[0], t1 = l[5] + l[1], t2 = l[6] + l[2], t3 = l[7] + l[3];
         out[d] = (t0 + t2) + (t1 + t3);
     }
+}
+__attribute__((target("avx2,fma,f16c"))) static void pv8_avx2(const float *p, const float *v, int n, int hd, float *lanes,
+                                                               float *out) {
+    pv8_x(p, v, hd, 0, n, hd, out);
     (void)lanes;
+}
+
+/* out[d] = dotf16(p, V[.][d]) (ggml_vec_dot_f16's 32 lanes and tree) for 8
+ * columns at a time: lane m (elements j = m mod 32) of the 8 columns is one
+ * register, filled in four passes of 8 lanes, then the tree on registers. */
+#define PV32_STEP(M)                                                                             \
+    a##M = _mm256_fmadd_ps(_mm256_set1_ps(p[b0 + M]), ld8x(v, (int64_t)(b0 + M) * ldv + d, F16), a##M);
+BN_AI_X86 void pv32_x(const float *p, const void *v, int64_t ldv, const int F16, int n, int hd, float *out) {
+    int d = 0;
+    for (; d + 8 <= hd; d += 8) {
+        __m256 L[32];
+        for (int q4 = 0; q4 < 4; q4++) {
+            __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+            for (int b0 = 8 * q4; b0 < n; b0 += 32) {
+                const int rem = n - b0;
+                if (rem >= 8) {
+                    PV32_STEP(0) PV32_STEP(1) PV32_STEP(2) PV32_STEP(3) PV32_STEP(4) PV32_STEP(5) PV32_STEP(6) PV32_STEP(7)
+                } else {
+                    if (rem > 0) PV32_STEP(0)
+                    if (rem > 1) PV32_STEP(1)
+                    if (rem > 2) PV32_STEP(2)
+                    if (rem > 3) PV32_STEP(3)
+                    if (rem > 4) PV32_STEP(4)
+                    if (rem > 5) PV32_STEP(5)
+                    if (rem > 6) PV32_STEP(6)
+                }
+            }
+            L[8 * q4] = a0; L[8 * q4 + 1] = a1; L[8 * q4 + 2] = a2; L[8 * q4 + 3] = a3;
+            L[8 * q4 + 4] = a4; L[8 * q4 + 5] = a5; L[8 * q4 + 6] = a6; L[8 * q4 + 7] = a7;
+        }
+        for (int m = 0; m < 8; m++) {
+            L[m] = _mm256_add_ps(L[m], L[16 + m]);
+            L[8 + m] = _mm256_add_ps(L[8 + m], L[24 + m]);
+        }
+        for (int m = 0; m < 8; m++) L[m] = _mm256_add_ps(L[m], L[8 + m]);
+        const __m256 t0 = _mm256_add_ps(L[0], L[4]), t1 = _mm256_add_ps(L[1], L[5]), t2 = _mm256_add_ps(L[2], L[6]),
+                     t3 = _mm256_add_ps(L[3], L[7]);
+        _mm256_storeu_ps(out + d, _mm256_add_ps(_mm256_add_ps(t0, t1), _mm256_add_ps(t2, t3)));
+    }
+    for (; d < hd; d++) { /* the last hd % 8 columns: the 32 lanes one by one */
+        float acc[32];
+        for (int m = 0; m < 32; m++) acc[m] = 0.0f;
+        for (int j = 0; j < n; j++) acc[j % 32] = fmaf(p[j], ld1x(v, (int64_t)j * ldv + d, F16), acc[j % 32]);
+        for (int m = 0; m < 8; m++) {
+            acc[m] = acc[m] + acc[16 + m];
+            acc[8 + m] = acc[8 + m] + acc[24 + m];
+        }
+        for (int m = 0; m < 8; m++) acc[m] = acc[m] + acc[8 + m];
+        const float t0 = acc[0] + acc[4], t1 = acc[1] + acc[5], t2 = acc[2] + acc[6], t3 = acc[3] + acc[7];
+        out[d] = (t0 + t1) + (t2 + t3);
+    }
+}
+#undef PV32_STEP
+
+/* One token's attention reads the cache rows in place (f16 or f32): no
+ * converted copy of the whole prefix per step, which made decode fall from
+ * 19.5 to 3.9 tok/s between 128 and 2048 tokens of context. */
+__attribute__((target("avx2,fma,f16c"))) static float qk_direct(const float *q, const void *k, const int F16, const int vec, int hd) {
+    if (F16) return vec ? dotf16_x(q, k, 1, hd) : dot8_x(q, k, 1, hd);
+    return vec ? dotf16_x(q, k, 0, hd) : dot8_x(q, k, 0, hd);
+}
+__attribute__((target("avx2,fma,f16c"))) static void pv_direct(const float *p, const void *v, int64_t ldv, const int F16,
+                                                                const int vec, int n, int hd, float *out) {
+    if (F16) {
+        if (vec) pv32_x(p, v, ldv, 1, n, hd, out);
+        else pv8_x(p, v, ldv, 1, n, hd, out);
+    } else {
+        if (vec) pv32_x(p, v, ldv, 0, n, hd, out);
+        else pv8_x(p, v, ldv, 0, n, hd, out);
+    }
 }
 
 /* f16 round trips (tab[bn_f32_to_f16(x)], bitwise) and f16 -> f32 with F16C. */
@@ -483,8 +570,14 @@ static void region_attention(void *arg, int ith, int nth) {
         const float *qsrc = f->qkv + (int64_t)t * f->qkv_dim + h * hd;
         float *out = f->att + (int64_t)t * f->q_dim + h * hd;
         const int64_t c0 = (int64_t)j->layer * f->n_ctx;
+        /* one token with AVX2: read the cache rows in place (see qk_direct) */
+        const bool direct = f->hw_avx2 && j->n == 1;
+        const uint8_t *krow0 = (const uint8_t *)f->kc + ((c0 * f->kv_dim) + kvo) * (f16 ? 2 : 4);
+        const uint8_t *vrow0 = (const uint8_t *)f->vc + ((c0 * f->kv_dim) + kvo) * (f16 ? 2 : 4);
+        const size_t row_b = (size_t)f->kv_dim * (f16 ? 2 : 4);
+        (void)krow0, (void)vrow0, (void)row_b; /* used by the x86 paths only */
         if (kvh != cached_kvh) { cached_kvh = kvh; cached_n = 0; }
-        for (int p = cached_n; p < n_kv; p++) { /* extend the cached K and V rows */
+        for (int p = direct ? n_kv : cached_n; p < n_kv; p++) { /* extend the cached K and V rows */
             float *kd = kbuf + (int64_t)p * hd, *vd = vbuf + (int64_t)p * hd;
             if (f16) {
                 const uint16_t *kr = (const uint16_t *)f->kc + (c0 + p) * f->kv_dim + kvo;
@@ -513,7 +606,8 @@ static void region_attention(void *arg, int ith, int nth) {
             const float *kp = kbuf + (int64_t)p * hd;
             float s;
 #if defined(__x86_64__)
-            if (f->hw_avx2) s = qk_vec ? dotf16_avx2(q, kp, hd) : dot8_avx2(q, kp, hd);
+            if (direct) s = qk_direct(q, krow0 + p * row_b, f16, qk_vec, hd);
+            else if (f->hw_avx2) s = qk_vec ? dotf16_avx2(q, kp, hd) : dot8_avx2(q, kp, hd);
             else
 #endif
                 s = qk_vec ? dotf16(q, kp, 1, hd, fma_hw) : dot8(q, kp, 1, hd, fma_hw);
@@ -539,6 +633,12 @@ static void region_attention(void *arg, int ith, int nth) {
             if (p_f16)
                 for (int p = 0; p < n_kv; p++) sc[p] = tab[bn_f32_to_f16(sc[p])];
         /* out[d] = sum_p p_p * v_p[d] */
+#if defined(__x86_64__)
+        if (direct) {
+            pv_direct(sc, vrow0, f->kv_dim, f16, pv_vec, n_kv, hd, out);
+            continue;
+        }
+#endif
         if (pv_vec) {
             for (int d = 0; d < hd; d++) out[d] = dotf16(sc, vbuf + d, hd, n_kv, fma_hw);
         } else {

@@ -190,6 +190,41 @@ static int load_hparams(bn_model *m, bn_err *e) {
 }
 
 /* Load everything; on failure the model is freed and e names the problem. */
+/* The head as Q8_0 or Q6_K, quantized at load from F16/F32 rows with the
+ * reference quantizers (what bn-quantize --token-embedding-type writes),
+ * so an F16-head file can be decoded with ~half the head bytes per token
+ * without rewriting it. Only the head changes: input embeddings still come
+ * from the file's rows. */
+static int requant_head(bn_model *m, uint32_t type, bn_err *e) {
+    const int64_t K = m->head.K, M = m->head.M;
+    if (type != BN_TYPE_Q8_0 && type != BN_TYPE_Q6_K)
+        return bn_errf(e, "head: --head %s: only q8_0 and q6_k can be made at load", bn_type_name(type));
+    if (m->head.type != BN_TYPE_F16 && m->head.type != BN_TYPE_F32)
+        return bn_errf(e, "head: --head %s: the file's head is %s (requantizing needs f16 or f32)", bn_type_name(type),
+                       bn_type_name(m->head.type));
+    const int64_t blk = type == BN_TYPE_Q8_0 ? BN_QK8_0 : BN_QK_K;
+    if (K % blk != 0) return bn_errf(e, "head: --head %s: n_embd %lld is not a multiple of %lld", bn_type_name(type), (long long)K, (long long)blk);
+    const size_t rb = (size_t)(K / blk) * (type == BN_TYPE_Q8_0 ? sizeof(bn_block_q8_0) : sizeof(bn_block_q6_K));
+    size_t total;
+    if (!bn_mul_size((size_t)M, rb, &total)) return bn_errf(e, "head: size overflows");
+    uint8_t *buf = bn_malloc(total, e);
+    float *row = buf ? bn_malloc((size_t)K * sizeof(float), e) : NULL;
+    if (!row) { free(buf); return -1; }
+    for (int64_t r = 0; r < M; r++) {
+        const uint8_t *src = m->head.data + (size_t)r * m->head.row_bytes;
+        for (int64_t k = 0; k < K; k++)
+            row[k] = m->head.type == BN_TYPE_F16 ? bn_f16_to_f32(((const uint16_t *)src)[k]) : ((const float *)src)[k];
+        if (type == BN_TYPE_Q8_0) bn_quantize_row_q8_0_ref(row, (bn_block_q8_0 *)(buf + (size_t)r * rb), K);
+        else bn_quantize_row_q6_K_ref(row, (bn_block_q6_K *)(buf + (size_t)r * rb), K);
+    }
+    free(row);
+    m->head_owned = buf;
+    m->head.type = type;
+    m->head.data = buf;
+    m->head.row_bytes = rb;
+    return 0;
+}
+
 int bn_model_load(bn_model *m, const bn_gguf *g, const bn_model_opts *o, bn_err *e) {
     memset(m, 0, sizeof *m);
     m->g = g;
@@ -254,6 +289,7 @@ int bn_model_load(bn_model *m, const bn_gguf *g, const bn_model_opts *o, bn_err 
         goto fail;
     }
     if (bn_qmat_from_tensor(&m->head, ht, e) < 0) { bn_err_prefix(e, p); goto fail; }
+    if (o->head_type && o->head_type != ht->type && requant_head(m, o->head_type, e) < 0) { bn_err_prefix(e, p); goto fail; }
     if (load_norm(m, "output_norm.weight", hp->n_embd, o, &m->output_norm, e) < 0) goto fail;
 
     int q_dim = hp->n_head * hp->head_dim, kv_dim = hp->n_head_kv * hp->head_dim;
@@ -311,6 +347,7 @@ fail:
 }
 
 void bn_model_free(bn_model *m) {
+    free(m->head_owned);
     for (int i = 0; i < m->n_owned; i++) free(m->owned[i]);
     free(m->owned);
     free(m->layers);

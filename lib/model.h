@@ -49,6 +49,9 @@ typedef struct bn_layer {
 typedef struct bn_model_opts {
     bn_ffn_act ffn_act; /* BN_FFN_DEFAULT: from the arch / hidden_activation */
     bool strict;        /* NaN/Inf in norms, embeddings or scales is an error; conversions too */
+    uint32_t head_type; /* 0: the head as stored; BN_TYPE_Q8_0 / BN_TYPE_Q6_K: requantize an
+                           F16/F32 head at load (explicitly asked for, so not a strict-mode error);
+                           the input embedding keeps the file's rows */
 } bn_model_opts;
 
 typedef struct bn_model {
@@ -69,6 +72,7 @@ typedef struct bn_model {
     char warn[256];             /* first load-time warning ("" if none) */
     float **owned;              /* widened norm vectors */
     int n_owned;
+    void *head_owned;           /* the head requantized at load (bn_model_opts.head_type), or NULL */
 } bn_model;
 
 /* Read hparams and tensor views; check shapes, types and values. */

@@ -12,7 +12,7 @@ me=perplexity.sh
 usage() {
     cat <<USAGE
 usage: $me -m MODEL -f TEXT [-c CTX] [-b BATCH] [-t THREADS] [--json] [--chunks N]
-          [--window-mode llama|kjv] [--kl-save FILE | --kl-base FILE] [--ffn-act relu2|silu] [--kv f16|f32]
+          [--window-mode llama|kjv] [--kl-save FILE | --kl-base FILE] [--ffn-act relu2|silu] [--kv f16|f32] [--head q8_0|q6_k]
   -m MODEL        GGUF model (also the tokenizer)
   -f TEXT         text file
   -c CTX          chunk size (default 512; kjv: window size)
@@ -26,6 +26,7 @@ usage: $me -m MODEL -f TEXT [-c CTX] [-b BATCH] [-t THREADS] [--json] [--chunks 
   --kl-base FILE  compare with a saved base: KL divergence, same top p
   --ffn-act A     bn-forward's FFN activation override
   --kv T          KV cache type
+  --head T        requantize the f16 output head at load (bn-forward --head)
 USAGE
 }
 dir=$(cd "$(dirname "$0")" && pwd)
@@ -33,7 +34,7 @@ BN_BIN=${BN_BIN:-}
 if [ -z "$BN_BIN" ]; then
     if [ -x "$dir/../bin/bn-ppl" ]; then BN_BIN=$dir/../bin; else BN_BIN=$(dirname "$(command -v bn-ppl || echo /usr/local/bin/bn-ppl)"); fi
 fi
-model= text= ctx=512 batch= threads= json= chunks= mode=llama kls= klb= act= kv=
+model= text= ctx=512 batch= threads= json= chunks= mode=llama kls= klb= act= kv= head=
 while [ $# -gt 0 ]; do
     case $1 in
     -m|--model) model=${2:?}; shift 2 ;;
@@ -48,6 +49,7 @@ while [ $# -gt 0 ]; do
     --kl-base) klb=${2:?}; shift 2 ;;
     --ffn-act) act=${2:?}; shift 2 ;;
     --kv) kv=${2:?}; shift 2 ;;
+    --head) head=${2:?}; shift 2 ;;
     -h|--help) usage; exit 0 ;;
     *) echo "$me: unknown option: $1" >&2; usage >&2; exit 2 ;;
     esac
@@ -65,6 +67,7 @@ set -- -m "$model" -c "$ctx" -b "$batch"
 [ -n "$threads" ] && set -- "$@" -t "$threads"
 [ -n "$act" ] && set -- "$@" --ffn-act "$act"
 [ -n "$kv" ] && set -- "$@" --kv "$kv"
+[ -n "$head" ] && set -- "$@" --head "$head"
 if [ -n "$kls$klb" ]; then set -- "$@" --logits all --no-feedback; else set -- "$@" --scores; fi
 split=(--split -c "$ctx" --window-mode "$mode")
 [ -n "$chunks" ] && split+=(--chunks "$chunks")

@@ -105,6 +105,28 @@ setup_file() {
     done
 }
 
+@test "--head q8_0|q6_k requantizes the F16 head at load: receipt names it, logits stay close; bad values fail" {
+    p="1 9038 2501 263 931 29892 297 263"
+    echo "$p" | bn-forward -m "$W/i2s.gguf" --ids --dump-logits "$W/hf.logt"
+    for h in q8_0 q6_k; do
+        run sh -c "echo '$p' | bn-forward -m '$W/i2s.gguf' --ids --head $h -v --dump-logits '$W/h.logt' 2>&1 >/dev/null"
+        assert_success
+        assert_output --partial "$h/"
+        run "$BN_TESTBIN/logt-compare" --quiet --min-pearson 0.999 --max-abs 0.5 "$W/h.logt" "$W/hf.logt"
+        assert_success
+    done
+    # a real conversion happened (not the F16 head again)
+    run cmp -s "$W/h.logt" "$W/hf.logt"
+    assert_failure
+    run sh -c "echo 1 | bn-forward -m '$W/i2s.gguf' --ids --head q4_0"
+    assert_failure 2
+    assert_output --partial "--head"
+    bn-quantize -q "$W/i2s.gguf" -o "$W/q8e.gguf" --type I2_S --token-embedding-type Q8_0
+    run sh -c "echo 1 | bn-forward -m '$W/q8e.gguf' --ids --head q6_k"
+    assert_failure 1
+    assert_output --partial "the file's head is q8_0"
+}
+
 @test "--kv f32 and F16 weights stay close to the I2_S model (same ternary weights)" {
     p="1 9038 2501 263 931 29892 297 263"
     echo "$p" | bn-forward -m "$W/i2s.gguf" --ids --dump-logits "$W/a.logt"

@@ -44,6 +44,8 @@ static void usage(FILE *f) {
         "                          invariant (none); auto (default): bitnet.cpp for its archs (bitnet-b1.58,\n"
         "                          bitnet-25), llama.cpp for the others\n"
         "      --ffn-act relu2|silu  override the FFN activation\n"
+        "      --head q8_0|q6_k    requantize an f16/f32 output head at load (about half the\n"
+        "                          head bytes per decoded token; input embeddings unchanged)\n"
         "      --logits last|all   rows per tokens frame (default last)\n"
         "      --dump-logits FILE  also write every row produced as a LOGT file\n"
         "      --scores            per-token log-probabilities (SCORES frames) instead of logits\n"
@@ -62,6 +64,7 @@ typedef struct opts {
     long threads, ctx, batch, greedy;
     bn_conn_opts co; /* --timeout, --curve-keys, --insecure */
     int ffn_act, compat, device;
+    uint32_t head_type;
     bool kv32, all, scores, ids, no_feedback, strict, verbose;
 } opts;
 
@@ -326,10 +329,10 @@ static bool want_feedback(const opts *o) {
 }
 
 static void parse(int argc, char **argv, opts *o) {
-    enum { O_KV = 256, O_ACT, O_LOGITS, O_DUMP, O_SCORES, O_GREEDY, O_IDS, O_FB, O_NOFB, O_STRICT, O_VER, O_COMPAT, O_DEVICE };
+    enum { O_KV = 256, O_ACT, O_LOGITS, O_DUMP, O_SCORES, O_GREEDY, O_IDS, O_FB, O_NOFB, O_STRICT, O_VER, O_COMPAT, O_DEVICE, O_HEAD };
     static const struct option lo[] = {
         {"model", 1, 0, 'm'}, {"in", 1, 0, 'i'}, {"out", 1, 0, 'o'}, {"threads", 1, 0, 't'}, {"ctx", 1, 0, 'c'},
-        {"batch", 1, 0, 'b'}, {"kv", 1, 0, O_KV}, {"ffn-act", 1, 0, O_ACT}, {"compat", 1, 0, O_COMPAT}, {"device", 1, 0, O_DEVICE}, {"logits", 1, 0, O_LOGITS},
+        {"batch", 1, 0, 'b'}, {"kv", 1, 0, O_KV}, {"ffn-act", 1, 0, O_ACT}, {"compat", 1, 0, O_COMPAT}, {"head", 1, 0, O_HEAD}, {"device", 1, 0, O_DEVICE}, {"logits", 1, 0, O_LOGITS},
         {"dump-logits", 1, 0, O_DUMP}, {"scores", 0, 0, O_SCORES}, {"greedy", 1, 0, O_GREEDY}, {"ids", 0, 0, O_IDS},
         {"feedback", 1, 0, O_FB}, {"no-feedback", 0, 0, O_NOFB}, {"strict", 0, 0, O_STRICT}, BN_TRANSPORT_LONGOPTS,
         {"verbose", 0, 0, 'v'}, {"help", 0, 0, 'h'}, {"version", 0, 0, O_VER}, {0, 0, 0, 0}};
@@ -347,6 +350,11 @@ static void parse(int argc, char **argv, opts *o) {
         case O_KV:
             if (strcmp(optarg, "f16") && strcmp(optarg, "f32")) bn_die(T, 2, "--kv: want f16 or f32");
             o->kv32 = !strcmp(optarg, "f32");
+            break;
+        case O_HEAD:
+            if (!strcmp(optarg, "q8_0")) o->head_type = BN_TYPE_Q8_0;
+            else if (!strcmp(optarg, "q6_k")) o->head_type = BN_TYPE_Q6_K;
+            else bn_die(T, 2, "--head: want q8_0 or q6_k");
             break;
         case O_COMPAT:
             if (!strcmp(optarg, "auto")) o->compat = -1;
@@ -413,7 +421,7 @@ static const bn_kernels *pick_kernels(run *r, bn_err *e) {
 static int setup(run *r, bn_gguf **g, bn_err *e) {
     const opts *o = r->o;
     if (bn_gguf_open(g, o->model, e) < 0) return -1;
-    bn_model_opts mo = {.ffn_act = (bn_ffn_act)o->ffn_act, .strict = o->strict};
+    bn_model_opts mo = {.ffn_act = (bn_ffn_act)o->ffn_act, .strict = o->strict, .head_type = o->head_type};
     if (bn_model_load(&r->m, *g, &mo, e) < 0) return -1;
     if (r->m.warn[0]) bn_warnx(T, "%s", r->m.warn);
     const bn_kernels *k = pick_kernels(r, e);

@@ -397,6 +397,15 @@ static void pv8_generic(const float *p, const float *v, int n, int hd, float *la
  * registers: element j goes by fma to lane j % 8, lanes reduced as in
  * BN_PV8_BODY; bitwise equal to pv8_generic, without its loads and stores
  * of the lanes array per element. */
+/* STEP(0) .. STEP(6) for the first REM (< 8) of a group of 8, unrolled. */
+#define BN_TAIL7(STEP, REM)                                                                      \
+    if ((REM) > 0) STEP(0)                                                                       \
+    if ((REM) > 1) STEP(1)                                                                       \
+    if ((REM) > 2) STEP(2)                                                                       \
+    if ((REM) > 3) STEP(3)                                                                       \
+    if ((REM) > 4) STEP(4)                                                                       \
+    if ((REM) > 5) STEP(5)                                                                       \
+    if ((REM) > 6) STEP(6)
 #define PV8_STEP(M)                                                                              \
     {                                                                                            \
         const __m256 pj = _mm256_set1_ps(p[j + M]);                                              \
@@ -413,13 +422,7 @@ BN_AI_X86 void pv8_chunk(const float *p, const void *v, int64_t ldv, const int F
         PV8_STEP(0) PV8_STEP(1) PV8_STEP(2) PV8_STEP(3) PV8_STEP(4) PV8_STEP(5) PV8_STEP(6) PV8_STEP(7)
     }
     const int rem = n - j;
-    if (rem > 0) PV8_STEP(0)
-    if (rem > 1) PV8_STEP(1)
-    if (rem > 2) PV8_STEP(2)
-    if (rem > 3) PV8_STEP(3)
-    if (rem > 4) PV8_STEP(4)
-    if (rem > 5) PV8_STEP(5)
-    if (rem > 6) PV8_STEP(6)
+    BN_TAIL7(PV8_STEP, rem)
     const __m256 t0 = _mm256_add_ps(a40, a00), t1 = _mm256_add_ps(a50, a10), t2 = _mm256_add_ps(a60, a20),
                  t3 = _mm256_add_ps(a70, a30);
     _mm256_storeu_ps(out + d, _mm256_add_ps(_mm256_add_ps(t0, t2), _mm256_add_ps(t1, t3)));
@@ -465,13 +468,7 @@ BN_AI_X86 void pv32_x(const float *p, const void *v, int64_t ldv, const int F16,
                 if (rem >= 8) {
                     PV32_STEP(0) PV32_STEP(1) PV32_STEP(2) PV32_STEP(3) PV32_STEP(4) PV32_STEP(5) PV32_STEP(6) PV32_STEP(7)
                 } else {
-                    if (rem > 0) PV32_STEP(0)
-                    if (rem > 1) PV32_STEP(1)
-                    if (rem > 2) PV32_STEP(2)
-                    if (rem > 3) PV32_STEP(3)
-                    if (rem > 4) PV32_STEP(4)
-                    if (rem > 5) PV32_STEP(5)
-                    if (rem > 6) PV32_STEP(6)
+                    BN_TAIL7(PV32_STEP, rem)
                 }
             }
             L[8 * q4] = a0; L[8 * q4 + 1] = a1; L[8 * q4 + 2] = a2; L[8 * q4 + 3] = a3;
@@ -500,6 +497,7 @@ BN_AI_X86 void pv32_x(const float *p, const void *v, int64_t ldv, const int F16,
     }
 }
 #undef PV32_STEP
+#undef BN_TAIL7
 
 /* One token's attention reads the cache rows in place (f16 or f32): no
  * converted copy of the whole prefix per step, which made decode fall from

@@ -9,6 +9,7 @@
 # Used by `make crossval` (BN_BIN, BN_TESTBIN, BN_SHARED set).
 set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+. "$ROOT/tests/teacher_frames.sh"
 BN_BIN=${BN_BIN:-$ROOT/bin}
 BN_TESTBIN=${BN_TESTBIN:-$ROOT/build/tests}
 BN_SHARED=${BN_SHARED:-$ROOT/../shared}
@@ -61,15 +62,7 @@ while IFS='|' read -r name model ref class act lref; do
         if [ -f "$R/$p.gen.logits" ]; then # f16 references have no gen rows
             # teacher-forced as the reference ran them: the prompt as one batch,
             # then each of the reference's generated ids as a single-token decode step
-            {
-                echo "{\"kind\":\"tokens\",\"pos\":0,\"ids\":[$(echo $ids | tr ' ' ',')]}"
-                pos=$np
-                for g in $(tr ',' ' ' <"$R/$p.gen.txt"); do
-                    echo "{\"kind\":\"tokens\",\"pos\":$pos,\"ids\":[$g]}"
-                    pos=$((pos + 1))
-                done
-                echo '{"kind":"end"}'
-            } | "$BN_TESTBIN/bn-frames" --from-json |
+            teacher_frames "$ids" "$R/$p.gen.txt" | "$BN_TESTBIN/bn-frames" --from-json |
                 "$BN_BIN/bn-forward" -m "$model" --no-feedback --dump-logits "$W/g.logt" -t $T $act >/dev/null || exit 2
             "$BN_TESTBIN/logt-compare" --a-row "$np" --frac 0.05:0.85 --argmax-margin 0.25 "$W/g.logt" "$R/$p.gen.logits" \
                 >"$W/res/$name.$p.teacher.json" 2>/dev/null

@@ -10,6 +10,7 @@
 # Where the engine does not (yet) meet the issue bound the test says so in
 # its name and holds the measured level instead, so regressions still fail.
 load ../helpers
+. "$BN_ROOT/tests/teacher_frames.sh"
 
 FX="$BN_SHARED/fixtures"
 A="1 450 4996 17354 1701 29916"
@@ -42,16 +43,10 @@ prompt() {
 # each); rows after the prompt vs P.gen.logits
 teacher() {
     local m=$1 ref=$2 p=$3 bounds=$4; shift 4
-    local np pos g
+    local np
     np=$(prompt_of $p | wc -w)
-    {
-        echo "{\"kind\":\"tokens\",\"pos\":0,\"ids\":[$(prompt_of $p | tr ' ' ',')]}"
-        pos=$np
-        for g in $(tr ',' ' ' < "$ref/$p.gen.txt"); do
-            echo "{\"kind\":\"token\",\"pos\":$pos,\"id\":$g}"
-            pos=$((pos + 1))
-        done
-    } | "$BN_TESTBIN/tokframes" | bn-forward -m "$m" --no-feedback --dump-logits "$W/g.logt" -t 2 "$@" >/dev/null
+    teacher_frames "$(prompt_of $p)" "$ref/$p.gen.txt" | "$BN_TESTBIN/bn-frames" --from-json |
+        bn-forward -m "$m" --no-feedback --dump-logits "$W/g.logt" -t 2 "$@" >/dev/null
     run "$BN_TESTBIN/logt-compare" --quiet --a-row $np $bounds "$W/g.logt" "$ref/$p.gen.logits"
     echo "$p teacher-forced: $output" >&3
     assert_success

@@ -173,8 +173,110 @@ static void vnni_mm_i2s(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r
     (void)ldy;
 }
 
+/* ---- TQ2_0 batch with 512-bit VNNI ------------------------------------------------
+ * As the I2_S batch tile: a zmm holds a 32-byte chunk of block i of row r
+ * (low half) and of row r+1 (high half) against broadcast q8_K groups, for
+ * 2 row pairs x 4 tokens. Per block and (pair, token) the 16 int32 lanes
+ * (8 per row, llama.cpp's lane mapping, bsums pairs subtracted) go to float
+ * and into an fma chain with that row's y.d * x.d, exactly the per-row order
+ * of the scalar reference; the halves are reduced with bn_hsum8f at the end. */
+BN_AI void z_tq2_batch_tile(const bn_block_tq2_0 *const *x, const int RP, const bn_block_q8_K *const *y, int64_t nb,
+                            float *out) {
+    const __m512i m3 = _mm512_set1_epi8(3);
+    __m512 facc[2][4];
+#pragma GCC unroll 2
+    for (int p = 0; p < RP; p++)
+#pragma GCC unroll 4
+        for (int t = 0; t < 4; t++) facc[p][t] = _mm512_setzero_ps();
+    for (int64_t i = 0; i < nb; i++) {
+        __m512i acc[2][4];
+        __m512 dw[2];
+#pragma GCC unroll 4
+        for (int t = 0; t < 4; t++) {
+            const __m512i bs = _mm512_broadcast_i64x4(
+                _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)y[t][i].bsums), _mm256_set1_epi16(1)));
+#pragma GCC unroll 2
+            for (int p = 0; p < RP; p++) acc[p][t] = _mm512_sub_epi32(_mm512_setzero_si512(), bs);
+        }
+#pragma GCC unroll 2
+        for (int p = 0; p < RP; p++)
+            dw[p] = _mm512_insertf32x8(_mm512_set1_ps(_cvtsh_ss(x[2 * p][i].d)), _mm256_set1_ps(_cvtsh_ss(x[2 * p + 1][i].d)), 1);
+#pragma GCC unroll 2
+        for (int c = 0; c < 2; c++) {
+            __m512i cv[2][4];
+#pragma GCC unroll 2
+            for (int p = 0; p < RP; p++) {
+                const __m512i wv = _mm512_inserti64x4(
+                    _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(x[2 * p][i].qs + 32 * c))),
+                    _mm256_loadu_si256((const __m256i *)(x[2 * p + 1][i].qs + 32 * c)), 1);
+                cv[p][0] = _mm512_and_si512(wv, m3);
+                cv[p][1] = _mm512_and_si512(_mm512_srli_epi16(wv, 2), m3);
+                cv[p][2] = _mm512_and_si512(_mm512_srli_epi16(wv, 4), m3);
+                cv[p][3] = _mm512_and_si512(_mm512_srli_epi16(wv, 6), m3);
+            }
+#pragma GCC unroll 4
+            for (int t = 0; t < 4; t++)
+#pragma GCC unroll 4
+                for (int n = 0; n < 4; n++) {
+                    const __m512i qg =
+                        _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(y[t][i].qs + 128 * c + 32 * n)));
+#pragma GCC unroll 2
+                    for (int p = 0; p < RP; p++) acc[p][t] = _mm512_dpbusd_epi32(acc[p][t], cv[p][n], qg);
+                }
+        }
+#pragma GCC unroll 4
+        for (int t = 0; t < 4; t++) {
+            const __m512 yd = _mm512_set1_ps(y[t][i].d);
+#pragma GCC unroll 2
+            for (int p = 0; p < RP; p++)
+                facc[p][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[p][t]), _mm512_mul_ps(yd, dw[p]), facc[p][t]);
+        }
+    }
+#pragma GCC unroll 2
+    for (int p = 0; p < RP; p++)
+#pragma GCC unroll 4
+        for (int t = 0; t < 4; t++) {
+            float l16[16];
+            _mm512_storeu_ps(l16, facc[p][t]);
+            out[(2 * p) * 4 + t] = bn_hsum8f(l16);
+            out[(2 * p + 1) * 4 + t] = bn_hsum8f(l16 + 8);
+        }
+}
+
+/* Batches: 4 rows x 4 tokens on zmm, the ymm kernel for the rest. */
 static void vnni_mm_tq2_0(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy) {
-    x86_mm_tq2_0(W, a, r0, r1, Y, ldy);
+    const int n4 = a->n & ~3;
+    if (n4 == 0) {
+        x86_mm_tq2_0(W, a, r0, r1, Y, ldy);
+        return;
+    }
+    const int64_t nb = W->K / BN_QK_K, r_pairs = r0 + ((r1 - r0) & ~(int64_t)1);
+    for (int64_t r = r0; r < r_pairs;) {
+        const int RP = r + 4 <= r_pairs ? 2 : 1;
+        const bn_block_tq2_0 *x[4];
+        for (int j = 0; j < 2 * RP; j++) x[j] = (const bn_block_tq2_0 *)(W->data + (size_t)(r + j) * W->row_bytes);
+        for (int t = 0; t < n4; t += 4) {
+            const bn_block_q8_K *y[4];
+            for (int j = 0; j < 4; j++) y[j] = (const bn_block_q8_K *)((const uint8_t *)a->data + (size_t)(t + j) * a->row_bytes);
+            float o[16];
+            if (RP == 2) z_tq2_batch_tile(x, 2, y, nb, o);
+            else z_tq2_batch_tile(x, 1, y, nb, o);
+            for (int i = 0; i < 2 * RP; i++)
+                for (int j = 0; j < 4; j++) Y[(int64_t)(t + j) * ldy + r + i] = o[i * 4 + j];
+        }
+        r += 2 * RP;
+    }
+    if (r_pairs < r1) { /* the last odd row for the tiled tokens */
+        bn_act head = *a;
+        head.n = n4;
+        x86_mm_tq2_0(W, &head, r_pairs, r1, Y, ldy);
+    }
+    if (n4 < a->n) {
+        bn_act tail = *a;
+        tail.n = a->n - n4;
+        tail.data = (uint8_t *)a->data + (size_t)n4 * a->row_bytes;
+        x86_mm_tq2_0(W, &tail, r0, r1, Y + (int64_t)n4 * ldy, ldy);
+    }
 }
 
 static void vnni_mm_tq1_0(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy) {

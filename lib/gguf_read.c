@@ -601,6 +601,22 @@ int bn_gguf_open(bn_gguf **out, const char *path, bn_err *e) {
     return open_common(out, g, e);
 }
 
+/* See gguf.h: prefault the data section of a mapped file. */
+int bn_gguf_prefault(const bn_gguf *g) {
+#if defined(__linux__)
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22
+#endif
+    if (!g->mapped || g->data_offset >= g->size) return -1;
+    const long page = sysconf(_SC_PAGESIZE);
+    const uint64_t start = g->data_offset & ~(uint64_t)(page - 1);
+    return madvise((void *)(uintptr_t)(g->base + start), (size_t)(g->size - start), MADV_POPULATE_READ) == 0 ? 0 : -1;
+#else
+    (void)g;
+    return -1;
+#endif
+}
+
 /* The header checks of parse() on the first 24 bytes only: fast enough to
  * run on every file of a directory before deciding which to open. */
 int bn_gguf_check_header(const char *path, bn_gguf_header *h, bn_err *e) {

@@ -169,6 +169,7 @@ static void test_reader(void) {
     CHECK(bn_gguf_version(g) == 3 && bn_gguf_n_kv(g) == 19 && bn_gguf_n_tensors(g) == 2,
           "version and counts");
     CHECK(bn_gguf_alignment(g) == 64 && bn_gguf_data_offset(g) % 64 == 0, "alignment 64 honoured");
+    CHECK(bn_gguf_prefault(g) == -1, "prefault of a memory buffer: nothing to map (-1)");
     char arch[16];
     bn_gguf_arch(g, arch, sizeof arch);
     CHECK(strcmp(arch, "test") == 0, "arch");
@@ -392,6 +393,12 @@ static void test_writer(uint32_t align) {
     CHECK(bn_gguf_file_size(g) == bn_gguf_data_offset(g) + bn_gguf_tensor_at(g, nt - 1)->offset +
                                       ((nbytes[nt - 1] + align - 1) / align * align),
           "file ends with the padded last tensor");
+    {   /* prefaulting a mapped file leaves its bytes as they were (0, or -1 on kernels without it) */
+        const bn_gguf_tensor *t0 = bn_gguf_tensor_at(g, 0);
+        uint8_t first = t0->data[0];
+        int pr = bn_gguf_prefault(g);
+        CHECK((pr == 0 || pr == -1) && t0->data[0] == first, "prefault of the mapped file: %d, data unchanged", pr);
+    }
     uint32_t u32; int32_t i32; uint64_t u64; float f; bool b; bn_gguf_str s;
     CHECK(bn_gguf_get_u32(g, "a.u32", &u32, &e) == 1 && u32 == 123456, "u32 back");
     CHECK(bn_gguf_get_i32(g, "a.i32", &i32, &e) == 1 && i32 == -99, "i32 back");

@@ -421,6 +421,7 @@ static const bn_kernels *pick_kernels(run *r, bn_err *e) {
 static int setup(run *r, bn_gguf **g, bn_err *e) {
     const opts *o = r->o;
     if (bn_gguf_open(g, o->model, e) < 0) return -1;
+    bn_gguf_prefault(*g); /* page tables now, not one fault per page in the first step */
     bn_model_opts mo = {.ffn_act = (bn_ffn_act)o->ffn_act, .strict = o->strict, .head_type = o->head_type};
     if (bn_model_load(&r->m, *g, &mo, e) < 0) return -1;
     if (r->m.warn[0]) bn_warnx(T, "%s", r->m.warn);

@@ -43,6 +43,7 @@ struct bn_forward {
     float *wrow;     /* per thread [n_embd]: a head row as f32 (compat head) */
     bool hw_fma;     /* CPU has FMA: the fma-target helpers may run */
     bool hw_avx2;    /* and AVX2 (the compat head's vector loop) */
+    bool hw_avx512;  /* and AVX-512 F/VL with an AVX-512 kernel table (batch attention) */
     bn_compat compat;
 };
 
@@ -497,6 +498,98 @@ BN_AI_X86 void pv32_x(const float *p, const void *v, int64_t ldv, const int F16,
     }
 }
 #undef PV32_STEP
+
+/* AVX-512 for a batch's attention: Q.K in ggml_vec_dot_f16's order with q
+ * held in registers (head_dim a multiple of 32, up to 256), four keys at a
+ * time, and P.V in pv8's order over 32 columns per pair of registers.
+ * Bitwise the AVX2 and scalar results (the same lanes, fmas and trees). */
+#define BN_AI_Z static inline __attribute__((always_inline, target("avx512f,avx512vl,avx2,fma,f16c")))
+/* BN_DOTF16_BODY's tree on 32 lanes held as a (0-15) and b (16-31). */
+BN_AI_Z float z_tree32(__m512 a, __m512 b) {
+    const __m512 s = _mm512_add_ps(a, b);                                                    /* acc[m] + acc[16+m] */
+    const __m256 hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(s), 1));
+    const __m256 h = _mm256_add_ps(_mm512_castps512_ps256(s), hi); /* + acc[8+m] */
+    __m128 t = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));          /* L[i] + L[4+i] */
+    t = _mm_hadd_ps(t, t);                                                                    /* t0+t1, t2+t3 */
+    t = _mm_hadd_ps(t, t);
+    return _mm_cvtss_f32(t);
+}
+#define QKZ_KEY(R)                                                                              \
+    a##R = _mm512_fmadd_ps(qa[c], _mm512_loadu_ps(k + (int64_t)(p + R) * hd + 32 * c), a##R);   \
+    b##R = _mm512_fmadd_ps(qb[c], _mm512_loadu_ps(k + (int64_t)(p + R) * hd + 32 * c + 16), b##R);
+BN_AI_Z void qk_z_nc(const float *q, const float *k, const int NC, int n, float scale, float *sc) {
+    const int hd = 32 * NC;
+    __m512 qa[8], qb[8];
+#pragma GCC unroll 8
+    for (int c = 0; c < NC; c++) {
+        qa[c] = _mm512_loadu_ps(q + 32 * c);
+        qb[c] = _mm512_loadu_ps(q + 32 * c + 16);
+    }
+    int p = 0;
+    for (; p + 4 <= n; p += 4) {
+        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+#pragma GCC unroll 8
+        for (int c = 0; c < NC; c++) { QKZ_KEY(0) QKZ_KEY(1) QKZ_KEY(2) QKZ_KEY(3) }
+        sc[p] = z_tree32(a0, b0) * scale;
+        sc[p + 1] = z_tree32(a1, b1) * scale;
+        sc[p + 2] = z_tree32(a2, b2) * scale;
+        sc[p + 3] = z_tree32(a3, b3) * scale;
+    }
+    for (; p < n; p++) {
+        __m512 a0 = _mm512_setzero_ps(), b0 = a0;
+#pragma GCC unroll 8
+        for (int c = 0; c < NC; c++) { QKZ_KEY(0) }
+        sc[p] = z_tree32(a0, b0) * scale;
+    }
+}
+#undef QKZ_KEY
+/* scores[p] = dotf16(q, K[p]) * scale for all n keys; hd % 32 == 0, hd <= 256 */
+__attribute__((target("avx512f,avx512vl,avx2,fma,f16c"))) static void qk_f16order_z(const float *q, const float *k, int hd,
+                                                                                          int n, float scale, float *sc) {
+    switch (hd / 32) {
+    case 1: qk_z_nc(q, k, 1, n, scale, sc); break;
+    case 2: qk_z_nc(q, k, 2, n, scale, sc); break;
+    case 4: qk_z_nc(q, k, 4, n, scale, sc); break;
+    case 8: qk_z_nc(q, k, 8, n, scale, sc); break;
+    default:
+        for (int p = 0; p < n; p++) sc[p] = dotf16_x(q, k + (int64_t)p * hd, 0, hd) * scale;
+    }
+}
+
+#define PVZ_STEP(M)                                                                                  \
+    {                                                                                                \
+        const __m512 pj = _mm512_set1_ps(p[j + M]);                                                  \
+        const float *vj = v + (int64_t)(j + M) * hd + d;                                             \
+        a##M##0 = _mm512_fmadd_ps(pj, _mm512_loadu_ps(vj), a##M##0);                                 \
+        a##M##1 = _mm512_fmadd_ps(pj, _mm512_loadu_ps(vj + 16), a##M##1);                            \
+    }
+/* pv8 (BN_PV8_BODY's order) on f32 V rows of stride hd, 32 columns per pass. */
+__attribute__((target("avx512f,avx512vl,avx2,fma,f16c"))) static void pv8_z(const float *p, const float *v, int n, int hd,
+                                                                                  float *out) {
+    int d = 0;
+    for (; d + 32 <= hd; d += 32) {
+        __m512 a00 = _mm512_setzero_ps(), a10 = a00, a20 = a00, a30 = a00, a40 = a00, a50 = a00, a60 = a00, a70 = a00;
+        __m512 a01 = a00, a11 = a00, a21 = a00, a31 = a00, a41 = a00, a51 = a00, a61 = a00, a71 = a00;
+        int j = 0;
+        for (; j + 8 <= n; j += 8) {
+            PVZ_STEP(0) PVZ_STEP(1) PVZ_STEP(2) PVZ_STEP(3) PVZ_STEP(4) PVZ_STEP(5) PVZ_STEP(6) PVZ_STEP(7)
+        }
+        const int rem = n - j;
+        BN_TAIL7(PVZ_STEP, rem)
+        const __m512 t0 = _mm512_add_ps(a40, a00), t1 = _mm512_add_ps(a50, a10), t2 = _mm512_add_ps(a60, a20),
+                     t3 = _mm512_add_ps(a70, a30);
+        _mm512_storeu_ps(out + d, _mm512_add_ps(_mm512_add_ps(t0, t2), _mm512_add_ps(t1, t3)));
+        const __m512 u0 = _mm512_add_ps(a41, a01), u1 = _mm512_add_ps(a51, a11), u2 = _mm512_add_ps(a61, a21),
+                     u3 = _mm512_add_ps(a71, a31);
+        _mm512_storeu_ps(out + d + 16, _mm512_add_ps(_mm512_add_ps(u0, u2), _mm512_add_ps(u1, u3)));
+    }
+    if (d < hd) { /* the last hd % 32 columns with the AVX2 code */
+        float tmp[32];
+        pv8_x(p, v + d, hd, 0, n, hd - d, tmp);
+        memcpy(out + d, tmp, (size_t)(hd - d) * sizeof(float));
+    }
+}
+#undef PVZ_STEP
 #undef BN_TAIL7
 
 /* One token's attention reads the cache rows in place (f16 or f32): no
@@ -600,7 +693,16 @@ static void region_attention(void *arg, int ith, int nth) {
             for (int d = 0; d < hd; d++) q[d] = f16 ? tab[bn_f32_to_f16(qsrc[d])] : qsrc[d];
         /* scores = (q . k_p) * scale */
         float mx = -INFINITY;
-        for (int p = 0; p < n_kv; p++) {
+#if defined(__x86_64__)
+        const bool qk_z = !direct && qk_vec && f->hw_avx512 && hd % 32 == 0 && hd <= 256;
+        if (qk_z) {
+            qk_f16order_z(q, kbuf, hd, n_kv, scale, sc);
+            for (int p = 0; p < n_kv; p++) mx = sc[p] > mx ? sc[p] : mx;
+        }
+#else
+        const bool qk_z = false;
+#endif
+        for (int p = qk_z ? n_kv : 0; p < n_kv; p++) {
             const float *kp = kbuf + (int64_t)p * hd;
             float s;
 #if defined(__x86_64__)
@@ -641,7 +743,8 @@ static void region_attention(void *arg, int ith, int nth) {
             for (int d = 0; d < hd; d++) out[d] = dotf16(sc, vbuf + d, hd, n_kv, fma_hw);
         } else {
 #if defined(__x86_64__)
-            if (f->hw_avx2) pv8_avx2(sc, vbuf, n_kv, hd, lanes, out);
+            if (f->hw_avx512) pv8_z(sc, vbuf, n_kv, hd, out);
+            else if (f->hw_avx2) pv8_avx2(sc, vbuf, n_kv, hd, lanes, out);
             else
 #endif
                 pv8_generic(sc, vbuf, n_kv, hd, lanes, out);
@@ -839,6 +942,7 @@ int bn_forward_new(bn_forward **out, const bn_model *m, const bn_forward_opts *o
     const bool simd_x86 = o->kern->isa == BN_ISA_AVX2 || o->kern->isa == BN_ISA_AVX512;
     f->hw_fma = ci.fma && simd_x86;
     f->hw_avx2 = ci.avx2 && ci.fma && ci.f16c && simd_x86;
+    f->hw_avx512 = f->hw_avx2 && ci.avx512f && ci.avx512vl && o->kern->isa == BN_ISA_AVX512;
     f->compat = o->compat;
     if ((unsigned)f->compat > BN_COMPAT_LLAMACPP) { bn_forward_free(f); return bn_errf(e, "forward: compat: %d unknown", (int)o->compat); }
     if (f->n_ctx > (1 << 24)) { bn_forward_free(f); return bn_errf(e, "forward: n_ctx: %d too large", f->n_ctx); }

@@ -88,20 +88,23 @@ setup_file() {
     done
 }
 
-@test "attention with head_dim 44 (vector loops: 16- and 8-wide chunks and tails; decode past 32 and 40 positions): bitwise the same logits for every ISA, --compat order and --kv type" {
-    bn-quantize -q --synthetic tiny --dims embd=352,layers=1,heads=8,kv=2 --vocab "$BN_DATA/tokenizer/ggml-vocab-llama-spm.gguf" \
-        -o "$W/hd44.gguf" --type F32
+@test "attention with head_dim 44 and 64 (every vector path and tail; decode past 32 and 40 positions): bitwise the same logits for every ISA, --compat order and --kv type" {
     p="1 9038 2501 263 931 29892 297 263 2319 5720 472 278"
+    # head_dim 44: every AVX2 chunk width and tail; 64: the AVX-512 batch paths (q in registers)
+    for hd in 44 64; do
+    bn-quantize -q --synthetic tiny --dims embd=$((hd * 8)),layers=1,heads=8,kv=2 --vocab "$BN_DATA/tokenizer/ggml-vocab-llama-spm.gguf" \
+        -o "$W/hd$hd.gguf" --type F32
     for kv in f16 f32; do
         for c in none bitnet.cpp llama.cpp; do
             for cpu in scalar avx2 avx512; do
                 grep -q avx512f /proc/cpuinfo || [ $cpu != avx512 ] || continue
                 grep -q avx2 /proc/cpuinfo || [ $cpu = scalar ] || continue
-                echo "$p" | BN_CPU=$cpu bn-forward -m "$W/hd44.gguf" --ids --greedy 40 -t 2 --kv $kv --compat $c \
+                echo "$p" | BN_CPU=$cpu bn-forward -m "$W/hd$hd.gguf" --ids --greedy 40 -t 2 --kv $kv --compat $c \
                     --dump-logits "$W/h_$cpu.logt" >/dev/null
                 cmp "$W/h_scalar.logt" "$W/h_$cpu.logt"
             done
         done
+    done
     done
 }
 

@@ -60,6 +60,19 @@ BN_AI void z_i2s_gemv_tile(const uint8_t *w0, size_t rb, const int RB, const int
     }
 }
 
+/* 32 code bytes of two rows side by side (row a low, row b high), unpacked
+ * into the four 2-bit fields: c[n] = (bytes >> 2n) & 3. Shared by the I2_S
+ * and TQ2_0 batch tiles. */
+BN_AI void z_pair_codes(const uint8_t *a, const uint8_t *b, __m512i *c) {
+    const __m512i m3 = _mm512_set1_epi8(3);
+    const __m512i wv = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)a)),
+                                          _mm256_loadu_si256((const __m256i *)b), 1);
+    c[0] = _mm512_and_si512(wv, m3);
+    c[1] = _mm512_and_si512(_mm512_srli_epi16(wv, 2), m3);
+    c[2] = _mm512_and_si512(_mm512_srli_epi16(wv, 4), m3);
+    c[3] = _mm512_and_si512(_mm512_srli_epi16(wv, 6), m3);
+}
+
 /* ---- I2_S prefill (a batch of tokens) with 512-bit VNNI -------------------------
  * A tile of 2 row pairs x 4 tokens. A zmm holds block b of row r (low half)
  * and of row r+1 (high half), so the 4 x 32 activations of block b are one
@@ -69,23 +82,15 @@ BN_AI void z_i2s_gemv_tile(const uint8_t *w0, size_t rb, const int RB, const int
  * spilled and measured slower). 32 vpdpbusd per block and tile keep both
  * 512-bit VNNI pipes busy, twice the work per instruction of the ymm tile. */
 BN_AI void z_i2s_batch_tile(const uint8_t *const *w, const int RP, const int8_t *const *q, int64_t nb, int32_t *out) {
-    const __m512i m3 = _mm512_set1_epi8(3);
     __m512i acc[2][4];
 #pragma GCC unroll 2
     for (int p = 0; p < RP; p++)
 #pragma GCC unroll 4
         for (int t = 0; t < 4; t++) acc[p][t] = _mm512_setzero_si512();
     for (int64_t b = 0; b < nb; b++) {
-        __m512i c[2][4];
+        __m512i c[2][4]; /* c[p][n]: field n (bits 2n); I2_S group g is field 3 - g */
 #pragma GCC unroll 2
-        for (int p = 0; p < RP; p++) {
-            __m512i wv = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(w[2 * p] + 32 * b))),
-                                            _mm256_loadu_si256((const __m256i *)(w[2 * p + 1] + 32 * b)), 1);
-            c[p][0] = _mm512_and_si512(_mm512_srli_epi16(wv, 6), m3);
-            c[p][1] = _mm512_and_si512(_mm512_srli_epi16(wv, 4), m3);
-            c[p][2] = _mm512_and_si512(_mm512_srli_epi16(wv, 2), m3);
-            c[p][3] = _mm512_and_si512(wv, m3);
-        }
+        for (int p = 0; p < RP; p++) z_pair_codes(w[2 * p] + 32 * b, w[2 * p + 1] + 32 * b, c[p]);
 #pragma GCC unroll 4
         for (int t = 0; t < 4; t++) {
             const int8_t *qb = q[t] + 128 * b;
@@ -93,7 +98,7 @@ BN_AI void z_i2s_batch_tile(const uint8_t *const *w, const int RP, const int8_t 
             for (int g = 0; g < 4; g++) {
                 const __m512i qg = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(qb + 32 * g)));
 #pragma GCC unroll 2
-                for (int p = 0; p < RP; p++) acc[p][t] = _mm512_dpbusd_epi32(acc[p][t], c[p][g], qg);
+                for (int p = 0; p < RP; p++) acc[p][t] = _mm512_dpbusd_epi32(acc[p][t], c[p][3 - g], qg);
             }
         }
     }
@@ -182,7 +187,6 @@ static void vnni_mm_i2s(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r
  * of the scalar reference; the halves are reduced with bn_hsum8f at the end. */
 BN_AI void z_tq2_batch_tile(const bn_block_tq2_0 *const *x, const int RP, const bn_block_q8_K *const *y, int64_t nb,
                             float *out) {
-    const __m512i m3 = _mm512_set1_epi8(3);
     __m512 facc[2][4];
 #pragma GCC unroll 2
     for (int p = 0; p < RP; p++)
@@ -205,15 +209,7 @@ BN_AI void z_tq2_batch_tile(const bn_block_tq2_0 *const *x, const int RP, const 
         for (int c = 0; c < 2; c++) {
             __m512i cv[2][4];
 #pragma GCC unroll 2
-            for (int p = 0; p < RP; p++) {
-                const __m512i wv = _mm512_inserti64x4(
-                    _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(x[2 * p][i].qs + 32 * c))),
-                    _mm256_loadu_si256((const __m256i *)(x[2 * p + 1][i].qs + 32 * c)), 1);
-                cv[p][0] = _mm512_and_si512(wv, m3);
-                cv[p][1] = _mm512_and_si512(_mm512_srli_epi16(wv, 2), m3);
-                cv[p][2] = _mm512_and_si512(_mm512_srli_epi16(wv, 4), m3);
-                cv[p][3] = _mm512_and_si512(_mm512_srli_epi16(wv, 6), m3);
-            }
+            for (int p = 0; p < RP; p++) z_pair_codes(x[2 * p][i].qs + 32 * c, x[2 * p + 1][i].qs + 32 * c, cv[p]);
 #pragma GCC unroll 4
             for (int t = 0; t < 4; t++)
 #pragma GCC unroll 4

@@ -73,6 +73,26 @@ BN_AI void z_pair_codes(const uint8_t *a, const uint8_t *b, __m512i *c) {
     c[3] = _mm512_and_si512(_mm512_srli_epi16(wv, 6), m3);
 }
 
+/* What a 4-row x 4-token zmm tiling leaves to the ymm kernel mm: the odd
+ * last row [r_pairs, r1) for the tiled tokens [0, n4), then every row for
+ * the tail tokens [n4, n). */
+static void z_batch_leftovers(bn_matmul_fn mm, const bn_qmat *W, const bn_act *a, int n4, int64_t r_pairs, int64_t r0,
+                              int64_t r1, float *Y, int64_t ldy) {
+    if (r_pairs < r1 && n4 > 0) {
+        bn_act head = *a;
+        head.n = n4;
+        mm(W, &head, r_pairs, r1, Y, ldy);
+    }
+    if (n4 < a->n) {
+        bn_act tail = *a;
+        tail.n = a->n - n4;
+        tail.data = (uint8_t *)a->data + (size_t)n4 * a->row_bytes;
+        if (a->scale) tail.scale = a->scale + n4;
+        if (a->sum) tail.sum = a->sum + n4;
+        mm(W, &tail, r0, r1, Y + (int64_t)n4 * ldy, ldy);
+    }
+}
+
 /* ---- I2_S prefill (a batch of tokens) with 512-bit VNNI -------------------------
  * A tile of 2 row pairs x 4 tokens. A zmm holds block b of row r (low half)
  * and of row r+1 (high half), so the 4 x 32 activations of block b are one
@@ -135,20 +155,7 @@ static void z_mm_i2s_batch(const bn_qmat *W, const bn_act *a, int64_t r0, int64_
         }
         r += 2 * RP;
     }
-    /* the last odd row for the tiled tokens, then every row for the tail tokens */
-    if (r < r1 && n4 > 0) {
-        bn_act head = *a;
-        head.n = n4;
-        x86_mm_i2s(W, &head, r, r1, Y, ldy);
-    }
-    if (n4 < a->n) {
-        bn_act tail = *a;
-        tail.n = a->n - n4;
-        tail.data = (uint8_t *)a->data + (size_t)n4 * a->row_bytes;
-        tail.scale = a->scale + n4;
-        tail.sum = a->sum + n4;
-        x86_mm_i2s(W, &tail, r0, r1, Y + (int64_t)n4 * ldy, ldy);
-    }
+    z_batch_leftovers(x86_mm_i2s, W, a, n4, r, r0, r1, Y, ldy);
 }
 
 /* One token: 4-row zmm tiles; batches: the 4 x 4 zmm tiles; very long rows:
@@ -262,17 +269,7 @@ static void vnni_mm_tq2_0(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t
         }
         r += 2 * RP;
     }
-    if (r_pairs < r1) { /* the last odd row for the tiled tokens */
-        bn_act head = *a;
-        head.n = n4;
-        x86_mm_tq2_0(W, &head, r_pairs, r1, Y, ldy);
-    }
-    if (n4 < a->n) {
-        bn_act tail = *a;
-        tail.n = a->n - n4;
-        tail.data = (uint8_t *)a->data + (size_t)n4 * a->row_bytes;
-        x86_mm_tq2_0(W, &tail, r0, r1, Y + (int64_t)n4 * ldy, ldy);
-    }
+    z_batch_leftovers(x86_mm_tq2_0, W, a, n4, r_pairs, r0, r1, Y, ldy);
 }
 
 static void vnni_mm_tq1_0(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy) {

@@ -167,8 +167,9 @@ static int fd_read(bn_conn *c, bn_frame *f, bn_err *e) {
         }
         if (n == 0) {
             size_t pend = bn_frame_reader_pending(c->rd);
-            if (pend) return bn_errf(e, "%s: truncated frame at byte %llu (%zu bytes of an incomplete frame at end of input)",
-                                     c->name, (unsigned long long)bn_frame_reader_offset(c->rd), pend);
+            /* a writer killed mid-frame looks like this: name it, as a clean EOF does */
+            if (pend) return bn_errf(e, "%s: %s stopped inside a frame: truncated frame at byte %llu (%zu bytes of an incomplete frame at end of input)",
+                                     c->name, c->peer, (unsigned long long)bn_frame_reader_offset(c->rd), pend);
             return 0;
         }
         bn_frame_reader_commit(c->rd, (size_t)n);

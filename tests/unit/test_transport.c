@@ -102,11 +102,16 @@ static void test_file(void) {
     struct stat st;
     stat(path, &st);
     if (truncate(path, st.st_size - 2) < 0) return;
-    if (bn_conn_open_in(&c, path, NULL, &e) < 0) return;
+    bn_conn_opts co;
+    bn_conn_opts_default(&co);
+    co.peer_name = "bn-forward";
+    if (bn_conn_open_in(&c, path, &co, &e) < 0) return;
     bn_frame f;
     int got = 0;
     while ((r = bn_conn_read(c, &f, &e)) == 1) { got++; bn_frame_free(&f); }
-    CHECK(r < 0 && strstr(e.msg, "truncated frame at byte") && strstr(e.msg, path) && got == 10,
+    /* a writer killed mid-frame is named (tests/pipeline.bats caught the unnamed message) */
+    CHECK(r < 0 && strstr(e.msg, "truncated frame at byte") && strstr(e.msg, path) &&
+              strstr(e.msg, "bn-forward stopped inside a frame") && got == 10,
           "truncated file: %s", e.msg);
     bn_conn_close(c);
     /* a device is written in place, never replaced by a renamed temp file */

@@ -167,7 +167,7 @@ L = ["# Cross-validation against the reference engines", "",
      "Bounds: float paths every row max|diff| <= 0.05 and Pearson >= 0.9999; quantized paths >= 85% of rows "
      "max|diff| <= 0.05, every row <= 0.3, Pearson >= 0.9995, mean |diff| <= 0.01; argmax equal where the "
      "reference's top-1 leads top-2 by > 0.25; PPL within 0.1% (float) / 0.3% (quantized) of llama-perplexity "
-     "(SiLU rows reported, not bounded); kjv max|diff| <= 0.3, same top token at all 12 positions, held-out PPL within 1% of 42.49.", "",
+     "for every variant, SiLU included; kjv max|diff| <= 0.3, same top token at all 12 positions, held-out PPL within 1% of 42.49.", "",
      "Prompt rows: the prompt's logits (A: 6 tokens, B: BOS only, C: 44 tokens). Teacher-forced rows: the prompt as one "
      "batch, then the reference's 32 greedy ids one single-token decode step each (as the reference produced them), rows "
      "after each generated token vs `P.gen.logits`. Greedy: leading ids of our free-running "

@@ -796,6 +796,25 @@ static void region_head_f32(void *arg, int ith, int nth) {
 }
 
 /* FFN middle: act(gate) * up into xn, sub-norm, quantize for down. */
+#if defined(__x86_64__)
+/* h = relu(g)^2 * u with AVX2: the scalar loop's branch on the sign of g
+ * mispredicts half the time on real activations (7% of a 2b4t prefill).
+ * max(g, 0) gives +0 for g <= 0 and for NaN, as the scalar select does, so
+ * the results are bitwise the same. */
+__attribute__((target("avx2,fma"))) static void relu2_mul_avx2(const float *g, const float *u, float *h, int n) {
+    const __m256 z = _mm256_setzero_ps();
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 r = _mm256_max_ps(_mm256_loadu_ps(g + i), z);
+        _mm256_storeu_ps(h + i, _mm256_mul_ps(_mm256_mul_ps(r, r), _mm256_loadu_ps(u + i)));
+    }
+    for (; i < n; i++) {
+        const float r = g[i] > 0.0f ? g[i] : 0.0f;
+        h[i] = (r * r) * u[i];
+    }
+}
+#endif
+
 static void region_ffn_act(void *arg, int ith, int nth) {
     job *j = arg;
     bn_forward *f = j->f;
@@ -808,6 +827,10 @@ static void region_ffn_act(void *arg, int ith, int nth) {
         float *h = f->xn + t * nff;
         if (f->m->act == BN_FFN_SILU) {
             for (int i = 0; i < nff; i++) h[i] = (g[i] / (1.0f + ggml_expf(0.0f - g[i], f->hw_fma))) * u[i]; /* ggml_v_silu */
+#if defined(__x86_64__)
+        } else if (f->hw_avx2) {
+            relu2_mul_avx2(g, u, h, nff);
+#endif
         } else {
             for (int i = 0; i < nff; i++) {
                 const float r = g[i] > 0.0f ? g[i] : 0.0f;

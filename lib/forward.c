@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "pool.h"
+#include "vecmath.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -37,25 +38,36 @@ struct bn_forward {
 
     void *kc, *vc;   /* caches [n_layer][n_ctx][kv_dim], f16 or f32 */
     float *f16tab;   /* f16 -> f32, 65536 entries (f16 cache only) */
-    float *scores;   /* per thread [n_ctx] */
+    float *scores;   /* per thread [n_head / n_head_kv][n_ctx + 8] */
     float *qtmp;     /* per thread [head_dim] */
     float *kvtmp;    /* per thread: K rows [n_ctx][head_dim], V rows [n_ctx][head_dim], P.V lanes [8][head_dim] */
     float *wrow;     /* per thread [n_embd]: a head row as f32 (compat head) */
     bool hw_fma;     /* CPU has FMA: the fma-target helpers may run */
     bool hw_avx2;    /* and AVX2 (the compat head's vector loop) */
     bool hw_avx512;  /* and AVX-512 F/VL with an AVX-512 kernel table (batch attention) */
+    bn_vm_level vm;  /* vecmath level of the row helpers (norms, softmax, f16) */
     bn_compat compat;
 };
 
 /* ---- small numeric blocks, as ggml computes them ------------------------ */
 
-/* ggml rms_norm + mul: sum of squares in double, scale in float, then * w. */
-static void rmsnorm(float *o, const float *x, const float *w, int n, float eps) {
-    double sum = 0.0;
-    for (int i = 0; i < n; i++) sum += (double)(x[i] * x[i]);
-    const float mean = (float)(sum / n);
-    const float scale = 1.0f / sqrtf(mean + eps);
-    for (int i = 0; i < n; i++) o[i] = (x[i] * scale) * w[i];
+/* ggml rms_norm + mul on rows: sum of squares in double, scale in float,
+ * then * w. Eight rows' sums at a time (bn_sumsq_rows runs their chains side
+ * by side); o may be x. */
+static void rmsnorm_rows(float *o, int64_t ldo, const float *x, int64_t ldx, const float *w, int rows, int n, float eps,
+                         bn_vm_level lv) {
+    for (int r0 = 0; r0 < rows; r0 += 8) {
+        const int nr = rows - r0 < 8 ? rows - r0 : 8;
+        double sums[8];
+        bn_sumsq_rows(x + r0 * ldx, ldx, nr, n, sums, lv);
+        for (int r = 0; r < nr; r++) {
+            const float mean = (float)(sums[r] / n);
+            const float scale = 1.0f / sqrtf(mean + eps);
+            const float *xr = x + (r0 + r) * ldx;
+            float *yr = o + (r0 + r) * ldo;
+            for (int i = 0; i < n; i++) yr[i] = (xr[i] * scale) * w[i];
+        }
+    }
 }
 
 /* ggml rope cache: theta_i = pos * base^(-2i/n_rot) by repeated float multiplication. */
@@ -94,48 +106,6 @@ static void rope_neox(float *v, const float *cs, int n_rot) {
  * exact order is reproduced (in scalar code; fmaf is exactly rounded either
  * way, the "fma" target only makes it fast). */
 
-#define BN_V_EXPF_BODY                                                                         \
-    const float r = 0x1.8p23f;                                                                 \
-    const float z = fmaf(x, 0x1.715476p+0f, r);                                                \
-    const float n = z - r;                                                                     \
-    const float b = fmaf(-n, 0x1.7f7d1cp-20f, fmaf(-n, 0x1.62e4p-1f, x));                      \
-    uint32_t zb, one = 0x3f800000u;                                                            \
-    memcpy(&zb, &z, 4);                                                                        \
-    const uint32_t e = zb << 23;                                                               \
-    const uint32_t kb = e + one;                                                               \
-    float k;                                                                                   \
-    memcpy(&k, &kb, 4);                                                                        \
-    const float u = b * b;                                                                     \
-    const float j = fmaf(fmaf(fmaf(0x1.0e4020p-7f, b, 0x1.573e2ep-5f), u,                      \
-                              fmaf(0x1.555e66p-3f, b, 0x1.fffdb6p-2f)),                        \
-                         u, 0x1.ffffecp-1f * b);                                               \
-    if (!(fabsf(n) > 126.0f)) return fmaf(j, k, k);                                            \
-    if (fabsf(n) > 192.0f) {                                                                   \
-        const uint32_t g = n <= 0.0f ? 0x82000000u : 0u;                                       \
-        const uint32_t s1b = g + 0x7f000000u;                                                  \
-        float s1;                                                                              \
-        memcpy(&s1, &s1b, 4);                                                                  \
-        return s1 * s1;                                                                        \
-    }                                                                                          \
-    const uint32_t g = n <= 0.0f ? 0x82000000u : 0u;                                           \
-    const uint32_t s1b = g + 0x7f000000u, s2b = e - g;                                         \
-    float s1, s2;                                                                              \
-    memcpy(&s1, &s1b, 4);                                                                      \
-    memcpy(&s2, &s2b, 4);                                                                      \
-    return fmaf(s2, j, s2) * s1;
-
-#if defined(__x86_64__)
-__attribute__((target("fma"))) static float v_expf_fma(float x) { BN_V_EXPF_BODY }
-#endif
-static float v_expf_generic(float x) { BN_V_EXPF_BODY }
-
-/* ggml_v_expf, lane by lane. */
-static inline float ggml_expf(float x, bool hw_fma) {
-#if defined(__x86_64__)
-    if (hw_fma) return v_expf_fma(x);
-#endif
-    return v_expf_generic(x);
-}
 
 #define BN_DOT8_BODY                                                                           \
     float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};                                                   \
@@ -297,12 +267,12 @@ static void region_norm_quant(void *arg, int ith, int nth) {
     bn_pool_split(j->n, ith, nth, 1, &lo, &hi);
     if (lo >= hi) return;
     const int64_t ldx = j->width;
-    for (int64_t t = lo; t < hi; t++) {
-        if (j->norm_w)
-            rmsnorm(f->xn + t * ldx, j->in + (j->t_first + t) * j->ld_in, j->norm_w, j->width, f->m->hp.rms_eps);
-        else if (j->in != f->xn)
+    if (j->norm_w)
+        rmsnorm_rows(f->xn + lo * ldx, ldx, j->in + (j->t_first + lo) * j->ld_in, j->ld_in, j->norm_w, (int)(hi - lo),
+                     j->width, f->m->hp.rms_eps, f->vm);
+    else if (j->in != f->xn)
+        for (int64_t t = lo; t < hi; t++)
             memcpy(f->xn + t * ldx, j->in + (j->t_first + t) * j->ld_in, (size_t)j->width * sizeof(float));
-    }
     for (int kd = 0; kd < BN_ACT_COUNT; kd++)
         if (j->kinds & (1u << kd)) f->k->quantize_act(&f->act[j->site][kd], f->xn, ldx, (int)lo, (int)hi);
 }
@@ -339,8 +309,7 @@ static void region_matmul(void *arg, int ith, int nth) {
 /* Store a head vector into the cache row (f16 or f32). */
 static void cache_put(bn_forward *f, void *cache, int64_t row, int off, const float *v, int n) {
     if (f->kv == BN_KV_F16) {
-        uint16_t *c = (uint16_t *)cache + row * f->kv_dim + off;
-        for (int i = 0; i < n; i++) c[i] = bn_f32_to_f16(v[i]);
+        bn_f32_to_f16_row(v, (uint16_t *)cache + row * f->kv_dim + off, n, f->vm);
     } else {
         memcpy((float *)cache + row * f->kv_dim + off, v, (size_t)n * sizeof(float));
     }
@@ -590,6 +559,63 @@ __attribute__((target("avx512f,avx512vl,avx2,fma,f16c"))) static void pv8_z(cons
     }
 }
 #undef PVZ_STEP
+
+/* P.V of a batch for the G query heads that share one kv head (GQA), in
+ * pv8's order: lane m of a column takes rows j = m, m+8, ... by fma in
+ * increasing j; lanes reduced as BN_PV8_BODY. Running the eight lanes one
+ * after another instead of interleaved leaves every chain's order alone and
+ * lets one load of a V row feed G heads (pv8_z loads each row once per
+ * head). CB registers of 16 columns per pass; columns d .. d + 16 CB. */
+BN_AI_Z void pvg_cols(const float *const *p, const int G, const float *v, int n, int hd, int d, const int CB,
+                      float *const *out) {
+    float lanes[4][8][64];
+    for (int m = 0; m < 8; m++) {
+        __m512 acc[4][4];
+#pragma GCC unroll 4
+        for (int g = 0; g < G; g++)
+#pragma GCC unroll 4
+            for (int c = 0; c < CB; c++) acc[g][c] = _mm512_setzero_ps();
+        for (int jj = m; jj < n; jj += 8) {
+            const float *vj = v + (int64_t)jj * hd + d;
+            __m512 vv[4];
+#pragma GCC unroll 4
+            for (int c = 0; c < CB; c++) vv[c] = _mm512_loadu_ps(vj + 16 * c);
+#pragma GCC unroll 4
+            for (int g = 0; g < G; g++) {
+                const __m512 pj = _mm512_set1_ps(p[g][jj]);
+#pragma GCC unroll 4
+                for (int c = 0; c < CB; c++) acc[g][c] = _mm512_fmadd_ps(pj, vv[c], acc[g][c]);
+            }
+        }
+#pragma GCC unroll 4
+        for (int g = 0; g < G; g++)
+#pragma GCC unroll 4
+            for (int c = 0; c < CB; c++) _mm512_storeu_ps(&lanes[g][m][16 * c], acc[g][c]);
+    }
+    for (int g = 0; g < G; g++)
+        for (int c = 0; c < CB; c++) {
+            __m512 l[8];
+            for (int m = 0; m < 8; m++) l[m] = _mm512_loadu_ps(&lanes[g][m][16 * c]);
+            const __m512 t0 = _mm512_add_ps(l[4], l[0]), t1 = _mm512_add_ps(l[5], l[1]), t2 = _mm512_add_ps(l[6], l[2]),
+                         t3 = _mm512_add_ps(l[7], l[3]);
+            _mm512_storeu_ps(out[g] + d + 16 * c, _mm512_add_ps(_mm512_add_ps(t0, t2), _mm512_add_ps(t1, t3)));
+        }
+}
+BN_AI_Z void pvg_g(const float *const *p, const int G, const float *v, int n, int hd, float *const *out) {
+    int d = 0;
+    for (; d + 64 <= hd; d += 64) pvg_cols(p, G, v, n, hd, d, 4, out);
+    for (; d + 16 <= hd; d += 16) pvg_cols(p, G, v, n, hd, d, 1, out);
+}
+/* out[g] = P[g].V for G = 2..4 heads; hd % 16 == 0. Bitwise pv8_z per head. */
+__attribute__((target("avx512f,avx512vl,avx2,fma,f16c"))) static void pv8_group_z(const float *const *p, int G,
+                                                                                      const float *v, int n, int hd,
+                                                                                      float *const *out) {
+    switch (G) {
+    case 2: pvg_g(p, 2, v, n, hd, out); break;
+    case 3: pvg_g(p, 3, v, n, hd, out); break;
+    default: pvg_g(p, 4, v, n, hd, out); break;
+    }
+}
 #undef BN_TAIL7
 
 /* One token's attention reads the cache rows in place (f16 or f32): no
@@ -643,7 +669,12 @@ static void region_attention(void *arg, int ith, int nth) {
     const bool lcpp1 = f16 && f->compat == BN_COMPAT_LLAMACPP && j->n == 1;
     const bool qk_vec = bcpp || lcpp1, pv_vec = (bcpp && j->n == 1) || lcpp1;
     const bool p_f16 = f16 && !(bcpp && j->n > 1);
-    float *sc = f->scores + (int64_t)ith * (f->n_ctx + 8);
+    /* a batch's P.V for the query heads of one kv head at once (AVX-512,
+     * f32 rows in kbuf/vbuf): items are split in whole groups */
+    const bool direct = f->hw_avx2 && j->n == 1; /* one token: read the cache in place (see qk_direct) */
+    const bool grouped = !direct && !pv_vec && f->hw_avx512 && group >= 2 && group <= 4 && hd % 16 == 0;
+    const int64_t sc_ld = f->n_ctx + 8;
+    float *const sc0 = f->scores + (int64_t)ith * group * sc_ld;
     float *q = f->qtmp + (int64_t)ith * hd;
     /* this thread's K and V rows of one kv head as floats, converted once per
      * call: items run kv head by kv head, tokens in order, so the cached
@@ -652,7 +683,7 @@ static void region_attention(void *arg, int ith, int nth) {
     float *vbuf = kbuf + (int64_t)f->n_ctx * hd, *lanes = vbuf + (int64_t)f->n_ctx * hd;
     int cached_kvh = -1, cached_n = 0;
     int64_t lo, hi;
-    bn_pool_split((int64_t)j->n * hp->n_head, ith, nth, 1, &lo, &hi);
+    bn_pool_split((int64_t)j->n * hp->n_head, ith, nth, grouped ? group : 1, &lo, &hi);
     for (int64_t it = lo; it < hi; it++) {
         /* item order: kv head, then token, then query head of the group */
         const int kvh = (int)(it / ((int64_t)j->n * group)), rem = (int)(it % ((int64_t)j->n * group));
@@ -660,9 +691,9 @@ static void region_attention(void *arg, int ith, int nth) {
         const int kvo = kvh * hd, n_kv = f->pos + t + 1;
         const float *qsrc = f->qkv + (int64_t)t * f->qkv_dim + h * hd;
         float *out = f->att + (int64_t)t * f->q_dim + h * hd;
+        float *sc = sc0 + (grouped ? rem % group : 0) * sc_ld;
         const int64_t c0 = (int64_t)j->layer * f->n_ctx;
         /* one token with AVX2: read the cache rows in place (see qk_direct) */
-        const bool direct = f->hw_avx2 && j->n == 1;
         const uint8_t *krow0 = (const uint8_t *)f->kc + ((c0 * f->kv_dim) + kvo) * (f16 ? 2 : 4);
         const uint8_t *vrow0 = (const uint8_t *)f->vc + ((c0 * f->kv_dim) + kvo) * (f16 ? 2 : 4);
         const size_t row_b = (size_t)f->kv_dim * (f16 ? 2 : 4);
@@ -697,7 +728,7 @@ static void region_attention(void *arg, int ith, int nth) {
         const bool qk_z = !direct && qk_vec && f->hw_avx512 && hd % 32 == 0 && hd <= 256;
         if (qk_z) {
             qk_f16order_z(q, kbuf, hd, n_kv, scale, sc);
-            for (int p = 0; p < n_kv; p++) mx = sc[p] > mx ? sc[p] : mx;
+            mx = bn_max_row(sc, n_kv, f->vm);
         }
 #else
         const bool qk_z = false;
@@ -715,15 +746,7 @@ static void region_attention(void *arg, int ith, int nth) {
             mx = sc[p] > mx ? sc[p] : mx;
         }
         /* softmax: exps in groups of 8 (zero padded), each group summed pairwise, groups in double */
-        const int n8 = (n_kv + 7) & ~7;
-        double sum = 0.0;
-        for (int p = 0; p < n8; p += 8) {
-            float v[8];
-            for (int m = 0; m < 8; m++) v[m] = p + m < n_kv ? ggml_expf(sc[p + m] - mx, fma_hw) : 0.0f;
-            for (int m = 0; m < 8 && p + m < n_kv; m++) sc[p + m] = v[m];
-            const float t0 = v[4] + v[0], t1 = v[5] + v[1], t2 = v[6] + v[2], t3 = v[7] + v[3];
-            sum += (double)((t0 + t2) + (t1 + t3));
-        }
+        const double sum = bn_softmax_exp(sc, n_kv, mx, f->vm);
         const float inv = (float)(1.0 / sum);
         for (int p = 0; p < n_kv; p++) sc[p] = sc[p] * inv;
 #if defined(__x86_64__)
@@ -743,7 +766,17 @@ static void region_attention(void *arg, int ith, int nth) {
             for (int d = 0; d < hd; d++) out[d] = dotf16(sc, vbuf + d, hd, n_kv, fma_hw);
         } else {
 #if defined(__x86_64__)
-            if (f->hw_avx512) pv8_z(sc, vbuf, n_kv, hd, out);
+            if (grouped) {
+                if (rem % group == group - 1) { /* the group's last head: P.V for all of them */
+                    const float *pg[4];
+                    float *og[4];
+                    for (int g = 0; g < group; g++) {
+                        pg[g] = sc0 + g * sc_ld;
+                        og[g] = out - (int64_t)(group - 1 - g) * hd;
+                    }
+                    pv8_group_z(pg, group, vbuf, n_kv, hd, og);
+                }
+            } else if (f->hw_avx512) pv8_z(sc, vbuf, n_kv, hd, out);
             else if (f->hw_avx2) pv8_avx2(sc, vbuf, n_kv, hd, lanes, out);
             else
 #endif
@@ -796,25 +829,6 @@ static void region_head_f32(void *arg, int ith, int nth) {
 }
 
 /* FFN middle: act(gate) * up into xn, sub-norm, quantize for down. */
-#if defined(__x86_64__)
-/* h = relu(g)^2 * u with AVX2: the scalar loop's branch on the sign of g
- * mispredicts half the time on real activations (7% of a 2b4t prefill).
- * max(g, 0) gives +0 for g <= 0 and for NaN, as the scalar select does, so
- * the results are bitwise the same. */
-__attribute__((target("avx2,fma"))) static void relu2_mul_avx2(const float *g, const float *u, float *h, int n) {
-    const __m256 z = _mm256_setzero_ps();
-    int i = 0;
-    for (; i + 8 <= n; i += 8) {
-        const __m256 r = _mm256_max_ps(_mm256_loadu_ps(g + i), z);
-        _mm256_storeu_ps(h + i, _mm256_mul_ps(_mm256_mul_ps(r, r), _mm256_loadu_ps(u + i)));
-    }
-    for (; i < n; i++) {
-        const float r = g[i] > 0.0f ? g[i] : 0.0f;
-        h[i] = (r * r) * u[i];
-    }
-}
-#endif
-
 static void region_ffn_act(void *arg, int ith, int nth) {
     job *j = arg;
     bn_forward *f = j->f;
@@ -825,20 +839,11 @@ static void region_ffn_act(void *arg, int ith, int nth) {
     for (int64_t t = lo; t < hi; t++) {
         const float *g = f->gu + t * 2 * nff, *u = g + nff;
         float *h = f->xn + t * nff;
-        if (f->m->act == BN_FFN_SILU) {
-            for (int i = 0; i < nff; i++) h[i] = (g[i] / (1.0f + ggml_expf(0.0f - g[i], f->hw_fma))) * u[i]; /* ggml_v_silu */
-#if defined(__x86_64__)
-        } else if (f->hw_avx2) {
-            relu2_mul_avx2(g, u, h, nff);
-#endif
-        } else {
-            for (int i = 0; i < nff; i++) {
-                const float r = g[i] > 0.0f ? g[i] : 0.0f;
-                h[i] = (r * r) * u[i];
-            }
-        }
-        rmsnorm(h, h, j->L->ffn_sub_norm, nff, f->m->hp.rms_eps);
+        if (f->m->act == BN_FFN_SILU) bn_silu_mul_row(g, u, h, nff, f->vm); /* ggml_v_silu */
+        else bn_relu2_mul_row(g, u, h, nff, f->vm);
     }
+    rmsnorm_rows(f->xn + lo * nff, nff, f->xn + lo * nff, nff, j->L->ffn_sub_norm, (int)(hi - lo), nff, f->m->hp.rms_eps,
+                 f->vm);
     for (int kd = 0; kd < BN_ACT_COUNT; kd++)
         if (j->kinds & (1u << kd)) f->k->quantize_act(&f->act[SITE_FF][kd], f->xn, nff, (int)lo, (int)hi);
 }
@@ -966,6 +971,7 @@ int bn_forward_new(bn_forward **out, const bn_model *m, const bn_forward_opts *o
     f->hw_fma = ci.fma && simd_x86;
     f->hw_avx2 = ci.avx2 && ci.fma && ci.f16c && simd_x86;
     f->hw_avx512 = f->hw_avx2 && ci.avx512f && ci.avx512vl && o->kern->isa == BN_ISA_AVX512;
+    f->vm = f->hw_avx2 ? BN_VM_AVX2 : f->hw_fma ? BN_VM_FMA : BN_VM_PLAIN;
     f->compat = o->compat;
     if ((unsigned)f->compat > BN_COMPAT_LLAMACPP) { bn_forward_free(f); return bn_errf(e, "forward: compat: %d unknown", (int)o->compat); }
     if (f->n_ctx > (1 << 24)) { bn_forward_free(f); return bn_errf(e, "forward: n_ctx: %d too large", f->n_ctx); }
@@ -989,7 +995,9 @@ int bn_forward_new(bn_forward **out, const bn_model *m, const bn_forward_opts *o
     f->gu = f->att ? bn_malloc(B * 2 * hp->n_ff * sizeof(float), e) : NULL;
     f->y = f->gu ? bn_malloc(B * hp->n_embd * sizeof(float), e) : NULL;
     f->rope = f->y ? bn_malloc(B * hp->n_rot * sizeof(float), e) : NULL;
-    f->scores = f->rope ? bn_malloc((size_t)f->n_threads * (f->n_ctx + 8) * sizeof(float), e) : NULL;
+    /* per thread: the scores of one query head group (grouped P.V) */
+    const size_t group = (size_t)(hp->n_head / hp->n_head_kv);
+    f->scores = f->rope ? bn_malloc((size_t)f->n_threads * group * (f->n_ctx + 8) * sizeof(float), e) : NULL;
     f->kvtmp = f->scores ? bn_malloc((size_t)f->n_threads * (2 * (size_t)f->n_ctx + 8) * hp->head_dim * sizeof(float), e)
                          : NULL;
     f->qtmp = f->kvtmp ? bn_malloc((size_t)f->n_threads * hp->head_dim * sizeof(float), e) : NULL;

@@ -87,14 +87,25 @@ static void rope_cache(float *cs, int pos, int n_rot, float base) {
  * a one-ulp difference here rarely survives the f16 rounding of q and k,
  * but when it does it flips activation codes later (llamacpp-relu2-tq2_0
  * prompt B, decode row 27). */
-static void rope_neox(float *v, const float *cs, int n_rot) {
-    const int h = n_rot / 2;
-    for (int i = 0; i < h; i++) {
-        const float c = cs[2 * i], s = cs[2 * i + 1];
-        const float x0 = v[i], x1 = v[i + h];
-        v[i] = fmaf(x0, c, -(x1 * s));
-        v[i + h] = fmaf(x0, s, x1 * c);
+#define BN_ROPE_BODY                                        \
+    const int h = n_rot / 2;                                \
+    for (int i = 0; i < h; i++) {                           \
+        const float c = cs[2 * i], s = cs[2 * i + 1];       \
+        const float x0 = v[i], x1 = v[i + h];               \
+        v[i] = fmaf(x0, c, -(x1 * s));                      \
+        v[i + h] = fmaf(x0, s, x1 * c);                     \
     }
+static void rope_plain(float *v, const float *cs, int n_rot) { BN_ROPE_BODY }
+#if defined(__x86_64__)
+/* the same with fmaf as an instruction, not a library call (bitwise equal) */
+__attribute__((target("fma"))) static void rope_fma(float *v, const float *cs, int n_rot) { BN_ROPE_BODY }
+#endif
+static void rope_neox(float *v, const float *cs, int n_rot, bool hw_fma) {
+#if defined(__x86_64__)
+    if (hw_fma) { rope_fma(v, cs, n_rot); return; }
+#endif
+    (void)hw_fma;
+    rope_plain(v, cs, n_rot);
 }
 
 
@@ -329,11 +340,11 @@ static void region_rope_store(void *arg, int ith, int nth) {
         const float *cs = f->rope + (int64_t)t * hp->n_rot;
         const int64_t crow = (int64_t)j->layer * f->n_ctx + f->pos + t;
         if (h < hp->n_head) {
-            rope_neox(row + h * hd, cs, hp->n_rot);
+            rope_neox(row + h * hd, cs, hp->n_rot, f->hw_fma);
         } else {
             const int g = h - hp->n_head;
             float *kv = row + f->q_dim + g * hd;
-            rope_neox(kv, cs, hp->n_rot);
+            rope_neox(kv, cs, hp->n_rot, f->hw_fma);
             cache_put(f, f->kc, crow, g * hd, kv, hd);
             cache_put(f, f->vc, crow, g * hd, row + f->q_dim + f->kv_dim + g * hd, hd);
         }

@@ -536,6 +536,69 @@ __attribute__((target("avx512f,avx512vl,avx2,fma,f16c"))) static void qk_f16orde
     }
 }
 
+/* Q.K of two query heads of a group against the same keys (GQA): the
+ * K rows are loaded once for both heads; each (head, key) keeps
+ * qk_z_nc's 32 lanes and tree, so the scores are bitwise the same. */
+#define QK2_KEY(H, R)                                                                            \
+    a##H##R = _mm512_fmadd_ps(qa##H[c], k##R##a, a##H##R);                                       \
+    b##H##R = _mm512_fmadd_ps(qb##H[c], k##R##b, b##H##R);
+BN_AI_Z void qk2_z_nc(const float *q0, const float *q1, const float *k, const int NC, int n, float scale, float *s0,
+                      float *s1) {
+    const int hd = 32 * NC;
+    __m512 qa0[4], qb0[4], qa1[4], qb1[4];
+#pragma GCC unroll 4
+    for (int c = 0; c < NC; c++) {
+        qa0[c] = _mm512_loadu_ps(q0 + 32 * c);
+        qb0[c] = _mm512_loadu_ps(q0 + 32 * c + 16);
+        qa1[c] = _mm512_loadu_ps(q1 + 32 * c);
+        qb1[c] = _mm512_loadu_ps(q1 + 32 * c + 16);
+    }
+    int p = 0;
+    for (; p + 2 <= n; p += 2) {
+        __m512 a00 = _mm512_setzero_ps(), a01 = a00, a10 = a00, a11 = a00, b00 = a00, b01 = a00, b10 = a00, b11 = a00;
+#pragma GCC unroll 4
+        for (int c = 0; c < NC; c++) {
+            const float *k0 = k + (int64_t)p * hd + 32 * c, *k1 = k0 + hd;
+            const __m512 k0a = _mm512_loadu_ps(k0), k0b = _mm512_loadu_ps(k0 + 16);
+            const __m512 k1a = _mm512_loadu_ps(k1), k1b = _mm512_loadu_ps(k1 + 16);
+            QK2_KEY(0, 0) QK2_KEY(0, 1) QK2_KEY(1, 0) QK2_KEY(1, 1)
+        }
+        s0[p] = z_tree32(a00, b00) * scale;
+        s0[p + 1] = z_tree32(a01, b01) * scale;
+        s1[p] = z_tree32(a10, b10) * scale;
+        s1[p + 1] = z_tree32(a11, b11) * scale;
+    }
+    if (p < n) {
+        __m512 a00 = _mm512_setzero_ps(), a10 = a00, b00 = a00, b10 = a00;
+#pragma GCC unroll 4
+        for (int c = 0; c < NC; c++) {
+            const float *k0 = k + (int64_t)p * hd + 32 * c;
+            const __m512 k0a = _mm512_loadu_ps(k0), k0b = _mm512_loadu_ps(k0 + 16);
+            QK2_KEY(0, 0) QK2_KEY(1, 0)
+        }
+        s0[p] = z_tree32(a00, b00) * scale;
+        s1[p] = z_tree32(a10, b10) * scale;
+    }
+}
+#undef QK2_KEY
+/* scores of G heads (rows of q, stride hd) into sc + g * ld; hd in {32, 64, 96, 128} */
+__attribute__((target("avx512f,avx512vl,avx2,fma,f16c"))) static void qk_group_z(const float *q, int G, const float *k,
+                                                                                     int hd, int n, float scale,
+                                                                                     float *sc, int64_t ld) {
+    int g = 0;
+    for (; g + 2 <= G; g += 2) {
+        const float *q0 = q + (int64_t)g * hd, *q1 = q0 + hd;
+        float *s0 = sc + g * ld, *s1 = s0 + ld;
+        switch (hd / 32) {
+        case 1: qk2_z_nc(q0, q1, k, 1, n, scale, s0, s1); break;
+        case 2: qk2_z_nc(q0, q1, k, 2, n, scale, s0, s1); break;
+        case 3: qk2_z_nc(q0, q1, k, 3, n, scale, s0, s1); break;
+        default: qk2_z_nc(q0, q1, k, 4, n, scale, s0, s1); break;
+        }
+    }
+    if (g < G) qk_f16order_z(q + (int64_t)g * hd, k, hd, n, scale, sc + g * ld);
+}
+
 #define PVZ_STEP(M)                                                                                  \
     {                                                                                                \
         const __m512 pj = _mm512_set1_ps(p[j + M]);                                                  \
@@ -686,7 +749,7 @@ static void region_attention(void *arg, int ith, int nth) {
     const bool grouped = !direct && !pv_vec && f->hw_avx512 && group >= 2 && group <= 4 && hd % 16 == 0;
     const int64_t sc_ld = f->n_ctx + 8;
     float *const sc0 = f->scores + (int64_t)ith * group * sc_ld;
-    float *q = f->qtmp + (int64_t)ith * hd;
+    float *q = f->qtmp + (int64_t)ith * group * hd; /* [group][hd]: one head's, or the group's (grouped Q.K) */
     /* this thread's K and V rows of one kv head as floats, converted once per
      * call: items run kv head by kv head, tokens in order, so the cached
      * prefix only grows until the kv head changes */
@@ -737,7 +800,13 @@ static void region_attention(void *arg, int ith, int nth) {
         float mx = -INFINITY;
 #if defined(__x86_64__)
         const bool qk_z = !direct && qk_vec && f->hw_avx512 && hd % 32 == 0 && hd <= 256;
-        if (qk_z) {
+        if (qk_z && grouped && hd <= 128) { /* the group's first head: Q.K for all of them */
+            if (rem % group == 0) {
+                for (int g = 0; g < group; g++) round_f16_avx2(qsrc + g * hd, q + g * hd, hd);
+                qk_group_z(q, group, kbuf, hd, n_kv, scale, sc0, sc_ld);
+            }
+            mx = bn_max_row(sc, n_kv, f->vm);
+        } else if (qk_z) {
             qk_f16order_z(q, kbuf, hd, n_kv, scale, sc);
             mx = bn_max_row(sc, n_kv, f->vm);
         }
@@ -1011,7 +1080,7 @@ int bn_forward_new(bn_forward **out, const bn_model *m, const bn_forward_opts *o
     f->scores = f->rope ? bn_malloc((size_t)f->n_threads * group * (f->n_ctx + 8) * sizeof(float), e) : NULL;
     f->kvtmp = f->scores ? bn_malloc((size_t)f->n_threads * (2 * (size_t)f->n_ctx + 8) * hp->head_dim * sizeof(float), e)
                          : NULL;
-    f->qtmp = f->kvtmp ? bn_malloc((size_t)f->n_threads * hp->head_dim * sizeof(float), e) : NULL;
+    f->qtmp = f->kvtmp ? bn_malloc((size_t)f->n_threads * group * hp->head_dim * sizeof(float), e) : NULL;
     f->wrow = f->qtmp ? bn_malloc((size_t)f->n_threads * hp->n_embd * sizeof(float), e) : NULL;
     size_t esz = f->kv == BN_KV_F16 ? 2 : 4, cache_n;
     if (!f->wrow || !bn_mul_size((size_t)hp->n_layer * f->n_ctx, (size_t)f->kv_dim * esz, &cache_n)) {

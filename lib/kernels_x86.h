@@ -314,25 +314,50 @@ BN_AI __m256i x86_q8_0_block(const bn_block_q8_0 *x, const bn_block_q8_0 *y) {
 #endif
 }
 
+/* Eight adjacent rows against one token: row j's block dot lands in lane j
+ * (x86_hsum8), and the eight per-row chains sumf += (float)s * (dx * dy) run
+ * as the lanes of one vector, block after block: each row keeps the scalar
+ * reference's order (mul, mul, add; no fma), and the chain latency and the
+ * scale conversions are paid once per eight rows instead of per row. */
+BN_AI void x86_q8_0_tile8(const uint8_t *w0, size_t row_bytes, int64_t nb, const bn_block_q8_0 *y, const char *pf,
+                          float *out) {
+    const bn_block_q8_0 *x[8];
+    for (int j = 0; j < 8; j++) x[j] = (const bn_block_q8_0 *)(w0 + (size_t)j * row_bytes);
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < nb; i++) {
+        if (pf) /* the tile's 8 x 34 bytes per step, as one linear stream ahead */
+            for (int j = 0; j < 5; j++) _mm_prefetch(pf + (size_t)i * 8 * sizeof(bn_block_q8_0) + 64 * j, _MM_HINT_T0);
+        __m256i v[8];
+        for (int j = 0; j < 8; j++) v[j] = x86_q8_0_block(&x[j][i], &y[i]);
+        const __m256 s = _mm256_cvtepi32_ps(x86_hsum8(v));
+        const __m128i dh = _mm_setr_epi16((short)x[0][i].d, (short)x[1][i].d, (short)x[2][i].d, (short)x[3][i].d,
+                                          (short)x[4][i].d, (short)x[5][i].d, (short)x[6][i].d, (short)x[7][i].d);
+        const __m256 d = _mm256_mul_ps(_mm256_cvtph_ps(dh), _mm256_set1_ps(_cvtsh_ss(y[i].d)));
+        acc = _mm256_add_ps(acc, _mm256_mul_ps(s, d));
+    }
+    _mm256_storeu_ps(out, acc);
+}
+
 static void x86_mm_q8_0(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy) {
     const int64_t nb = W->K / BN_QK8_0;
-    /* row outer, token inner: a row's blocks stay in L1 across tokens */
-    for (int64_t r = r0; r < r1; r++) {
+    int64_t r = r0;
+    /* row tiles outer, tokens inner: the tile's blocks stay in L1 across tokens */
+    for (; r + 8 <= r1; r += 8) {
+        const uint8_t *w0 = W->data + (size_t)r * W->row_bytes;
+        const char *pf = (const char *)w0 + 8 * W->row_bytes + 4096;
+        for (int t = 0; t < a->n; t++) {
+            const bn_block_q8_0 *y = (const bn_block_q8_0 *)((const uint8_t *)a->data + (size_t)t * a->row_bytes);
+            float out[8];
+            x86_q8_0_tile8(w0, W->row_bytes, nb, y, t == 0 ? pf : NULL, out);
+            for (int j = 0; j < 8; j++) Y[(int64_t)t * ldy + r + j] = out[j];
+        }
+    }
+    for (; r < r1; r++) { /* the last r1 - r0 mod 8 rows one at a time, same chains */
         const bn_block_q8_0 *x = (const bn_block_q8_0 *)(W->data + (size_t)r * W->row_bytes);
         for (int t = 0; t < a->n; t++) {
             const bn_block_q8_0 *y = (const bn_block_q8_0 *)((const uint8_t *)a->data + (size_t)t * a->row_bytes);
             float sumf = 0.0f;
-            int64_t i = 0;
-            for (; i + 8 <= nb; i += 8) {
-                __m256i v[8];
-                /* rows are adjacent: the GEMV is one stream, prefetched 4 KB ahead */
-                for (int j = 0; j < 5; j++) _mm_prefetch((const char *)&x[i] + 4096 + 64 * j, _MM_HINT_T0);
-                for (int j = 0; j < 8; j++) v[j] = x86_q8_0_block(&x[i + j], &y[i + j]);
-                int32_t s[8];
-                _mm256_storeu_si256((__m256i *)s, x86_hsum8(v));
-                for (int j = 0; j < 8; j++) sumf += (float)s[j] * (_cvtsh_ss(x[i + j].d) * _cvtsh_ss(y[i + j].d));
-            }
-            for (; i < nb; i++) {
+            for (int64_t i = 0; i < nb; i++) {
                 int32_t s = x86_hsum_i32(x86_q8_0_block(&x[i], &y[i]));
                 sumf += (float)s * (_cvtsh_ss(x[i].d) * _cvtsh_ss(y[i].d));
             }

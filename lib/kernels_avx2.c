@@ -187,7 +187,9 @@ BN_AI void fdot_tile(const void *const *w, const int RB, const void *const *x, c
 BN_AI void fdot_mm(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy, const int F16) {
     const uint8_t *xa = (const uint8_t *)a->data;
     int64_t r = r0;
-    for (; r + 2 <= r1; r += 2) {
+    /* one token: a row at a time, one sequential stream (see z_mm) */
+    const int64_t rp = a->n == 1 ? r0 : r1;
+    for (; r + 2 <= rp; r += 2) {
         const void *w[2] = { W->data + (size_t)r * W->row_bytes, W->data + (size_t)(r + 1) * W->row_bytes };
         for (int t = 0; t < a->n; t++) {
             const void *x[1] = { xa + (size_t)t * a->row_bytes };

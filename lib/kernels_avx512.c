@@ -18,7 +18,21 @@
  * longer rows take the ymm tile. The 4 rows of a tile are adjacent, so the
  * tile is one contiguous stream: it is prefetched linearly, a tile ahead plus
  * 4 KB (prefetching each row ahead fell into rows already being loaded). */
-BN_AI void z_i2s_gemv_tile(const uint8_t *w0, size_t rb, const int RB, const int8_t *q, int64_t nb, int32_t *out) {
+/* q repacked for the one-token GEMV: per block pair (b, b+1) and group g, the
+ * 32 activations of group g of block b, then those of block b+1, so one zmm
+ * load gives what the tile otherwise joins from two loads and an insert (the
+ * GEMV was compute bound on one core: 26 GB/s against the F16 head's 35). */
+BN_AI void z_i2s_repack(const int8_t *q, int64_t nb, int8_t *qr) {
+    for (int64_t b = 0; b + 2 <= nb; b += 2)
+        for (int g = 0; g < 4; g++) {
+            memcpy(qr + 128 * b + 64 * g, q + 128 * b + 32 * g, 32);
+            memcpy(qr + 128 * b + 64 * g + 32, q + 128 * (b + 1) + 32 * g, 32);
+        }
+}
+
+/* qr: q as z_i2s_repack leaves it, or NULL to join the pieces here */
+BN_AI void z_i2s_gemv_tile(const uint8_t *w0, size_t rb, const int RB, const int8_t *q, const int8_t *qr, int64_t nb,
+                           int32_t *out) {
     const __m512i m0 = _mm512_set1_epi8((char)0xC0), m1 = _mm512_set1_epi8(0x30), m2 = _mm512_set1_epi8(0x0C),
                   m3 = _mm512_set1_epi8(0x03);
     __m512i acc[4][4];
@@ -33,8 +47,9 @@ BN_AI void z_i2s_gemv_tile(const uint8_t *w0, size_t rb, const int RB, const int
         __m512i qg[4];
 #pragma GCC unroll 4
         for (int g = 0; g < 4; g++)
-            qg[g] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(qb + 32 * g))),
-                                       _mm256_loadu_si256((const __m256i *)(qb + 128 + 32 * g)), 1);
+            qg[g] = qr ? _mm512_loadu_si512((const void *)(qr + 128 * b + 64 * g))
+                       : _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(qb + 32 * g))),
+                                            _mm256_loadu_si256((const __m256i *)(qb + 128 + 32 * g)), 1);
 #pragma GCC unroll 4
         for (int r = 0; r < RB; r++) _mm_prefetch(pf + (size_t)RB * 32 * b + 64 * r, _MM_HINT_T0);
 #pragma GCC unroll 4
@@ -171,11 +186,15 @@ static void vnni_mm_i2s(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r
         return;
     }
     const int8_t *q = (const int8_t *)a->data;
+    _Alignas(64) int8_t qr[32768]; /* the repacked activations when they fit */
+    const bool rep = nb * 128 <= (int64_t)sizeof qr;
+    if (rep) z_i2s_repack(q, nb, qr);
     /* a row at a time: one sequential stream (as the F16 GEMV in z_mm; 4-row
      * tiles measured ~3% slower with 2 threads, the same with 1) */
     for (int64_t r = r0; r < r1; r++) {
         int32_t s[1];
-        z_i2s_gemv_tile(W->data + (size_t)r * W->row_bytes, W->row_bytes, 1, q, nb, s);
+        if (rep) z_i2s_gemv_tile(W->data + (size_t)r * W->row_bytes, W->row_bytes, 1, q, qr, nb, s);
+        else z_i2s_gemv_tile(W->data + (size_t)r * W->row_bytes, W->row_bytes, 1, q, NULL, nb, s);
         Y[r] = bn_i2s_out(s[0], a->sum[0], a->scale[0], W->scale);
     }
     (void)ldy;

@@ -138,6 +138,7 @@ static inline float dot8(const float *a, const float *b, int64_t sb, int n, bool
 #if defined(__x86_64__)
     if (hw_fma) return dot8_fma(a, b, sb, n);
 #endif
+    (void)hw_fma;
     return dot8_generic(a, b, sb, n);
 }
 
@@ -172,6 +173,7 @@ static inline float dotf16(const float *a, const float *b, int64_t sb, int n, bo
 #if defined(__x86_64__)
     if (hw_fma) return dotf16_fma(a, b, sb, n);
 #endif
+    (void)hw_fma;
     return dotf16_generic(a, b, sb, n);
 }
 
@@ -710,6 +712,89 @@ __attribute__((target("avx2,fma,f16c"))) static void pv_direct(const float *p, c
     }
 }
 
+/* One token's attention for two query heads of a group at once (GQA): the
+ * K and V rows of the f16 cache are read and converted once for both heads
+ * instead of once per head, which halves the cache traffic that dominates a
+ * long context. Orders are those of qk_direct / pv32_x with vec set (the
+ * references' one-token orders): bitwise the same. hd % 32 == 0. */
+BN_AI_X86 float tree32x(__m256 s0, __m256 s1, __m256 s2, __m256 s3) {
+    s0 = _mm256_add_ps(s0, s2);
+    s1 = _mm256_add_ps(s1, s3);
+    s0 = _mm256_add_ps(s0, s1);
+    __m128 t = _mm_add_ps(_mm256_castps256_ps128(s0), _mm256_extractf128_ps(s0, 1));
+    t = _mm_hadd_ps(t, t);
+    t = _mm_hadd_ps(t, t);
+    return _mm_cvtss_f32(t);
+}
+__attribute__((target("avx2,fma,f16c"))) static void qk_pair_f16(const float *q0, const float *q1, const uint16_t *k,
+                                                                  int64_t ldk, int n, int hd, float scale, float *s0,
+                                                                  float *s1) {
+    for (int p = 0; p < n; p++) {
+        const uint16_t *kp = k + (int64_t)p * ldk;
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+        for (int l = 0; l < hd; l += 32) {
+            const __m256 k0 = ld8x(kp, l, 1), k1 = ld8x(kp, l + 8, 1), k2 = ld8x(kp, l + 16, 1), k3 = ld8x(kp, l + 24, 1);
+            a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q0 + l), k0, a0);
+            a1 = _mm256_fmadd_ps(_mm256_loadu_ps(q0 + l + 8), k1, a1);
+            a2 = _mm256_fmadd_ps(_mm256_loadu_ps(q0 + l + 16), k2, a2);
+            a3 = _mm256_fmadd_ps(_mm256_loadu_ps(q0 + l + 24), k3, a3);
+            b0 = _mm256_fmadd_ps(_mm256_loadu_ps(q1 + l), k0, b0);
+            b1 = _mm256_fmadd_ps(_mm256_loadu_ps(q1 + l + 8), k1, b1);
+            b2 = _mm256_fmadd_ps(_mm256_loadu_ps(q1 + l + 16), k2, b2);
+            b3 = _mm256_fmadd_ps(_mm256_loadu_ps(q1 + l + 24), k3, b3);
+        }
+        s0[p] = tree32x(a0, a1, a2, a3) * scale;
+        s1[p] = tree32x(b0, b1, b2, b3) * scale;
+    }
+}
+/* pv32_x's lanes (row j into lane j % 32 of each column, increasing j) run
+ * lane after lane so both heads' chains share each row's load; the lanes
+ * then go through pv32_x's tree. 32 columns per pass, one cache line of
+ * every row. */
+__attribute__((target("avx2,fma,f16c"))) static void pv32_pair_f16(const float *p0, const float *p1, const uint16_t *v,
+                                                                    int64_t ldv, int n, int hd, float *o0, float *o1) {
+    float L[2][32][32];
+    for (int d = 0; d < hd; d += 32) {
+        for (int m = 0; m < 32; m++) {
+            __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+            for (int j = m; j < n; j += 32) {
+                const uint16_t *vj = v + (int64_t)j * ldv + d;
+                const __m256 v0 = ld8x(vj, 0, 1), v1 = ld8x(vj, 8, 1), v2 = ld8x(vj, 16, 1), v3 = ld8x(vj, 24, 1);
+                const __m256 x = _mm256_set1_ps(p0[j]), y = _mm256_set1_ps(p1[j]);
+                a0 = _mm256_fmadd_ps(x, v0, a0);
+                a1 = _mm256_fmadd_ps(x, v1, a1);
+                a2 = _mm256_fmadd_ps(x, v2, a2);
+                a3 = _mm256_fmadd_ps(x, v3, a3);
+                b0 = _mm256_fmadd_ps(y, v0, b0);
+                b1 = _mm256_fmadd_ps(y, v1, b1);
+                b2 = _mm256_fmadd_ps(y, v2, b2);
+                b3 = _mm256_fmadd_ps(y, v3, b3);
+            }
+            _mm256_storeu_ps(&L[0][m][0], a0);
+            _mm256_storeu_ps(&L[0][m][8], a1);
+            _mm256_storeu_ps(&L[0][m][16], a2);
+            _mm256_storeu_ps(&L[0][m][24], a3);
+            _mm256_storeu_ps(&L[1][m][0], b0);
+            _mm256_storeu_ps(&L[1][m][8], b1);
+            _mm256_storeu_ps(&L[1][m][16], b2);
+            _mm256_storeu_ps(&L[1][m][24], b3);
+        }
+        for (int h = 0; h < 2; h++)
+            for (int c = 0; c < 32; c += 8) {
+                __m256 l[32];
+                for (int m = 0; m < 32; m++) l[m] = _mm256_loadu_ps(&L[h][m][c]);
+                for (int m = 0; m < 8; m++) {
+                    l[m] = _mm256_add_ps(l[m], l[16 + m]);
+                    l[8 + m] = _mm256_add_ps(l[8 + m], l[24 + m]);
+                }
+                for (int m = 0; m < 8; m++) l[m] = _mm256_add_ps(l[m], l[8 + m]);
+                const __m256 t0 = _mm256_add_ps(l[0], l[4]), t1 = _mm256_add_ps(l[1], l[5]),
+                             t2 = _mm256_add_ps(l[2], l[6]), t3 = _mm256_add_ps(l[3], l[7]);
+                _mm256_storeu_ps((h ? o1 : o0) + d + c, _mm256_add_ps(_mm256_add_ps(t0, t1), _mm256_add_ps(t2, t3)));
+            }
+    }
+}
+
 /* f16 round trips (tab[bn_f32_to_f16(x)], bitwise) and f16 -> f32 with F16C. */
 __attribute__((target("avx2,f16c"))) static void round_f16_avx2(const float *in, float *out, int n) {
     int i = 0;
@@ -747,6 +832,8 @@ static void region_attention(void *arg, int ith, int nth) {
      * f32 rows in kbuf/vbuf): items are split in whole groups */
     const bool direct = f->hw_avx2 && j->n == 1; /* one token: read the cache in place (see qk_direct) */
     const bool grouped = !direct && !pv_vec && f->hw_avx512 && group >= 2 && group <= 4 && hd % 16 == 0;
+    /* one token: two query heads of a group at once (F16 cache, vec orders) */
+    const bool pair = direct && qk_vec && pv_vec && f16 && hd % 32 == 0 && group % 2 == 0;
     const int64_t sc_ld = f->n_ctx + 8;
     float *const sc0 = f->scores + (int64_t)ith * group * sc_ld;
     float *q = f->qtmp + (int64_t)ith * group * hd; /* [group][hd]: one head's, or the group's (grouped Q.K) */
@@ -757,7 +844,7 @@ static void region_attention(void *arg, int ith, int nth) {
     float *vbuf = kbuf + (int64_t)f->n_ctx * hd, *lanes = vbuf + (int64_t)f->n_ctx * hd;
     int cached_kvh = -1, cached_n = 0;
     int64_t lo, hi;
-    bn_pool_split((int64_t)j->n * hp->n_head, ith, nth, grouped ? group : 1, &lo, &hi);
+    bn_pool_split((int64_t)j->n * hp->n_head, ith, nth, grouped ? group : pair ? 2 : 1, &lo, &hi);
     for (int64_t it = lo; it < hi; it++) {
         /* item order: kv head, then token, then query head of the group */
         const int kvh = (int)(it / ((int64_t)j->n * group)), rem = (int)(it % ((int64_t)j->n * group));
@@ -765,7 +852,7 @@ static void region_attention(void *arg, int ith, int nth) {
         const int kvo = kvh * hd, n_kv = f->pos + t + 1;
         const float *qsrc = f->qkv + (int64_t)t * f->qkv_dim + h * hd;
         float *out = f->att + (int64_t)t * f->q_dim + h * hd;
-        float *sc = sc0 + (grouped ? rem % group : 0) * sc_ld;
+        float *sc = sc0 + (grouped ? rem % group : pair ? rem % 2 : 0) * sc_ld;
         const int64_t c0 = (int64_t)j->layer * f->n_ctx;
         /* one token with AVX2: read the cache rows in place (see qk_direct) */
         const uint8_t *krow0 = (const uint8_t *)f->kc + ((c0 * f->kv_dim) + kvo) * (f16 ? 2 : 4);
@@ -798,22 +885,30 @@ static void region_attention(void *arg, int ith, int nth) {
             for (int d = 0; d < hd; d++) q[d] = f16 ? tab[bn_f32_to_f16(qsrc[d])] : qsrc[d];
         /* scores = (q . k_p) * scale */
         float mx = -INFINITY;
+        bool sc_done = false; /* scores already computed by a vector kernel */
 #if defined(__x86_64__)
         const bool qk_z = !direct && qk_vec && f->hw_avx512 && hd % 32 == 0 && hd <= 256;
-        if (qk_z && grouped && hd <= 128) { /* the group's first head: Q.K for all of them */
+        if (pair) { /* the pair's first head: Q.K for both */
+            if (rem % 2 == 0) {
+                round_f16_avx2(qsrc + hd, q + hd, hd);
+                qk_pair_f16(q, q + hd, (const uint16_t *)krow0, f->kv_dim, n_kv, hd, scale, sc, sc + sc_ld);
+            }
+            mx = bn_max_row(sc, n_kv, f->vm);
+            sc_done = true;
+        } else if (qk_z && grouped && hd <= 128) { /* the group's first head: Q.K for all of them */
             if (rem % group == 0) {
                 for (int g = 0; g < group; g++) round_f16_avx2(qsrc + g * hd, q + g * hd, hd);
                 qk_group_z(q, group, kbuf, hd, n_kv, scale, sc0, sc_ld);
             }
             mx = bn_max_row(sc, n_kv, f->vm);
+            sc_done = true;
         } else if (qk_z) {
             qk_f16order_z(q, kbuf, hd, n_kv, scale, sc);
             mx = bn_max_row(sc, n_kv, f->vm);
+            sc_done = true;
         }
-#else
-        const bool qk_z = false;
 #endif
-        for (int p = qk_z ? n_kv : 0; p < n_kv; p++) {
+        for (int p = sc_done ? n_kv : 0; p < n_kv; p++) {
             const float *kp = kbuf + (int64_t)p * hd;
             float s;
 #if defined(__x86_64__)
@@ -838,7 +933,9 @@ static void region_attention(void *arg, int ith, int nth) {
         /* out[d] = sum_p p_p * v_p[d] */
 #if defined(__x86_64__)
         if (direct) {
-            pv_direct(sc, vrow0, f->kv_dim, f16, pv_vec, n_kv, hd, out);
+            if (!pair) pv_direct(sc, vrow0, f->kv_dim, f16, pv_vec, n_kv, hd, out);
+            else if (rem % 2 == 1) /* the pair's second head: P.V for both */
+                pv32_pair_f16(sc - sc_ld, sc, (const uint16_t *)vrow0, f->kv_dim, n_kv, hd, out - hd, out);
             continue;
         }
 #endif

@@ -5,6 +5,7 @@
 
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,14 +74,24 @@ int bn_pool_new(bn_pool **out, int n_threads, bn_err *e) {
     p->tid = bn_calloc((size_t)n_threads, sizeof *p->tid, e);
     p->args = bn_calloc((size_t)n_threads, sizeof *p->args, e);
     if (!p->tid || !p->args) { free(p->tid); free(p->args); free(p); return -1; }
-    for (int i = 1; i < n_threads; i++) {
-        p->args[i].p = p;
-        p->args[i].ith = i;
-        if (pthread_create(&p->tid[i], NULL, pool_worker, &p->args[i]) != 0) {
-            p->n = i; /* only i-1 workers exist */
-            bn_pool_free(p);
-            return bn_errf(e, "pool: pthread_create: failed for thread %d", i);
-        }
+    /* workers start with every signal blocked, so asynchronous signals go to
+     * the caller's thread: a tool's SIGINT handler that removes its temp
+     * file then cannot run in a worker while the main thread is creating
+     * that file (bn-quantize.bats once found big.gguf.tmp.PID left behind) */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int made = 1;
+    for (; made < n_threads; made++) {
+        p->args[made].p = p;
+        p->args[made].ith = made;
+        if (pthread_create(&p->tid[made], NULL, pool_worker, &p->args[made]) != 0) break;
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (made < n_threads) {
+        p->n = made; /* only made-1 workers exist */
+        bn_pool_free(p);
+        return bn_errf(e, "pool: pthread_create: failed for thread %d", made);
     }
     *out = p;
     return 0;

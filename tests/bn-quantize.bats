@@ -341,7 +341,9 @@ assert_no_leftovers() {
         bn-quantize -q --synthetic tiny --dims embd=1024,ffn=4096,heads=8,kv=2,layers=40 \
             --vocab "$W/bpe-i2s.gguf" -o "$T/big.gguf" --type I2_S &
         pid=$!
-        sleep 1
+        # kill while the temp file exists, not after a fixed time (the run
+        # can take less than a second on a fast machine)
+        for i in $(seq 1 1000); do ls "$T"/big.gguf.tmp.* >/dev/null 2>&1 && break; sleep 0.01; done
         kill -$sig $pid
         run wait $pid
         assert_failure

@@ -110,7 +110,7 @@ $(BIN)/bn-%: tools/bn-%/main.c $(LIBBN)
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) $< -o $@ $(LIBBN) $(LDLIBS)
 
-$(BUILD)/tests/%: tests/unit/%.c tests/unit/tap.h $(LIBBN)
+$(BUILD)/tests/%: tests/unit/%.c tests/unit/tap.h tests/unit/rng.h $(LIBBN)
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) -Itests/unit $< -o $@ $(LIBBN) $(LDLIBS)
 $(BUILD)/tests/%: tests/tools/%.c $(LIBBN)

@@ -499,14 +499,18 @@ BN_AI_Z float z_tree32(__m512 a, __m512 b) {
 #define QKZ_KEY(R)                                                                              \
     a##R = _mm512_fmadd_ps(qa[c], _mm512_loadu_ps(k + (int64_t)(p + R) * hd + 32 * c), a##R);   \
     b##R = _mm512_fmadd_ps(qb[c], _mm512_loadu_ps(k + (int64_t)(p + R) * hd + 32 * c + 16), b##R);
-BN_AI_Z void qk_z_nc(const float *q, const float *k, const int NC, int n, float scale, float *sc) {
-    const int hd = 32 * NC;
-    __m512 qa[8], qb[8];
+/* q's 32-lane chunks into registers: lanes 0-15 of chunk c in qa[c], 16-31 in qb[c] */
+BN_AI_Z void z_q_regs(const float *q, const int NC, __m512 *qa, __m512 *qb) {
 #pragma GCC unroll 8
     for (int c = 0; c < NC; c++) {
         qa[c] = _mm512_loadu_ps(q + 32 * c);
         qb[c] = _mm512_loadu_ps(q + 32 * c + 16);
     }
+}
+BN_AI_Z void qk_z_nc(const float *q, const float *k, const int NC, int n, float scale, float *sc) {
+    const int hd = 32 * NC;
+    __m512 qa[8], qb[8];
+    z_q_regs(q, NC, qa, qb);
     int p = 0;
     for (; p + 4 <= n; p += 4) {
         __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
@@ -548,13 +552,8 @@ BN_AI_Z void qk2_z_nc(const float *q0, const float *q1, const float *k, const in
                       float *s1) {
     const int hd = 32 * NC;
     __m512 qa0[4], qb0[4], qa1[4], qb1[4];
-#pragma GCC unroll 4
-    for (int c = 0; c < NC; c++) {
-        qa0[c] = _mm512_loadu_ps(q0 + 32 * c);
-        qb0[c] = _mm512_loadu_ps(q0 + 32 * c + 16);
-        qa1[c] = _mm512_loadu_ps(q1 + 32 * c);
-        qb1[c] = _mm512_loadu_ps(q1 + 32 * c + 16);
-    }
+    z_q_regs(q0, NC, qa0, qb0);
+    z_q_regs(q1, NC, qa1, qb1);
     int p = 0;
     for (; p + 2 <= n; p += 2) {
         __m512 a00 = _mm512_setzero_ps(), a01 = a00, a10 = a00, a11 = a00, b00 = a00, b01 = a00, b10 = a00, b11 = a00;

@@ -13,16 +13,9 @@
 #include "kernels.h"
 #include "quant.h"
 #include "tap.h"
+#define BN_TEST_SEED 0x9E3779B97F4A7C15ull
+#include "rng.h"
 
-/* xorshift64*: deterministic inputs without global state in the library. */
-static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
-static uint64_t rng_u64(void) {
-    rng_state ^= rng_state >> 12;
-    rng_state ^= rng_state << 25;
-    rng_state ^= rng_state >> 27;
-    return rng_state * 2685821657736338717ull;
-}
-static float rng_unif(void) { return (float)((rng_u64() >> 40) * (1.0 / 16777216.0)) * 2.0f - 1.0f; }
 static float rng_normal(void) {
     float s = 0;
     for (int i = 0; i < 4; i++) s += rng_unif();

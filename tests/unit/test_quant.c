@@ -11,14 +11,9 @@
 #include "kernels.h"
 #include "quant.h"
 #include "tap.h"
+#define BN_TEST_SEED 0x243F6A8885A308D3ull
+#include "rng.h"
 
-static uint64_t rng_state = 0x243F6A8885A308D3ull;
-static uint64_t rng_u64(void) {
-    rng_state ^= rng_state >> 12;
-    rng_state ^= rng_state << 25;
-    rng_state ^= rng_state >> 27;
-    return rng_state * 2685821657736338717ull;
-}
 
 /* s * T with T in {-1, 0, 1}; zero_blocks makes some 256-blocks all zero. */
 static void ternary(float *x, int64_t n, float s, int zero_blocks) {

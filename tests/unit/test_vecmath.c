@@ -9,17 +9,11 @@
 
 #include "cpu.h"
 #include "tap.h"
+#define BN_TEST_SEED 0x2545F4914F6CDD1Dull
+#include "rng.h"
 #include "util.h"
 #include "vecmath.h"
 
-static uint64_t rng_state = 0x2545F4914F6CDD1Dull;
-static uint64_t rng_u64(void) {
-    rng_state ^= rng_state >> 12;
-    rng_state ^= rng_state << 25;
-    rng_state ^= rng_state >> 27;
-    return rng_state * 2685821657736338717ull;
-}
-static float rng_unif(void) { return (float)((rng_u64() >> 40) * (1.0 / 16777216.0)) * 2.0f - 1.0f; }
 /* any float bit pattern */
 static float rng_bits(void) {
     uint32_t u = (uint32_t)rng_u64();

@@ -600,6 +600,72 @@ __attribute__((target("avx512f,avx512vl,avx2,fma,f16c"))) static void qk_group_z
     if (g < G) qk_f16order_z(q + (int64_t)g * hd, k, hd, n, scale, sc + g * ld);
 }
 
+/* Q.K in dot8's order (8 lanes, element e to lane e % 8, then dot8_x's
+ * tree) for two heads at once: a zmm holds head 0's eight lanes low and head
+ * 1's high, q of both interleaved chunk by chunk in registers, and each
+ * 8-element chunk of a K row is broadcast to both halves: one load and one
+ * fma per chunk for two heads (dot8_x: two loads and one fma per head).
+ * The references' batch order for TQ files (llama.cpp) and --compat none. */
+BN_AI_Z float z_tree8(__m256 s) {
+    __m128 t = _mm_add_ps(_mm256_extractf128_ps(s, 1), _mm256_castps256_ps128(s)); /* t_i = a[4+i] + a[i] */
+    t = _mm_add_ps(t, _mm_movehl_ps(t, t));                                        /* t0+t2, t1+t3 */
+    t = _mm_add_ss(t, _mm_movehdup_ps(t));
+    return _mm_cvtss_f32(t);
+}
+BN_AI_Z __m512 z_bcast8(const float *p) {
+    return _mm512_castpd_ps(_mm512_broadcast_f64x4(_mm256_castps_pd(_mm256_loadu_ps(p))));
+}
+BN_AI_Z void z_qk8_out(__m512 acc, float scale, float *s0, float *s1) {
+    *s0 = z_tree8(_mm512_castps512_ps256(acc)) * scale;
+    *s1 = z_tree8(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc), 1))) * scale;
+}
+BN_AI_Z void qk8_pair_nc(const float *q0, const float *q1, const float *k, const int NC, int n, float scale, float *s0,
+                         float *s1) {
+    const int hd = 8 * NC;
+    __m512 qq[16];
+#pragma GCC unroll 16
+    for (int c = 0; c < NC; c++)
+        qq[c] = _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castpd256_pd512(_mm256_castps_pd(_mm256_loadu_ps(q0 + 8 * c))),
+                                                    _mm256_castps_pd(_mm256_loadu_ps(q1 + 8 * c)), 1));
+    int p = 0;
+    for (; p + 4 <= n; p += 4) {
+        const float *k0 = k + (int64_t)p * hd;
+        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+#pragma GCC unroll 16
+        for (int c = 0; c < NC; c++) {
+            a0 = _mm512_fmadd_ps(qq[c], z_bcast8(k0 + 8 * c), a0);
+            a1 = _mm512_fmadd_ps(qq[c], z_bcast8(k0 + hd + 8 * c), a1);
+            a2 = _mm512_fmadd_ps(qq[c], z_bcast8(k0 + 2 * hd + 8 * c), a2);
+            a3 = _mm512_fmadd_ps(qq[c], z_bcast8(k0 + 3 * hd + 8 * c), a3);
+        }
+        z_qk8_out(a0, scale, s0 + p, s1 + p);
+        z_qk8_out(a1, scale, s0 + p + 1, s1 + p + 1);
+        z_qk8_out(a2, scale, s0 + p + 2, s1 + p + 2);
+        z_qk8_out(a3, scale, s0 + p + 3, s1 + p + 3);
+    }
+    for (; p < n; p++) {
+        __m512 a0 = _mm512_setzero_ps();
+#pragma GCC unroll 16
+        for (int c = 0; c < NC; c++) a0 = _mm512_fmadd_ps(qq[c], z_bcast8(k + (int64_t)p * hd + 8 * c), a0);
+        z_qk8_out(a0, scale, s0 + p, s1 + p);
+    }
+}
+/* scores of G heads (G even; rows of q, stride hd) into sc + g * ld; hd in {32, 64, 96, 128} */
+__attribute__((target("avx512f,avx512vl,avx2,fma,f16c"))) static void qk8_group_z(const float *q, int G, const float *k,
+                                                                                      int hd, int n, float scale,
+                                                                                      float *sc, int64_t ld) {
+    for (int g = 0; g + 2 <= G; g += 2) {
+        const float *q0 = q + (int64_t)g * hd, *q1 = q0 + hd;
+        float *s0 = sc + g * ld, *s1 = s0 + ld;
+        switch (hd / 8) {
+        case 4: qk8_pair_nc(q0, q1, k, 4, n, scale, s0, s1); break;
+        case 8: qk8_pair_nc(q0, q1, k, 8, n, scale, s0, s1); break;
+        case 12: qk8_pair_nc(q0, q1, k, 12, n, scale, s0, s1); break;
+        default: qk8_pair_nc(q0, q1, k, 16, n, scale, s0, s1); break;
+        }
+    }
+}
+
 #define PVZ_STEP(M)                                                                                  \
     {                                                                                                \
         const __m512 pj = _mm512_set1_ps(p[j + M]);                                                  \
@@ -898,6 +964,16 @@ static void region_attention(void *arg, int ith, int nth) {
             if (rem % group == 0) {
                 for (int g = 0; g < group; g++) round_f16_avx2(qsrc + g * hd, q + g * hd, hd);
                 qk_group_z(q, group, kbuf, hd, n_kv, scale, sc0, sc_ld);
+            }
+            mx = bn_max_row(sc, n_kv, f->vm);
+            sc_done = true;
+        } else if (grouped && !qk_vec && group % 2 == 0 && hd % 32 == 0 && hd <= 128) { /* dot8 order, heads in pairs */
+            if (rem % group == 0) {
+                for (int g = 0; g < group; g++) {
+                    if (f16) round_f16_avx2(qsrc + g * hd, q + g * hd, hd);
+                    else memcpy(q + g * hd, qsrc + g * hd, (size_t)hd * sizeof(float));
+                }
+                qk8_group_z(q, group, kbuf, hd, n_kv, scale, sc0, sc_ld);
             }
             mx = bn_max_row(sc, n_kv, f->vm);
             sc_done = true;

@@ -313,7 +313,8 @@ BN_AI __m512 z_ld(const void *p, int64_t k, const int F16) {
     return _mm512_loadu_ps((const float *)p + k);
 }
 
-BN_AI void z_tile(const void *const *w, const int RB, const void *x, int64_t K, const int F16, float *out) {
+/* XF: x is f16 (1) or already f32 (0); F16: the weights are f16 */
+BN_AI void z_tile(const void *const *w, const int RB, const void *x, const int XF, int64_t K, const int F16, float *out) {
     __m512 acc[4][2];
     /* rows of a tile are adjacent: prefetch the stream linearly, a tile + 4 KB ahead */
     const char *pf = (const char *)w[0] + (size_t)RB * (size_t)K * (F16 ? 2 : 4) + 4096;
@@ -321,7 +322,7 @@ BN_AI void z_tile(const void *const *w, const int RB, const void *x, int64_t K, 
     for (int r = 0; r < RB; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
     const int64_t K32 = K & ~(int64_t)31;
     for (int64_t k = 0; k < K32; k += 32) {
-        __m512 x0 = z_ld(x, k, F16), x1 = z_ld(x, k + 16, F16);
+        __m512 x0 = z_ld(x, k, XF), x1 = z_ld(x, k + 16, XF);
         for (int r = 0; r < RB * (F16 ? 1 : 2); r++) _mm_prefetch(pf + (size_t)RB * (k << (F16 ? 1 : 2)) + 64 * r, _MM_HINT_T0);
 #pragma GCC unroll 4
         for (int r = 0; r < RB; r++) {
@@ -335,7 +336,7 @@ BN_AI void z_tile(const void *const *w, const int RB, const void *x, int64_t K, 
         _mm512_storeu_ps(lanes + 16, acc[r][1]);
         for (int64_t k = K32; k < K; k++) {
             float wf = F16 ? _cvtsh_ss(((const uint16_t *)w[r])[k]) : ((const float *)w[r])[k];
-            float xf = F16 ? _cvtsh_ss(((const uint16_t *)x)[k]) : ((const float *)x)[k];
+            float xf = XF ? _cvtsh_ss(((const uint16_t *)x)[k]) : ((const float *)x)[k];
             lanes[k & 31] = fmaf(wf, xf, lanes[k & 31]);
         }
         out[r] = z_reduce32(lanes);
@@ -354,12 +355,22 @@ BN_AI void z_mm(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float
         const void *w[4] = { W->data + (size_t)r * W->row_bytes, W->data + (size_t)(r + 1) * W->row_bytes,
                              W->data + (size_t)(r + 2) * W->row_bytes, W->data + (size_t)(r + 3) * W->row_bytes };
         for (int t = 0; t < a->n; t++)
-            z_tile(w, 4, (const uint8_t *)a->data + (size_t)t * a->row_bytes, W->K, F16, &Y[(int64_t)t * ldy + r]);
+            z_tile(w, 4, (const uint8_t *)a->data + (size_t)t * a->row_bytes, F16, W->K, F16, &Y[(int64_t)t * ldy + r]);
     }
+    /* one f16 token: its activations to f32 once (exact), not two
+     * conversions per 32 weights in every row */
+    float xf[8192];
+    const bool x32 = F16 && a->n == 1 && W->K <= 8192 && r < r1;
+    if (x32)
+        for (int64_t k = 0; k < W->K; k++) xf[k] = _cvtsh_ss(((const uint16_t *)a->data)[k]);
     for (; r < r1; r++) {
         const void *w[1] = { W->data + (size_t)r * W->row_bytes };
+        if (x32) {
+            z_tile(w, 1, xf, 0, W->K, F16, &Y[r]);
+            continue;
+        }
         for (int t = 0; t < a->n; t++)
-            z_tile(w, 1, (const uint8_t *)a->data + (size_t)t * a->row_bytes, W->K, F16, &Y[(int64_t)t * ldy + r]);
+            z_tile(w, 1, (const uint8_t *)a->data + (size_t)t * a->row_bytes, F16, W->K, F16, &Y[(int64_t)t * ldy + r]);
     }
 }
 

@@ -582,23 +582,6 @@ BN_AI_Z void qk2_z_nc(const float *q0, const float *q1, const float *k, const in
     }
 }
 #undef QK2_KEY
-/* scores of G heads (rows of q, stride hd) into sc + g * ld; hd in {32, 64, 96, 128} */
-__attribute__((target("avx512f,avx512vl,avx2,fma,f16c"))) static void qk_group_z(const float *q, int G, const float *k,
-                                                                                     int hd, int n, float scale,
-                                                                                     float *sc, int64_t ld) {
-    int g = 0;
-    for (; g + 2 <= G; g += 2) {
-        const float *q0 = q + (int64_t)g * hd, *q1 = q0 + hd;
-        float *s0 = sc + g * ld, *s1 = s0 + ld;
-        switch (hd / 32) {
-        case 1: qk2_z_nc(q0, q1, k, 1, n, scale, s0, s1); break;
-        case 2: qk2_z_nc(q0, q1, k, 2, n, scale, s0, s1); break;
-        case 3: qk2_z_nc(q0, q1, k, 3, n, scale, s0, s1); break;
-        default: qk2_z_nc(q0, q1, k, 4, n, scale, s0, s1); break;
-        }
-    }
-    if (g < G) qk_f16order_z(q + (int64_t)g * hd, k, hd, n, scale, sc + g * ld);
-}
 
 /* Q.K in dot8's order (8 lanes, element e to lane e % 8, then dot8_x's
  * tree) for two heads at once: a zmm holds head 0's eight lanes low and head
@@ -650,20 +633,28 @@ BN_AI_Z void qk8_pair_nc(const float *q0, const float *q1, const float *k, const
         z_qk8_out(a0, scale, s0 + p, s1 + p);
     }
 }
-/* scores of G heads (G even; rows of q, stride hd) into sc + g * ld; hd in {32, 64, 96, 128} */
-__attribute__((target("avx512f,avx512vl,avx2,fma,f16c"))) static void qk8_group_z(const float *q, int G, const float *k,
-                                                                                      int hd, int n, float scale,
-                                                                                      float *sc, int64_t ld) {
-    for (int g = 0; g + 2 <= G; g += 2) {
+/* scores of G heads (rows of q, stride hd) into sc + g * ld, two heads per
+ * K load: in ggml_vec_dot_f16's order (dot8 == 0; an odd last head alone)
+ * or in dot8's (dot8 == 1, G even); hd in {32, 64, 96, 128} */
+__attribute__((target("avx512f,avx512vl,avx2,fma,f16c"))) static void qk_group_z(const float *q, int G, const float *k,
+                                                                                     int hd, int n, float scale,
+                                                                                     float *sc, int64_t ld, int dot8) {
+    int g = 0;
+    for (; g + 2 <= G; g += 2) {
         const float *q0 = q + (int64_t)g * hd, *q1 = q0 + hd;
         float *s0 = sc + g * ld, *s1 = s0 + ld;
-        switch (hd / 8) {
-        case 4: qk8_pair_nc(q0, q1, k, 4, n, scale, s0, s1); break;
-        case 8: qk8_pair_nc(q0, q1, k, 8, n, scale, s0, s1); break;
-        case 12: qk8_pair_nc(q0, q1, k, 12, n, scale, s0, s1); break;
+        switch (hd / 32 + (dot8 ? 4 : 0)) {
+        case 1: qk2_z_nc(q0, q1, k, 1, n, scale, s0, s1); break;
+        case 2: qk2_z_nc(q0, q1, k, 2, n, scale, s0, s1); break;
+        case 3: qk2_z_nc(q0, q1, k, 3, n, scale, s0, s1); break;
+        case 4: qk2_z_nc(q0, q1, k, 4, n, scale, s0, s1); break;
+        case 5: qk8_pair_nc(q0, q1, k, 4, n, scale, s0, s1); break;
+        case 6: qk8_pair_nc(q0, q1, k, 8, n, scale, s0, s1); break;
+        case 7: qk8_pair_nc(q0, q1, k, 12, n, scale, s0, s1); break;
         default: qk8_pair_nc(q0, q1, k, 16, n, scale, s0, s1); break;
         }
     }
+    if (g < G && !dot8) qk_f16order_z(q + (int64_t)g * hd, k, hd, n, scale, sc + g * ld);
 }
 
 #define PVZ_STEP(M)                                                                                  \
@@ -963,7 +954,7 @@ static void region_attention(void *arg, int ith, int nth) {
         } else if (qk_z && grouped && hd <= 128) { /* the group's first head: Q.K for all of them */
             if (rem % group == 0) {
                 for (int g = 0; g < group; g++) round_f16_avx2(qsrc + g * hd, q + g * hd, hd);
-                qk_group_z(q, group, kbuf, hd, n_kv, scale, sc0, sc_ld);
+                qk_group_z(q, group, kbuf, hd, n_kv, scale, sc0, sc_ld, 0);
             }
             mx = bn_max_row(sc, n_kv, f->vm);
             sc_done = true;
@@ -973,7 +964,7 @@ static void region_attention(void *arg, int ith, int nth) {
                     if (f16) round_f16_avx2(qsrc + g * hd, q + g * hd, hd);
                     else memcpy(q + g * hd, qsrc + g * hd, (size_t)hd * sizeof(float));
                 }
-                qk8_group_z(q, group, kbuf, hd, n_kv, scale, sc0, sc_ld);
+                qk_group_z(q, group, kbuf, hd, n_kv, scale, sc0, sc_ld, 1);
             }
             mx = bn_max_row(sc, n_kv, f->vm);
             sc_done = true;

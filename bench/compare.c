@@ -91,7 +91,8 @@ int main(int argc, char **argv) {
         /* machine facts, the measured ceilings and the peer's own speed are
          * context, not our figures */
         if (strstr(p, "machine.") == p || strstr(p, "runs") || strstr(p, "config.") || strstr(p, "probes") == p ||
-            strstr(p, "roofline_tok_s") || strstr(p, ".peer.") || strstr(p, "_min") || strstr(p, "_max"))
+            strstr(p, "roofline_tok_s") || strstr(p, "read_gb_per_s") || strstr(p, ".peer.") || strstr(p, "_min") ||
+            strstr(p, "_max"))
             continue;
         int ratio = ends_with(p, "_frac") || ends_with(p, "_ratio") || ends_with(p, "_x");
         if (!ratio && !same) continue;

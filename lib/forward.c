@@ -890,6 +890,10 @@ static void region_attention(void *arg, int ith, int nth) {
     const bool grouped = !direct && !pv_vec && f->hw_avx512 && group >= 2 && group <= 4 && hd % 16 == 0;
     /* one token: two query heads of a group at once (F16 cache, vec orders) */
     const bool pair = direct && qk_vec && pv_vec && f16 && hd % 32 == 0 && group % 2 == 0;
+    /* a batch's Q.K for the whole group at the group's first head (AVX-512):
+     * in ggml_vec_dot_f16's order, or in dot8's with heads in pairs */
+    const bool qk_grp_vec = grouped && qk_vec && hd % 32 == 0 && hd <= 128;
+    const bool qk_grp_8 = grouped && !qk_vec && group % 2 == 0 && hd % 32 == 0 && hd <= 128;
     const int64_t sc_ld = f->n_ctx + 8;
     float *const sc0 = f->scores + (int64_t)ith * group * sc_ld;
     float *q = f->qtmp + (int64_t)ith * group * hd; /* [group][hd]: one head's, or the group's (grouped Q.K) */
@@ -934,11 +938,14 @@ static void region_attention(void *arg, int ith, int nth) {
             }
         }
         if (n_kv > cached_n) cached_n = n_kv;
+        /* this head's q (the group kernels and a pair's second head have it) */
+        if (!qk_grp_vec && !qk_grp_8 && !(pair && rem % 2 == 1)) {
 #if defined(__x86_64__)
-        if (f16 && f->hw_avx2) round_f16_avx2(qsrc, q, hd);
-        else
+            if (f16 && f->hw_avx2) round_f16_avx2(qsrc, q, hd);
+            else
 #endif
-            for (int d = 0; d < hd; d++) q[d] = f16 ? tab[bn_f32_to_f16(qsrc[d])] : qsrc[d];
+                for (int d = 0; d < hd; d++) q[d] = f16 ? tab[bn_f32_to_f16(qsrc[d])] : qsrc[d];
+        }
         /* scores = (q . k_p) * scale */
         float mx = -INFINITY;
         bool sc_done = false; /* scores already computed by a vector kernel */
@@ -951,14 +958,14 @@ static void region_attention(void *arg, int ith, int nth) {
             }
             mx = bn_max_row(sc, n_kv, f->vm);
             sc_done = true;
-        } else if (qk_z && grouped && hd <= 128) { /* the group's first head: Q.K for all of them */
+        } else if (qk_grp_vec) { /* the group's first head: Q.K for all of them */
             if (rem % group == 0) {
                 for (int g = 0; g < group; g++) round_f16_avx2(qsrc + g * hd, q + g * hd, hd);
                 qk_group_z(q, group, kbuf, hd, n_kv, scale, sc0, sc_ld, 0);
             }
             mx = bn_max_row(sc, n_kv, f->vm);
             sc_done = true;
-        } else if (grouped && !qk_vec && group % 2 == 0 && hd % 32 == 0 && hd <= 128) { /* dot8 order, heads in pairs */
+        } else if (qk_grp_8) { /* dot8 order, heads in pairs */
             if (rem % group == 0) {
                 for (int g = 0; g < group; g++) {
                     if (f16) round_f16_avx2(qsrc + g * hd, q + g * hd, hd);

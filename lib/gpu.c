@@ -80,7 +80,7 @@ struct bn_gpu_model {
     const bn_model *m;
     bn_cu_model *cu;
     int device, n_ctx, pos;
-    bool graph;
+    bool graph, fuse;
 };
 
 int bn_gpu_available(char *why, size_t n) {
@@ -116,6 +116,7 @@ int bn_gpu_model_new(bn_gpu_model **out, const bn_model *m, const bn_gpu_opts *o
     g->device = o ? o->device : 0;
     g->n_ctx = n_ctx;
     g->graph = !(o && o->no_graph);
+    g->fuse = !(o && o->no_fuse);
 
     bn_cu_layer *ly = bn_calloc((size_t)hp->n_layer, sizeof *ly, e);
     float *cs = ly ? bn_malloc((size_t)n_ctx * hp->n_rot * sizeof(float), e) : NULL;
@@ -149,7 +150,7 @@ int bn_gpu_model_new(bn_gpu_model **out, const bn_model *m, const bn_gpu_opts *o
         .n_head_kv = hp->n_head_kv, .head_dim = hp->head_dim, .n_ff = hp->n_ff, .n_rot = hp->n_rot,
         .rms_eps = hp->rms_eps, .ffn_silu = m->act == BN_FFN_SILU, .layers = ly, .output_norm = m->output_norm,
         .n_ctx = n_ctx, .n_batch = o && o->n_batch > 0 ? o->n_batch : 128, .rope_cs = cs, .device = g->device,
-        .use_graph = g->graph,
+        .use_graph = g->graph, .use_fused = g->fuse,
     };
     const bn_gguf_tensor *te = m->tok_embd;
     d.embd.wtype = cu_wtype(te->type);
@@ -225,7 +226,8 @@ void bn_gpu_receipt(const bn_gpu_model *g, char *buf, size_t n) {
         used += (size_t)snprintf(buf + used, n - used, " %s", w >= 0 ? k_path[w] : "?");
     }
     if (used < n)
-        snprintf(buf + used, n - used, " graph=%s kv=f16 mem=%.2fGiB", bn_cu_model_uses_graph(g->cu) ? "on" : "off",
+        snprintf(buf + used, n - used, " graph=%s fused=%s kv=f16 mem=%.2fGiB", bn_cu_model_uses_graph(g->cu) ? "on" : "off",
+                 bn_cu_model_uses_fused(g->cu) ? "on" : "off",
                  (double)bn_cu_model_bytes(g->cu) / (1024.0 * 1024 * 1024));
 }
 

@@ -38,6 +38,7 @@ typedef struct bn_gpu_opts {
     int n_ctx;     /* 0: the model's context_length */
     int n_batch;   /* prefill batch; 0: 128 */
     bool no_graph; /* don't record the decode step in a CUDA graph */
+    bool no_fuse;  /* decode: separate norm kernels instead of the fused I2_S matmul (same bits) */
 } bn_gpu_opts;
 
 typedef struct bn_gpu_model bn_gpu_model; /* opaque */

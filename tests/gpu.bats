@@ -2,8 +2,8 @@
 # The CUDA path (issue 11): kernels against the scalar references, the whole
 # forward pass against the CPU on synthetic models, and bn-forward --device.
 # Every test needs a CUDA build (make CUDA=1) and a device, and skips with
-# the reason otherwise; the --device tests also skip until bn-forward has
-# the option. Run on a GPU machine:
+# the reason otherwise. tests/gpu-device.sh runs the fuller acceptance set
+# (fixtures, kjv, decode rows) on a GPU machine. Run on a GPU machine:
 #   make CUDA=1 BUILD=build/cuda BIN=build/cuda/bin
 #   BN_BIN=$PWD/build/cuda/bin BN_TESTBIN=$PWD/build/cuda/tests bats --filter-tags gpu tests/gpu.bats
 # bats file_tags=gpu
@@ -43,14 +43,15 @@ P="1 450 4996 17354 1701 29916 263 931"
     done
 }
 
-@test "bn-forward --device cuda: logits close to --device cpu, same greedy ids" {
+@test "bn-forward --device cuda: prompt rows close to --device cpu, same argmax" {
     need_gpu
     need_device_opt
-    echo "$P" | bn-forward -m "$W/i2s.gguf" --ids --greedy 8 --device cpu --dump-logits "$W/cpu.logt" > "$W/cpu.ids"
-    echo "$P" | bn-forward -m "$W/i2s.gguf" --ids --greedy 8 --device cuda --dump-logits "$W/gpu.logt" > "$W/gpu.ids"
-    run "$BN_TESTBIN/logt-compare" --quiet --min-pearson 0.999 --argmax-margin 0.05 "$W/gpu.logt" "$W/cpu.logt"
-    assert_success
-    run diff "$W/cpu.ids" "$W/gpu.ids"
+    # prompt rows only: decode rows differ more (the GPU keeps softmax
+    # probabilities in f32 where the CPU's bitnet.cpp order rounds them to f16
+    # for one token; docs/CUDA.md), and greedy ids then fork at near-ties
+    echo "$P" | bn-forward -m "$W/i2s.gguf" --ids --device cpu --dump-logits "$W/cpu.logt" > /dev/null
+    echo "$P" | bn-forward -m "$W/i2s.gguf" --ids --device cuda --strict --dump-logits "$W/gpu.logt" > /dev/null
+    run "$BN_TESTBIN/logt-compare" --quiet --max-abs 0.05 --argmax-all "$W/gpu.logt" "$W/cpu.logt"
     assert_success
 }
 

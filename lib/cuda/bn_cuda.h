@@ -48,6 +48,7 @@ typedef struct bn_cu_desc {
     const float *rope_cs;       /* host [n_ctx][n_rot]: cos, sin per pair, as forward.c computes them */
     int device;                 /* CUDA device ordinal */
     int use_graph;              /* record the decode step in a CUDA graph */
+    int use_fused;              /* decode: fuse the norms into the I2_S matmuls (same bits) */
 } bn_cu_desc;
 
 typedef struct bn_cu_model bn_cu_model;
@@ -61,6 +62,8 @@ int bn_cu_model_new(bn_cu_model **out, const bn_cu_desc *d, char *err, size_t er
 void bn_cu_model_free(bn_cu_model *g);
 /* 1 while decode steps replay a CUDA graph (0 when disabled or refused by the driver). */
 int bn_cu_model_uses_graph(const bn_cu_model *g);
+/* 1 when decode steps use the fused norm + I2_S matmul kernels. */
+int bn_cu_model_uses_fused(const bn_cu_model *g);
 /* Bytes of device memory the model holds (weights, caches, buffers). */
 size_t bn_cu_model_bytes(const bn_cu_model *g);
 /* n tokens at position pos (tokens already checked); logits of the last
@@ -89,6 +92,11 @@ int bn_cu_test_quant(int kind, const float *x, int n, int K, void *out, size_t r
  * are passed as three weights in one launch (the fused q|k|v path). */
 int bn_cu_test_matmul(const bn_cu_mat *W, const void *act, const float *act_scale, const int32_t *act_sum, int n,
                       int nseg, float *Y, char *err, size_t errn);
+/* Decode's fused kernel: norm (mode as bn_cu_test_norm_quant, x one row of K or
+ * 2K inputs) + I8S quantization + the I2_S matmul W (nseg 2/3: W's rows as that
+ * many weights in one launch); Y[M]. */
+int bn_cu_test_fused_i2s(int mode, const float *x, const float *w, float eps, const bn_cu_mat *W, int nseg, float *Y,
+                         char *err, size_t errn);
 /* NEOX RoPE of q heads and k heads of qkv rows [n][(nh + 2 nkv) hd] at positions pos..pos+n-1 with a
  * host cos/sin table [n_ctx][n_rot]; results back in qkv (q, k rotated; v unchanged). */
 int bn_cu_test_rope(float *qkv, int n, int pos, int n_head, int n_head_kv, int hd, int n_rot, const float *cs, int n_ctx,

@@ -80,21 +80,23 @@ __device__ float ggml_expf_dev(float x) {
 }
 
 /* ---- RMSNorm / FFN activation fused with I8S quantization ------------------
- * One block per token. Pass 1 forms the input (x, or act(gate) * up) and the
- * sum of squares in double; pass 2 normalizes (x * scale) * w as ggml does;
- * pass 3 quantizes as bitnet.cpp quantize_row_i8s (max in double, s =
- * (float)(127/max), round to nearest even, clamp). */
+ * One block of NQ_THREADS per token. Pass 1 forms the input (x, or act(gate)
+ * * up) in shared memory and the sum of squares in double; pass 2 normalizes
+ * (x * scale) * w as ggml does; pass 3 quantizes as bitnet.cpp
+ * quantize_row_i8s (max in double, s = (float)(127/max), round to nearest
+ * even, clamp). The row lives in shared memory between passes, so the global
+ * loads of each pass are independent and pipeline (a loop that reads and
+ * writes global memory through possibly aliasing pointers serializes one
+ * load latency per element). block_norm_row is shared with the fused decode
+ * matmul below, so both give the same bits. */
+#define NQ_THREADS 256
+
 template <int MODE>
-__global__ void k_norm_quant(const float *__restrict__ x, int64_t ldx, const float *__restrict__ w, float eps, int K,
-                             float *xn, int8_t *q, float *qscale, int32_t *qsum) {
-    __shared__ double shd[32];
-    __shared__ float shf[32];
-    __shared__ int shi[32];
-    const int t = blockIdx.x;
-    const float *xr = x + (int64_t)t * ldx;
-    float *o = xn + (int64_t)t * K;
+__device__ float block_norm_row(const float *__restrict__ xr, const float *__restrict__ w, float eps, int K, float *xs,
+                                double *shd, float *shf) {
     double ss = 0.0;
-    for (int i = threadIdx.x; i < K; i += blockDim.x) {
+#pragma unroll 4
+    for (int i = threadIdx.x; i < K; i += NQ_THREADS) {
         float h;
         if (MODE == BN_CU_NORM_RELU2) {
             const float g = xr[i], r = g > 0.0f ? g : 0.0f;
@@ -106,29 +108,52 @@ __global__ void k_norm_quant(const float *__restrict__ x, int64_t ldx, const flo
             h = xr[i];
         }
         if (MODE != BN_CU_NORM_NONE) ss += (double)(h * h);
-        o[i] = h;
+        xs[i] = h;
     }
     float amax = 0.0f;
     if (MODE != BN_CU_NORM_NONE) {
-        ss = block_sum_d(ss, shd);
+        ss = block_sum_d(ss, shd); /* its barriers also publish xs */
         const float mean = (float)(ss / K);
         const float sc = 1.0f / sqrtf(mean + eps);
-        for (int i = threadIdx.x; i < K; i += blockDim.x) {
-            const float v = (o[i] * sc) * w[i];
-            o[i] = v;
+#pragma unroll 4
+        for (int i = threadIdx.x; i < K; i += NQ_THREADS) {
+            const float v = (xs[i] * sc) * w[i];
+            xs[i] = v;
             amax = fmaxf(amax, fabsf(v));
         }
     } else {
-        for (int i = threadIdx.x; i < K; i += blockDim.x) amax = fmaxf(amax, fabsf(o[i]));
+        for (int i = threadIdx.x; i < K; i += NQ_THREADS) amax = fmaxf(amax, fabsf(xs[i]));
     }
-    if (!q) return;
-    amax = block_max_f(amax, shf);
+    return block_max_f(amax, shf);
+}
+
+/* The I8S scale of a row whose largest magnitude is amax. */
+__device__ __forceinline__ float i8s_scale(float amax) {
     const double mx = (double)amax > 0.00001 ? (double)amax : 0.00001;
-    const float s = (float)(127 / mx);
+    return (float)(127 / mx);
+}
+__device__ __forceinline__ int i8s_code(float v, float s) {
+    int q = __float2int_rn(v * s);
+    return q > 127 ? 127 : (q < -128 ? -128 : q);
+}
+
+template <int MODE>
+__global__ void __launch_bounds__(NQ_THREADS) k_norm_quant(const float *__restrict__ x, int64_t ldx, const float *__restrict__ w,
+                                                           float eps, int K, float *__restrict__ xn, int8_t *__restrict__ q,
+                                                           float *qscale, int32_t *qsum) {
+    extern __shared__ float xs[];
+    __shared__ double shd[32];
+    __shared__ float shf[32];
+    __shared__ int shi[32];
+    const int t = blockIdx.x;
+    const float amax = block_norm_row<MODE>(x + (int64_t)t * ldx, w, eps, K, xs, shd, shf);
+    float *o = xn + (int64_t)t * K;
+    for (int i = threadIdx.x; i < K; i += NQ_THREADS) o[i] = xs[i];
+    if (!q) return;
+    const float s = i8s_scale(amax);
     int acc = 0;
-    for (int i = threadIdx.x; i < K; i += blockDim.x) {
-        int v = __float2int_rn(o[i] * s);
-        v = v > 127 ? 127 : (v < -128 ? -128 : v);
+    for (int i = threadIdx.x; i < K; i += NQ_THREADS) {
+        const int v = i8s_code(xs[i], s);
         q[(int64_t)t * K + i] = (int8_t)v;
         acc += v;
     }
@@ -139,14 +164,32 @@ __global__ void k_norm_quant(const float *__restrict__ x, int64_t ldx, const flo
     }
 }
 
+/* Dynamic shared memory above the default 48 KB needs an opt-in per kernel. */
+template <typename F>
+static void smem_optin(F *kern, size_t bytes) {
+    if (bytes > 48 * 1024) cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes);
+}
+
 void cu_norm_quant(cudaStream_t s, int mode, const float *x, int64_t ldx, const float *w, float eps, int n, int K,
                    float *xn, int8_t *q, float *qscale, int32_t *qsum) {
-    const int th = 256;
+    const size_t sm = (size_t)K * 4;
     switch (mode) {
-    case BN_CU_NORM_RMS: k_norm_quant<BN_CU_NORM_RMS><<<n, th, 0, s>>>(x, ldx, w, eps, K, xn, q, qscale, qsum); break;
-    case BN_CU_NORM_RELU2: k_norm_quant<BN_CU_NORM_RELU2><<<n, th, 0, s>>>(x, ldx, w, eps, K, xn, q, qscale, qsum); break;
-    case BN_CU_NORM_SILU: k_norm_quant<BN_CU_NORM_SILU><<<n, th, 0, s>>>(x, ldx, w, eps, K, xn, q, qscale, qsum); break;
-    default: k_norm_quant<BN_CU_NORM_NONE><<<n, th, 0, s>>>(x, ldx, w, eps, K, xn, q, qscale, qsum); break;
+    case BN_CU_NORM_RMS:
+        smem_optin(k_norm_quant<BN_CU_NORM_RMS>, sm);
+        k_norm_quant<BN_CU_NORM_RMS><<<n, NQ_THREADS, sm, s>>>(x, ldx, w, eps, K, xn, q, qscale, qsum);
+        break;
+    case BN_CU_NORM_RELU2:
+        smem_optin(k_norm_quant<BN_CU_NORM_RELU2>, sm);
+        k_norm_quant<BN_CU_NORM_RELU2><<<n, NQ_THREADS, sm, s>>>(x, ldx, w, eps, K, xn, q, qscale, qsum);
+        break;
+    case BN_CU_NORM_SILU:
+        smem_optin(k_norm_quant<BN_CU_NORM_SILU>, sm);
+        k_norm_quant<BN_CU_NORM_SILU><<<n, NQ_THREADS, sm, s>>>(x, ldx, w, eps, K, xn, q, qscale, qsum);
+        break;
+    default:
+        smem_optin(k_norm_quant<BN_CU_NORM_NONE>, sm);
+        k_norm_quant<BN_CU_NORM_NONE><<<n, NQ_THREADS, sm, s>>>(x, ldx, w, eps, K, xn, q, qscale, qsum);
+        break;
     }
 }
 
@@ -453,6 +496,130 @@ __global__ void k_mm_float(const cu_mm_args A, int64_t K, const TA *__restrict__
         float v = acc[t];
         for (int h = 16; h >= 1; h >>= 1) v = v + __shfl_down_sync(FULL, v, h);
         if (lane == 0 && t0 + t < n) mm_store(v, S, t0 + t, r);
+    }
+}
+
+/* ---- decode: norm + I8S quantization fused into the I2_S matmul ------------------
+ * One token. Every block first forms the normalized, quantized input row
+ * itself (block_norm_row, the same bits as k_norm_quant) into shared memory,
+ * so a decode layer needs no separate norm launches: the input row is a few
+ * KB read from L2 per block, against the launch and the round trip through
+ * global memory it replaces. The weight words of the block's rows are loaded
+ * into registers before that prologue, so their HBM latency overlaps it.
+ * Each warp owns R rows; a lane takes 16-byte chunks lane, lane + 32, ...
+ * (at most FU_CH of them: K <= 64 * 32 * FU_CH). The int8 codes are stored
+ * chunk-major per 2-bit group (qs[g][chunk][16]) so that the 16 bytes a lane
+ * needs for group g of its chunk are contiguous and a warp's reads of one
+ * group cover consecutive banks. The epilogue is bn_i2s_out's formula. */
+#define FU_CH 4
+#define FU_WARPS 8
+
+__device__ __forceinline__ int fu_perm(int e, int K) {
+    return ((e >> 5) & 3) * (K >> 2) + 16 * (2 * (e >> 7) + ((e >> 4) & 1)) + (e & 15);
+}
+
+template <int MODE, int R>
+__global__ void __launch_bounds__(NQ_THREADS) k_mm_i2s_nq(const cu_mm_args A, int K, const float *__restrict__ x,
+                                                          const float *__restrict__ nw, float eps) {
+    extern __shared__ float xs[];
+    int8_t *qs = (int8_t *)(xs + K);
+    __shared__ double shd[32];
+    __shared__ float shf[32];
+    __shared__ int shi[32];
+    const int lane = threadIdx.x & 31, wid = threadIdx.x >> 5, nch = K / 64;
+    const int64_t rg0 = ((int64_t)blockIdx.x * FU_WARPS + wid) * R;
+    cu_mm_seg S[R];
+    int64_t rr[R];
+    bool has[R];
+    uint4 wv[R][FU_CH];
+#pragma unroll
+    for (int j = 0; j < R; j++) {
+        has[j] = mm_row(A, rg0 + j, S[j], rr[j]);
+        const uint4 *w = has[j] ? (const uint4 *)(S[j].d + rr[j] * (K / 4)) : NULL;
+#pragma unroll
+        for (int c = 0; c < FU_CH; c++) {
+            const int i = lane + 32 * c;
+            wv[j][c] = has[j] && i < nch ? __ldg(w + i) : make_uint4(0, 0, 0, 0);
+        }
+    }
+    const float s = i8s_scale(block_norm_row<MODE>(x, nw, eps, K, xs, shd, shf));
+    int acc = 0;
+    for (int i = threadIdx.x; i < K; i += NQ_THREADS) {
+        const int v = i8s_code(xs[i], s);
+        qs[fu_perm(i, K)] = (int8_t)v;
+        acc += v;
+    }
+    const int qsum = block_sum_i(acc, shi); /* its barriers publish qs */
+    int sum[R];
+#pragma unroll
+    for (int j = 0; j < R; j++) sum[j] = 0;
+#pragma unroll
+    for (int c = 0; c < FU_CH; c++) {
+        const int i = lane + 32 * c;
+        if (i >= nch) break;
+        int4 a[4];
+#pragma unroll
+        for (int g = 0; g < 4; g++) a[g] = *(const int4 *)(qs + g * (K / 4) + 16 * i);
+#pragma unroll
+        for (int j = 0; j < R; j++) {
+            const uint4 v = wv[j][c];
+            int t = sum[j];
+#pragma unroll
+            for (int g = 0; g < 4; g++) {
+                const int sh = 6 - 2 * g;
+                t = __dp4a((int)((v.x >> sh) & 0x03030303u), a[g].x, t);
+                t = __dp4a((int)((v.y >> sh) & 0x03030303u), a[g].y, t);
+                t = __dp4a((int)((v.z >> sh) & 0x03030303u), a[g].z, t);
+                t = __dp4a((int)((v.w >> sh) & 0x03030303u), a[g].w, t);
+            }
+            sum[j] = t;
+        }
+    }
+#pragma unroll
+    for (int j = 0; j < R; j++) {
+        const int sumi = warp_sum_i(sum[j]);
+        if (lane == 0 && has[j]) mm_store(((float)sumi - (float)qsum) / s * S[j].wscale, S[j], 0, rr[j]);
+    }
+}
+
+int cu_fused_i2s_ok(int64_t K) { return K % 128 == 0 && K <= 64 * 32 * FU_CH; }
+
+template <int MODE>
+static void fused_launch(cudaStream_t s, const cu_mm_args &A, int K, const float *x, const float *w, float eps) {
+    int64_t total = 0;
+    for (int i = 0; i < A.nseg; i++) total += A.seg[i].M;
+    const size_t sm = (size_t)K * 5;
+    if (total >= 8192) {
+        const int rows = FU_WARPS * 4;
+        smem_optin(k_mm_i2s_nq<MODE, 4>, sm);
+        k_mm_i2s_nq<MODE, 4><<<(unsigned)((total + rows - 1) / rows), NQ_THREADS, sm, s>>>(A, K, x, w, eps);
+    } else {
+        const int rows = FU_WARPS * 2;
+        smem_optin(k_mm_i2s_nq<MODE, 2>, sm);
+        k_mm_i2s_nq<MODE, 2><<<(unsigned)((total + rows - 1) / rows), NQ_THREADS, sm, s>>>(A, K, x, w, eps);
+    }
+}
+
+void cu_matmul_i2s_fused(cudaStream_t s, int mode, const float *x, const float *w, float eps, int nw,
+                         const cu_mat *const *W, float *const *Y, const float *scale, float *resid) {
+    cu_mm_args A;
+    memset(&A, 0, sizeof A);
+    A.nseg = nw;
+    for (int i = 0; i < nw; i++) {
+        A.seg[i].d = W[i]->d;
+        A.seg[i].M = W[i]->M;
+        A.seg[i].wscale = W[i]->scale;
+        A.seg[i].Y = Y[i];
+        A.seg[i].ldy = 0;
+        A.seg[i].scale = scale[i];
+        A.seg[i].resid = i == 0 ? resid : NULL;
+    }
+    const int K = (int)W[0]->K;
+    switch (mode) {
+    case BN_CU_NORM_RMS: fused_launch<BN_CU_NORM_RMS>(s, A, K, x, w, eps); break;
+    case BN_CU_NORM_RELU2: fused_launch<BN_CU_NORM_RELU2>(s, A, K, x, w, eps); break;
+    case BN_CU_NORM_SILU: fused_launch<BN_CU_NORM_SILU>(s, A, K, x, w, eps); break;
+    default: fused_launch<BN_CU_NORM_NONE>(s, A, K, x, w, eps); break;
     }
 }
 

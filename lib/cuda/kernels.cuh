@@ -79,6 +79,13 @@ void cu_matmul(cudaStream_t s, const cu_mat *W, const cu_act *a, int n, float *Y
 /* nw (1..3) weights of the same type and K in one launch; resid applies to W[0]. */
 void cu_matmul_multi(cudaStream_t s, int nw, const cu_mat *const *W, const cu_act *a, int n, float *const *Y, int64_t ldy,
                      const float *scale, float *resid);
+/* Decode (one token): the norm of mode (BN_CU_NORM_*) of row x with weight w,
+ * I8S quantization and nw (1..3) I2_S weights of the same K in one launch;
+ * the same bits as cu_norm_quant then cu_matmul_multi. resid applies to
+ * W[0]. cu_fused_i2s_ok: whether K fits the kernel. */
+int cu_fused_i2s_ok(int64_t K);
+void cu_matmul_i2s_fused(cudaStream_t s, int mode, const float *x, const float *w, float eps, int nw,
+                         const cu_mat *const *W, float *const *Y, const float *scale, float *resid);
 void cu_embed(cudaStream_t s, const cu_mat *E, const int32_t *tok, int n, float *x);
 void cu_rope_store(cudaStream_t s, float *qkv, int n, const int *pos0, int n_head, int n_head_kv, int hd, int n_rot,
                    const float *cs, __half *kc, __half *vc);

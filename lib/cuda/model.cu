@@ -14,6 +14,7 @@ enum { W_Q = 0, W_K, W_V, W_O, W_GATE, W_UP, W_DOWN };
 struct bn_cu_model {
     int n_vocab, D, n_layer, n_head, n_head_kv, hd, FF, n_rot, n_ctx, B;
     int q_dim, kv_dim, qkv_dim, wmax, silu, use_graph, device;
+    int fused;                 /* decode: norms fused into the I2_S matmuls (k_mm_i2s_nq) */
     float eps;
     cudaStream_t st;
     size_t bytes;
@@ -23,7 +24,7 @@ struct bn_cu_model {
     float **norm;              /* [n_layer][4] device: attn, attn_sub, ffn, ffn_sub */
     float *out_norm;
     cu_mat embd, head;
-    unsigned need_embd, need_att, need_ff; /* act kinds per input site (bit masks) */
+    unsigned need_embd, need_att, need_ff, need_head; /* act kinds per input site (bit masks) */
     /* activations */
     float *x, *xn, *qkv, *att, *gu, *y, *logits, *cs;
     float *att_part;           /* split-KV partials of decode attention */
@@ -95,6 +96,7 @@ extern "C" int bn_cu_model_new(bn_cu_model **out, const bn_cu_desc *d, char *err
     g->n_head_kv = d->n_head_kv; g->hd = d->head_dim; g->FF = d->n_ff; g->n_rot = d->n_rot;
     g->n_ctx = d->n_ctx; g->B = d->n_batch > 0 ? d->n_batch : 128; g->eps = d->rms_eps; g->silu = d->ffn_silu;
     g->use_graph = d->use_graph;
+    g->fused = d->use_fused;
     g->device = d->device;
     g->q_dim = g->n_head * g->hd;
     g->kv_dim = g->n_head_kv * g->hd;
@@ -124,6 +126,7 @@ extern "C" int bn_cu_model_new(bn_cu_model **out, const bn_cu_desc *d, char *err
             if (check_mat(&ly->w[i], Ks[i], what, err, errn) < 0) goto fail;
             if (upload(g, &g->w[il * 7 + i], &ly->w[i], err, errn) < 0) goto fail;
             g->ls[il * 7 + i] = ly->s[i];
+            if (ly->w[i].wtype != BN_CU_I2S || !cu_fused_i2s_ok(Ks[i])) g->fused = 0;
             const unsigned bit = 1u << cu_act_kind_of(ly->w[i].wtype);
             if (i == W_O) g->need_att |= bit;
             else if (i == W_DOWN) g->need_ff |= bit;
@@ -147,11 +150,11 @@ extern "C" int bn_cu_model_new(bn_cu_model **out, const bn_cu_desc *d, char *err
     } else if (upload(g, &g->head, &d->head, err, errn) < 0) {
         goto fail;
     }
-    g->need_embd |= 1u << cu_act_kind_of(d->head.wtype);
+    g->need_head = 1u << cu_act_kind_of(d->head.wtype);
 
     /* activations and caches */
     {
-        const unsigned all = g->need_embd | g->need_att | g->need_ff;
+        const unsigned all = g->need_embd | g->need_att | g->need_ff | g->need_head;
         const size_t W = (size_t)g->wmax;
         CU_TRY(dalloc(g, (void **)&g->x, B * g->D * 4), "cudaMalloc");
         CU_TRY(dalloc(g, (void **)&g->xn, B * W * 4), "cudaMalloc");
@@ -221,6 +224,7 @@ extern "C" void bn_cu_model_free(bn_cu_model *g) {
 
 extern "C" size_t bn_cu_model_bytes(const bn_cu_model *g) { return g->bytes; }
 extern "C" int bn_cu_model_uses_graph(const bn_cu_model *g) { return g->use_graph; }
+extern "C" int bn_cu_model_uses_fused(const bn_cu_model *g) { return g->fused; }
 
 /* Norm (mode) of n rows into xn, then every act kind in `need` from xn;
  * I8S is fused into the norm kernel. Returns the act view for width K. */
@@ -265,7 +269,29 @@ static void enqueue_batch(bn_cu_model *g, int n, int first_out, int k, bool copy
     const int *pos0 = g->io;
     cudaMemcpyAsync(g->io, g->h_io, (size_t)(n + 1) * 4, cudaMemcpyHostToDevice, s);
     cu_embed(s, &g->embd, g->io + 1, n, g->x);
-    for (int il = 0; il < g->n_layer; il++) {
+    const bool fused = n == 1 && g->fused;
+    for (int il = 0; fused && il < g->n_layer; il++) { /* decode: five launches a layer */
+        const cu_mat *W = g->w + il * 7;
+        const float *sc = g->ls + il * 7;
+        float *const *nm = g->norm + il * 4;
+        const size_t coff = (size_t)il * g->n_ctx * g->kv_dim;
+        const cu_mat *qkv_w[3] = {&W[W_Q], &W[W_K], &W[W_V]};
+        float *qkv_y[3] = {g->qkv, g->qkv + g->q_dim, g->qkv + g->q_dim + g->kv_dim};
+        cu_matmul_i2s_fused(s, BN_CU_NORM_RMS, g->x, nm[0], g->eps, 3, qkv_w, qkv_y, sc + W_Q, NULL);
+        cu_rope_store(s, g->qkv, n, pos0, g->n_head, g->n_head_kv, g->hd, g->n_rot, g->cs, g->kc + coff, g->vc + coff);
+        cu_attention(s, g->qkv, g->qkv_dim, n, pos0, g->n_head, g->n_head_kv, g->hd, g->kc + coff, g->vc + coff, g->att,
+                     g->q_dim, cu_attention_splits(n, g->n_ctx), g->att_part);
+        const cu_mat *o_w[1] = {&W[W_O]};
+        float *o_y[1] = {g->y};
+        cu_matmul_i2s_fused(s, BN_CU_NORM_RMS, g->att, nm[1], g->eps, 1, o_w, o_y, sc + W_O, g->x);
+        const cu_mat *gu_w[2] = {&W[W_GATE], &W[W_UP]};
+        float *gu_y[2] = {g->gu, g->gu + FF};
+        cu_matmul_i2s_fused(s, BN_CU_NORM_RMS, g->x, nm[2], g->eps, 2, gu_w, gu_y, sc + W_GATE, NULL);
+        const cu_mat *d_w[1] = {&W[W_DOWN]};
+        cu_matmul_i2s_fused(s, g->silu ? BN_CU_NORM_SILU : BN_CU_NORM_RELU2, g->gu, nm[3], g->eps, 1, d_w, o_y, sc + W_DOWN,
+                            g->x);
+    }
+    for (int il = 0; !fused && il < g->n_layer; il++) {
         const cu_mat *W = g->w + il * 7;
         const float *sc = g->ls + il * 7;
         float *const *nm = g->norm + il * 4;
@@ -288,7 +314,7 @@ static void enqueue_batch(bn_cu_model *g, int n, int first_out, int k, bool copy
     }
     const int n_out = n - first_out;
     if (n_out <= 0) return;
-    cu_act a = norm_acts(g, BN_CU_NORM_RMS, g->x + (size_t)first_out * D, D, g->out_norm, n_out, D, g->need_embd);
+    cu_act a = norm_acts(g, BN_CU_NORM_RMS, g->x + (size_t)first_out * D, D, g->out_norm, n_out, D, g->need_head);
     cu_matmul(s, &g->head, &a, n_out, g->logits, g->n_vocab, 1.0f, NULL);
     if (k > 0) {
         cu_topk(s, g->logits + (size_t)(n_out - 1) * g->n_vocab, g->n_vocab, k, g->tmpv, g->tmpi, g->topv, g->topi);

@@ -123,6 +123,39 @@ out:
     return rc;
 }
 
+extern "C" int bn_cu_test_fused_i2s(int mode, const float *x, const float *w, float eps, const bn_cu_mat *W, int nseg,
+                                    float *Y, char *err, size_t errn) {
+    void *dx = NULL, *dw = NULL, *dm = NULL, *dy = NULL;
+    int rc = -1;
+    const int64_t K = W->K, ldx = mode == BN_CU_NORM_RELU2 || mode == BN_CU_NORM_SILU ? 2 * K : K;
+    if (!cu_fused_i2s_ok(K)) { snprintf(err, errn, "fused: K %lld does not fit the kernel", (long long)K); return -1; }
+    if (dup_dev(&dx, x, (size_t)ldx * 4, err, errn) < 0 || dup_dev(&dw, w, (size_t)K * 4, err, errn) < 0 ||
+        dup_dev(&dm, W->data, (size_t)W->M * W->row_bytes, err, errn) < 0 || dup_dev(&dy, NULL, (size_t)W->M * 4, err, errn) < 0)
+        goto out;
+    {
+        cu_mat parts[3];
+        const cu_mat *pw[3];
+        float *py[3];
+        const float ones[3] = {1.0f, 1.0f, 1.0f};
+        const int ns = nseg >= 2 && nseg <= 3 && W->M >= nseg ? nseg : 1;
+        int64_t r0 = 0;
+        for (int i = 0; i < ns; i++) {
+            const int64_t r1 = W->M * (i + 1) / ns;
+            parts[i].wtype = W->wtype; parts[i].K = K; parts[i].M = r1 - r0; parts[i].row_bytes = W->row_bytes;
+            parts[i].scale = W->scale; parts[i].d = (const uint8_t *)dm + r0 * W->row_bytes;
+            pw[i] = &parts[i];
+            py[i] = (float *)dy + r0;
+            r0 = r1;
+        }
+        cu_matmul_i2s_fused(0, mode, (const float *)dx, (const float *)dw, eps, ns, pw, py, ones, NULL);
+    }
+    if (finish(Y, dy, (size_t)W->M * 4, err, errn) < 0) goto out;
+    rc = 0;
+out:
+    cudaFree(dx); cudaFree(dw); cudaFree(dm); cudaFree(dy);
+    return rc;
+}
+
 extern "C" int bn_cu_test_rope(float *qkv, int n, int pos, int n_head, int n_head_kv, int hd, int n_rot, const float *cs,
                                int n_ctx, char *err, size_t errn) {
     void *dq = NULL, *dcs = NULL, *dpos = NULL;

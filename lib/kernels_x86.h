@@ -74,9 +74,13 @@ BN_AI void x86_i2s_tile(const uint8_t *const *w, const int RB, const int8_t *con
 #pragma GCC unroll 4
         for (int g = 0; g < 4; g++) acc[i][g] = _mm256_setzero_si256();
 #else
-    __m256i acc[8];
+    /* maddubs sums of a block stay in int16 lanes for 8 blocks before they
+     * are widened (one madd per 8 blocks instead of per block): per block a
+     * lane adds at most 4 maddubs pairs of |code * q| <= 3 * 128, i.e. 3072,
+     * so 8 blocks stay below 32767 for any code bytes (exact, no wrap) */
+    __m256i acc[8], a16[8];
 #pragma GCC unroll 16
-    for (int i = 0; i < RB * TB; i++) acc[i] = _mm256_setzero_si256();
+    for (int i = 0; i < RB * TB; i++) acc[i] = a16[i] = _mm256_setzero_si256();
 #endif
     /* callers' tiles are adjacent rows, one contiguous stream of RB * 32 * nb
      * bytes: prefetch it linearly, a tile + 4 KB ahead, RB lines every 2 blocks */
@@ -106,10 +110,20 @@ BN_AI void x86_i2s_tile(const uint8_t *const *w, const int RB, const int8_t *con
                 ac[2 % NA] = _mm256_dpbusd_epi32(ac[2 % NA], c2, q2);
                 ac[3 % NA] = _mm256_dpbusd_epi32(ac[3 % NA], c3, q3);
 #else
-                acc[r * TB + t] = x86_dot4(acc[r * TB + t], c0, q0, c1, q1, c2, q2, c3, q3);
+                const __m256i s01 = _mm256_add_epi16(_mm256_maddubs_epi16(c0, q0), _mm256_maddubs_epi16(c1, q1));
+                const __m256i s23 = _mm256_add_epi16(_mm256_maddubs_epi16(c2, q2), _mm256_maddubs_epi16(c3, q3));
+                a16[r * TB + t] = _mm256_add_epi16(a16[r * TB + t], _mm256_add_epi16(s01, s23));
 #endif
             }
         }
+#if !BN_X86_VNNI
+        if ((b & 7) == 7 || b + 1 == nb)
+#pragma GCC unroll 16
+            for (int i = 0; i < RB * TB; i++) {
+                acc[i] = _mm256_add_epi32(acc[i], _mm256_madd_epi16(a16[i], _mm256_set1_epi16(1)));
+                a16[i] = _mm256_setzero_si256();
+            }
+#endif
     }
 #if BN_X86_VNNI
 #pragma GCC unroll 16

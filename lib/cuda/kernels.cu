@@ -297,6 +297,24 @@ __device__ __forceinline__ bool mm_row(const cu_mm_args &A, int64_t rg, cu_mm_se
     return false;
 }
 
+/* The launch arguments of nw (1..3) weights sharing one input; resid
+ * applies to the first. */
+static cu_mm_args mm_args(int nw, const cu_mat *const *W, float *const *Y, int64_t ldy, const float *scale, float *resid) {
+    cu_mm_args A;
+    memset(&A, 0, sizeof A);
+    A.nseg = nw;
+    for (int i = 0; i < nw; i++) {
+        A.seg[i].d = W[i]->d;
+        A.seg[i].M = W[i]->M;
+        A.seg[i].wscale = W[i]->scale;
+        A.seg[i].Y = Y[i];
+        A.seg[i].ldy = ldy;
+        A.seg[i].scale = scale[i];
+        A.seg[i].resid = i == 0 ? resid : NULL;
+    }
+    return A;
+}
+
 /* ---- I2_S x I8S (dp4a) -----------------------------------------------------------
  * One warp per weight row, NT tokens per warp so a weight word is loaded once
  * for NT activation rows (decode: NT = 1; prefill tiles: NT = 8). The x86 I2_S
@@ -602,18 +620,7 @@ static void fused_launch(cudaStream_t s, const cu_mm_args &A, int K, const float
 
 void cu_matmul_i2s_fused(cudaStream_t s, int mode, const float *x, const float *w, float eps, int nw,
                          const cu_mat *const *W, float *const *Y, const float *scale, float *resid) {
-    cu_mm_args A;
-    memset(&A, 0, sizeof A);
-    A.nseg = nw;
-    for (int i = 0; i < nw; i++) {
-        A.seg[i].d = W[i]->d;
-        A.seg[i].M = W[i]->M;
-        A.seg[i].wscale = W[i]->scale;
-        A.seg[i].Y = Y[i];
-        A.seg[i].ldy = 0;
-        A.seg[i].scale = scale[i];
-        A.seg[i].resid = i == 0 ? resid : NULL;
-    }
+    const cu_mm_args A = mm_args(nw, W, Y, 0, scale, resid);
     const int K = (int)W[0]->K;
     switch (mode) {
     case BN_CU_NORM_RMS: fused_launch<BN_CU_NORM_RMS>(s, A, K, x, w, eps); break;
@@ -644,18 +651,7 @@ static void mm_launch(cudaStream_t s, int wtype, int64_t K, const cu_mm_args &A,
 
 void cu_matmul_multi(cudaStream_t s, int nw, const cu_mat *const *W, const cu_act *a, int n, float *const *Y, int64_t ldy,
                      const float *scale, float *resid) {
-    cu_mm_args A;
-    memset(&A, 0, sizeof A);
-    A.nseg = nw;
-    for (int i = 0; i < nw; i++) {
-        A.seg[i].d = W[i]->d;
-        A.seg[i].M = W[i]->M;
-        A.seg[i].wscale = W[i]->scale;
-        A.seg[i].Y = Y[i];
-        A.seg[i].ldy = ldy;
-        A.seg[i].scale = scale[i];
-        A.seg[i].resid = i == 0 ? resid : NULL;
-    }
+    const cu_mm_args A = mm_args(nw, W, Y, ldy, scale, resid);
     if (n == 1)
         mm_launch<1>(s, W[0]->wtype, W[0]->K, A, a, n);
     else

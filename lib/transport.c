@@ -48,6 +48,8 @@ struct bn_conn {
 
     /* T_ZMQ */
     void *ctx, *sock;
+    int watch_fd;          /* output: a pipe whose writer ending fails a pending send (bn_conn_watch), or -1 */
+    char watch_peer[64];
     bool bound;
     char endpoint[512];    /* endpoint actually bound or connected */
     void *zap;             /* CURVE: ZAP handler socket (inproc) */
@@ -579,16 +581,39 @@ static void zmq_free_buf(void *data, void *hint) {
     free(data);
 }
 
+/* While a send waits for the peer: has the watched pipe's writer gone
+ * (POLLHUP: the upstream process ended)? */
+static bool watch_gone(const bn_conn *c) {
+    if (c->watch_fd < 0) return false;
+    struct pollfd p = { .fd = c->watch_fd, .events = POLLIN };
+    return poll(&p, 1, 0) > 0 && (p.revents & (POLLHUP | POLLERR));
+}
+
 static int zmq_write(bn_conn *c, uint8_t *buf, size_t len, bn_err *e) {
     zmq_msg_t m;
     if (zmq_msg_init_data(&m, buf, len, zmq_free_buf, NULL) < 0) {
         free(buf);
         return zmq_fail(c, "zmq_msg_init_data", e);
     }
+    /* with a watched pipe: non-blocking sends in 20 ms slices, so a dead
+     * upstream is reported at once instead of after the whole timeout */
+    const bool sliced = c->watch_fd >= 0;
+    const uint64_t t_end = c->timeout_ms >= 0 ? bn_now_ns() + (uint64_t)c->timeout_ms * 1000000u : UINT64_MAX;
     for (;;) {
-        if (zmq_msg_send(&m, c->sock, 0) >= 0) break;
+        if (zmq_msg_send(&m, c->sock, sliced ? ZMQ_DONTWAIT : 0) >= 0) break;
         int err = zmq_errno();
         if (err == EINTR) continue;
+        if (sliced && err == EAGAIN) {
+            if (watch_gone(c)) {
+                zmq_msg_close(&m);
+                return bn_errf(e, "%s: %s ended while a frame for it was pending", c->endpoint, c->watch_peer);
+            }
+            if (bn_now_ns() < t_end) {
+                zmq_pollitem_t it = { .socket = c->sock, .events = ZMQ_POLLOUT };
+                zmq_poll(&it, 1, 20);
+                continue;
+            }
+        }
         zmq_msg_close(&m);
         if (err == EAGAIN)
             return bn_errf(e, "%s: %s did not take a frame within %d ms (no reader connected, or it stopped reading)",
@@ -611,6 +636,7 @@ static int conn_open(bn_conn **out, const char *spec, const bn_conn_opts *o, boo
     if (!c) return -1;
     c->out = is_out;
     c->fd = -1;
+    c->watch_fd = -1;
     set_names(c, spec, o);
     const char *scheme = spec + (spec[0] == '@' || spec[0] == '>');
     if (strstr(scheme, "://") && !is_zmq_spec(spec)) {
@@ -668,6 +694,17 @@ int bn_conn_open_feedback_out(bn_conn **out, const char *spec, const bn_conn_opt
     char buf[600];
     snprintf(buf, sizeof buf, "%s%s", spec[0] == '@' || spec[0] == '>' ? "" : ">", spec);
     return conn_open(out, buf, o, true, e);
+}
+
+/* Sends on out (a ZeroMQ output) fail as soon as the writer of in (a pipe
+ * or FIFO input) has gone: bn-sample's feedback to bn-forward, whose logits
+ * arrive on in, so a killed bn-forward is reported at once rather than after
+ * the send timeout (by which time the stage downstream may have timed out
+ * on its own, without the cause). No effect on other kinds of connection. */
+void bn_conn_watch(bn_conn *out, const bn_conn *in) {
+    if (!out || !in || !out->out || out->type == T_FD || in->type != T_FD || in->out) return;
+    out->watch_fd = in->fd;
+    snprintf(out->watch_peer, sizeof out->watch_peer, "%s", in->peer);
 }
 
 /* Read the next frame; after an END that closes the stream, report a clean

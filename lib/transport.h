@@ -77,6 +77,10 @@ int bn_conn_temp_ipc(char *out, size_t cap, const char *name, bn_err *e);
 int bn_conn_open_feedback_in(bn_conn **out, const char *spec, const bn_conn_opts *o, bn_err *e);
 int bn_conn_open_feedback_out(bn_conn **out, const char *spec, const bn_conn_opts *o, bn_err *e);
 
+/* Let sends on out (ZeroMQ) fail at once when the writer of in (a pipe)
+ * has gone, instead of waiting out the timeout (transport.c). */
+void bn_conn_watch(bn_conn *out, const bn_conn *in);
+
 /* CURVE keys (z85 text files, see docs/man/bn-keygen.md):
  *   DIR/server.key DIR/server.pub   the binding side's pair
  *   DIR/client.key DIR/client.pub   the connecting side's pair

@@ -355,6 +355,54 @@ static void test_zmq(void) {
 
 /* The feedback loop's link: forward binds a private ipc endpoint, sample
  * connects to the announced endpoint; tokens then END flow back. */
+/* bn_conn_watch: a ZeroMQ send that cannot leave (no reader; 60 s timeout)
+ * fails as soon as the writer of the watched FIFO exits, naming that peer
+ * (without the watch it would wait the whole minute and then say "did not
+ * take a frame": the pipeline test of a killed bn-forward raced on this). */
+static void test_watch(void) {
+    char path[300];
+    snprintf(path, sizeof path, "%s/watch", tmpdir);
+    int ctl[2];
+    if (mkfifo(path, 0600) < 0 || pipe(ctl) < 0) return;
+    pid_t pid = fork();
+    if (pid == 0) { /* the upstream: holds the FIFO open until released, then ends */
+        close(ctl[1]);
+        int fd = open(path, O_WRONLY);
+        char b;
+        if (read(ctl[0], &b, 1) < 0) _exit(1);
+        close(fd);
+        _exit(0);
+    }
+    close(ctl[0]);
+    bn_conn_opts oi, oo;
+    bn_conn_opts_default(&oi);
+    oi.peer_name = "bn-forward";
+    bn_conn_opts_default(&oo);
+    oo.timeout_ms = 60000;
+    bn_conn *in = NULL, *out = NULL;
+    bn_err e;
+    int r = bn_conn_open_in(&in, path, &oi, &e);
+    if (r == 0) r = bn_conn_open_out(&out, "tcp://127.0.0.1:*", &oo, &e);
+    if (r == 0) {
+        bn_conn_watch(out, in);
+        if (write(ctl[1], "x", 1) != 1) r = -1;
+        int st;
+        waitpid(pid, &st, 0);
+        bn_frame f;
+        int32_t id = 7;
+        bn_frame_token(&f, &id, 0);
+        if (r == 0) r = bn_conn_write(out, &f, &e);
+    } else {
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+    }
+    CHECK(r < 0 && strstr(e.msg, "bn-forward ended while a frame for it was pending"),
+          "send waiting on a dead upstream fails at once: %s", e.msg);
+    bn_conn_close(out);
+    bn_conn_close(in);
+    close(ctl[1]);
+}
+
 static void test_feedback(void) {
     bn_conn *fin, *fout;
     bn_err e;
@@ -510,6 +558,7 @@ int main(void) {
     test_epipe_and_timeout();
     test_zmq();
     test_feedback();
+    test_watch();
     test_curve();
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);

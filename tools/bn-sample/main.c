@@ -172,6 +172,7 @@ static int on_hello(gen *g, bn_frame *f, bn_err *e) {
         bn_conn_opts co;
         conn_opts(g->o, "bn-forward (feedback)", &co);
         if (bn_conn_open_feedback_out(&g->fb, fb, &co, e)) return -1; /* connects: bn-forward binds */
+        bn_conn_watch(g->fb, g->in); /* a dead bn-forward fails a pending feedback send at once */
     }
     h->feedback[0] = 0;
     return put(g, f, e);

@@ -259,6 +259,22 @@ static void matmul_group(bn_cu_model *g, int nw, const cu_mat *const *W, const c
     for (int i = 0; i < nw; i++) cu_matmul(g->st, W[i], a, n, Y[i], ldy, scale[i], NULL);
 }
 
+/* The norm (mode) of n input rows, then nw weights sharing that input:
+ * for one token of an all-I2_S model (fused) one k_mm_i2s_nq launch, the
+ * same bits as norm_acts + the matmuls, which run otherwise. resid (the
+ * residual add) applies to W[0] and is only used with nw == 1. */
+static void norm_matmul(bn_cu_model *g, bool fused, int mode, const float *in, int64_t ld, const float *w, int n, int K,
+                        unsigned need, int nw, const cu_mat *const *W, float *const *Y, int64_t ldy, const float *scale,
+                        float *resid) {
+    if (fused) {
+        cu_matmul_i2s_fused(g->st, mode, in, w, g->eps, nw, W, Y, scale, resid);
+        return;
+    }
+    cu_act a = norm_acts(g, mode, in, ld, w, n, K, need);
+    if (nw == 1) cu_matmul(g->st, W[0], &a, n, Y[0], ldy, scale[0], resid);
+    else matmul_group(g, nw, W, &a, n, Y, ldy, scale);
+}
+
 /* Enqueue one batch of n tokens (tokens and position already in g->io or
  * copied by the first node): the layers, then the head for rows
  * [first_out, n), then top-k (k > 0) or the logits copy (k == 0, to the
@@ -269,48 +285,25 @@ static void enqueue_batch(bn_cu_model *g, int n, int first_out, int k, bool copy
     const int *pos0 = g->io;
     cudaMemcpyAsync(g->io, g->h_io, (size_t)(n + 1) * 4, cudaMemcpyHostToDevice, s);
     cu_embed(s, &g->embd, g->io + 1, n, g->x);
-    const bool fused = n == 1 && g->fused;
-    for (int il = 0; fused && il < g->n_layer; il++) { /* decode: five launches a layer */
+    const bool fused = n == 1 && g->fused; /* decode: five launches a layer */
+    for (int il = 0; il < g->n_layer; il++) {
         const cu_mat *W = g->w + il * 7;
         const float *sc = g->ls + il * 7;
         float *const *nm = g->norm + il * 4;
         const size_t coff = (size_t)il * g->n_ctx * g->kv_dim;
-        const cu_mat *qkv_w[3] = {&W[W_Q], &W[W_K], &W[W_V]};
-        float *qkv_y[3] = {g->qkv, g->qkv + g->q_dim, g->qkv + g->q_dim + g->kv_dim};
-        cu_matmul_i2s_fused(s, BN_CU_NORM_RMS, g->x, nm[0], g->eps, 3, qkv_w, qkv_y, sc + W_Q, NULL);
+        const cu_mat *qkv_w[3] = {&W[W_Q], &W[W_K], &W[W_V]}, *o_w[1] = {&W[W_O]}, *gu_w[2] = {&W[W_GATE], &W[W_UP]},
+                     *d_w[1] = {&W[W_DOWN]};
+        float *qkv_y[3] = {g->qkv, g->qkv + g->q_dim, g->qkv + g->q_dim + g->kv_dim}, *o_y[1] = {g->y},
+              *gu_y[2] = {g->gu, g->gu + FF};
+        norm_matmul(g, fused, BN_CU_NORM_RMS, g->x, D, nm[0], n, D, g->need_embd, 3, qkv_w, qkv_y, g->qkv_dim, sc + W_Q, NULL);
         cu_rope_store(s, g->qkv, n, pos0, g->n_head, g->n_head_kv, g->hd, g->n_rot, g->cs, g->kc + coff, g->vc + coff);
         cu_attention(s, g->qkv, g->qkv_dim, n, pos0, g->n_head, g->n_head_kv, g->hd, g->kc + coff, g->vc + coff, g->att,
                      g->q_dim, cu_attention_splits(n, g->n_ctx), g->att_part);
-        const cu_mat *o_w[1] = {&W[W_O]};
-        float *o_y[1] = {g->y};
-        cu_matmul_i2s_fused(s, BN_CU_NORM_RMS, g->att, nm[1], g->eps, 1, o_w, o_y, sc + W_O, g->x);
-        const cu_mat *gu_w[2] = {&W[W_GATE], &W[W_UP]};
-        float *gu_y[2] = {g->gu, g->gu + FF};
-        cu_matmul_i2s_fused(s, BN_CU_NORM_RMS, g->x, nm[2], g->eps, 2, gu_w, gu_y, sc + W_GATE, NULL);
-        const cu_mat *d_w[1] = {&W[W_DOWN]};
-        cu_matmul_i2s_fused(s, g->silu ? BN_CU_NORM_SILU : BN_CU_NORM_RELU2, g->gu, nm[3], g->eps, 1, d_w, o_y, sc + W_DOWN,
-                            g->x);
-    }
-    for (int il = 0; !fused && il < g->n_layer; il++) {
-        const cu_mat *W = g->w + il * 7;
-        const float *sc = g->ls + il * 7;
-        float *const *nm = g->norm + il * 4;
-        const size_t coff = (size_t)il * g->n_ctx * g->kv_dim;
-        cu_act a = norm_acts(g, BN_CU_NORM_RMS, g->x, D, nm[0], n, D, g->need_embd);
-        const cu_mat *qkv_w[3] = {&W[W_Q], &W[W_K], &W[W_V]};
-        float *qkv_y[3] = {g->qkv, g->qkv + g->q_dim, g->qkv + g->q_dim + g->kv_dim};
-        matmul_group(g, 3, qkv_w, &a, n, qkv_y, g->qkv_dim, sc + W_Q);
-        cu_rope_store(s, g->qkv, n, pos0, g->n_head, g->n_head_kv, g->hd, g->n_rot, g->cs, g->kc + coff, g->vc + coff);
-        cu_attention(s, g->qkv, g->qkv_dim, n, pos0, g->n_head, g->n_head_kv, g->hd, g->kc + coff, g->vc + coff, g->att,
-                     g->q_dim, cu_attention_splits(n, g->n_ctx), g->att_part);
-        a = norm_acts(g, BN_CU_NORM_RMS, g->att, g->q_dim, nm[1], n, g->q_dim, g->need_att);
-        cu_matmul(s, &W[W_O], &a, n, g->y, D, sc[W_O], g->x);
-        a = norm_acts(g, BN_CU_NORM_RMS, g->x, D, nm[2], n, D, g->need_embd);
-        const cu_mat *gu_w[2] = {&W[W_GATE], &W[W_UP]};
-        float *gu_y[2] = {g->gu, g->gu + FF};
-        matmul_group(g, 2, gu_w, &a, n, gu_y, 2 * FF, sc + W_GATE);
-        a = norm_acts(g, g->silu ? BN_CU_NORM_SILU : BN_CU_NORM_RELU2, g->gu, 2 * FF, nm[3], n, FF, g->need_ff);
-        cu_matmul(s, &W[W_DOWN], &a, n, g->y, D, sc[W_DOWN], g->x);
+        norm_matmul(g, fused, BN_CU_NORM_RMS, g->att, g->q_dim, nm[1], n, g->q_dim, g->need_att, 1, o_w, o_y, D, sc + W_O,
+                    g->x);
+        norm_matmul(g, fused, BN_CU_NORM_RMS, g->x, D, nm[2], n, D, g->need_embd, 2, gu_w, gu_y, 2 * FF, sc + W_GATE, NULL);
+        norm_matmul(g, fused, g->silu ? BN_CU_NORM_SILU : BN_CU_NORM_RELU2, g->gu, 2 * FF, nm[3], n, FF, g->need_ff, 1, d_w,
+                    o_y, D, sc + W_DOWN, g->x);
     }
     const int n_out = n - first_out;
     if (n_out <= 0) return;

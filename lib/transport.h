@@ -78,7 +78,8 @@ int bn_conn_open_feedback_in(bn_conn **out, const char *spec, const bn_conn_opts
 int bn_conn_open_feedback_out(bn_conn **out, const char *spec, const bn_conn_opts *o, bn_err *e);
 
 /* Let sends on out (ZeroMQ) fail at once when the writer of in (a pipe)
- * has gone, instead of waiting out the timeout (transport.c). */
+ * has gone, instead of waiting out the timeout (transport.c). in must stay
+ * open while out is written to (it is polled by file descriptor). */
 void bn_conn_watch(bn_conn *out, const bn_conn *in);
 
 /* CURVE keys (z85 text files, see docs/man/bn-keygen.md):

@@ -170,26 +170,21 @@ static void smem_optin(F *kern, size_t bytes) {
     if (bytes > 48 * 1024) cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes);
 }
 
+template <int MODE>
+static void nq_launch(cudaStream_t s, const float *x, int64_t ldx, const float *w, float eps, int n, int K, float *xn,
+                      int8_t *q, float *qscale, int32_t *qsum) {
+    const size_t sm = (size_t)K * 4;
+    smem_optin(k_norm_quant<MODE>, sm);
+    k_norm_quant<MODE><<<n, NQ_THREADS, sm, s>>>(x, ldx, w, eps, K, xn, q, qscale, qsum);
+}
+
 void cu_norm_quant(cudaStream_t s, int mode, const float *x, int64_t ldx, const float *w, float eps, int n, int K,
                    float *xn, int8_t *q, float *qscale, int32_t *qsum) {
-    const size_t sm = (size_t)K * 4;
     switch (mode) {
-    case BN_CU_NORM_RMS:
-        smem_optin(k_norm_quant<BN_CU_NORM_RMS>, sm);
-        k_norm_quant<BN_CU_NORM_RMS><<<n, NQ_THREADS, sm, s>>>(x, ldx, w, eps, K, xn, q, qscale, qsum);
-        break;
-    case BN_CU_NORM_RELU2:
-        smem_optin(k_norm_quant<BN_CU_NORM_RELU2>, sm);
-        k_norm_quant<BN_CU_NORM_RELU2><<<n, NQ_THREADS, sm, s>>>(x, ldx, w, eps, K, xn, q, qscale, qsum);
-        break;
-    case BN_CU_NORM_SILU:
-        smem_optin(k_norm_quant<BN_CU_NORM_SILU>, sm);
-        k_norm_quant<BN_CU_NORM_SILU><<<n, NQ_THREADS, sm, s>>>(x, ldx, w, eps, K, xn, q, qscale, qsum);
-        break;
-    default:
-        smem_optin(k_norm_quant<BN_CU_NORM_NONE>, sm);
-        k_norm_quant<BN_CU_NORM_NONE><<<n, NQ_THREADS, sm, s>>>(x, ldx, w, eps, K, xn, q, qscale, qsum);
-        break;
+    case BN_CU_NORM_RMS: nq_launch<BN_CU_NORM_RMS>(s, x, ldx, w, eps, n, K, xn, q, qscale, qsum); break;
+    case BN_CU_NORM_RELU2: nq_launch<BN_CU_NORM_RELU2>(s, x, ldx, w, eps, n, K, xn, q, qscale, qsum); break;
+    case BN_CU_NORM_SILU: nq_launch<BN_CU_NORM_SILU>(s, x, ldx, w, eps, n, K, xn, q, qscale, qsum); break;
+    default: nq_launch<BN_CU_NORM_NONE>(s, x, ldx, w, eps, n, K, xn, q, qscale, qsum); break;
     }
 }
 
@@ -602,20 +597,22 @@ __global__ void __launch_bounds__(NQ_THREADS) k_mm_i2s_nq(const cu_mm_args A, in
 
 int cu_fused_i2s_ok(int64_t K) { return K % 128 == 0 && K <= 64 * 32 * FU_CH; }
 
+template <int MODE, int R>
+static void fused_go(cudaStream_t s, const cu_mm_args &A, int64_t total, int K, const float *x, const float *w, float eps) {
+    const int rows = FU_WARPS * R;
+    const size_t sm = (size_t)K * 5; /* the f32 row, then its int8 codes */
+    smem_optin(k_mm_i2s_nq<MODE, R>, sm);
+    k_mm_i2s_nq<MODE, R><<<(unsigned)((total + rows - 1) / rows), NQ_THREADS, sm, s>>>(A, K, x, w, eps);
+}
+
+/* Rows per warp: 4 for big row counts (gate|up), else 2, so a launch keeps
+ * a few blocks per SM. */
 template <int MODE>
 static void fused_launch(cudaStream_t s, const cu_mm_args &A, int K, const float *x, const float *w, float eps) {
     int64_t total = 0;
     for (int i = 0; i < A.nseg; i++) total += A.seg[i].M;
-    const size_t sm = (size_t)K * 5;
-    if (total >= 8192) {
-        const int rows = FU_WARPS * 4;
-        smem_optin(k_mm_i2s_nq<MODE, 4>, sm);
-        k_mm_i2s_nq<MODE, 4><<<(unsigned)((total + rows - 1) / rows), NQ_THREADS, sm, s>>>(A, K, x, w, eps);
-    } else {
-        const int rows = FU_WARPS * 2;
-        smem_optin(k_mm_i2s_nq<MODE, 2>, sm);
-        k_mm_i2s_nq<MODE, 2><<<(unsigned)((total + rows - 1) / rows), NQ_THREADS, sm, s>>>(A, K, x, w, eps);
-    }
+    if (total >= 8192) fused_go<MODE, 4>(s, A, total, K, x, w, eps);
+    else fused_go<MODE, 2>(s, A, total, K, x, w, eps);
 }
 
 void cu_matmul_i2s_fused(cudaStream_t s, int mode, const float *x, const float *w, float eps, int nw,

@@ -30,6 +30,21 @@ fail:
     return -1;
 }
 
+/* m's rows as ns (1..3) weights of one launch, as q|k|v are: parts[i] and
+ * its output rows y + r0 in py[i]. */
+static void split_rows(const cu_mat *m, int ns, float *y, cu_mat *parts, const cu_mat **pw, float **py) {
+    int64_t r0 = 0;
+    for (int i = 0; i < ns; i++) {
+        const int64_t r1 = m->M * (i + 1) / ns;
+        parts[i] = *m;
+        parts[i].d = m->d + r0 * m->row_bytes;
+        parts[i].M = r1 - r0;
+        pw[i] = &parts[i];
+        py[i] = y + r0;
+        r0 = r1;
+    }
+}
+
 extern "C" int bn_cu_test_norm_quant(int mode, const float *x, const float *w, float eps, int n, int K, float *xn,
                                      int8_t *q, float *scale, int32_t *sum, char *err, size_t errn) {
     void *dx = NULL, *dw = NULL, *dxn = NULL, *dq = NULL, *ds = NULL, *dsum = NULL;
@@ -104,16 +119,7 @@ extern "C" int bn_cu_test_matmul(const bn_cu_mat *W, const void *act, const floa
         const cu_mat *pw[3];
         float *py[3];
         const float ones[3] = {1.0f, 1.0f, 1.0f};
-        int64_t r0 = 0;
-        for (int i = 0; i < 3; i++) {
-            const int64_t r1 = W->M * (i + 1) / 3;
-            parts[i] = m;
-            parts[i].d = m.d + r0 * W->row_bytes;
-            parts[i].M = r1 - r0;
-            pw[i] = &parts[i];
-            py[i] = (float *)dy + r0;
-            r0 = r1;
-        }
+        split_rows(&m, 3, (float *)dy, parts, pw, py);
         cu_matmul_multi(0, 3, pw, &a, n, py, W->M, ones, NULL);
     }
     if (finish(Y, dy, (size_t)n * W->M * 4, err, errn) < 0) goto out;
@@ -133,20 +139,13 @@ extern "C" int bn_cu_test_fused_i2s(int mode, const float *x, const float *w, fl
         dup_dev(&dm, W->data, (size_t)W->M * W->row_bytes, err, errn) < 0 || dup_dev(&dy, NULL, (size_t)W->M * 4, err, errn) < 0)
         goto out;
     {
+        const cu_mat m = {W->wtype, K, W->M, (const uint8_t *)dm, W->row_bytes, W->scale};
         cu_mat parts[3];
         const cu_mat *pw[3];
         float *py[3];
         const float ones[3] = {1.0f, 1.0f, 1.0f};
         const int ns = nseg >= 2 && nseg <= 3 && W->M >= nseg ? nseg : 1;
-        int64_t r0 = 0;
-        for (int i = 0; i < ns; i++) {
-            const int64_t r1 = W->M * (i + 1) / ns;
-            parts[i].wtype = W->wtype; parts[i].K = K; parts[i].M = r1 - r0; parts[i].row_bytes = W->row_bytes;
-            parts[i].scale = W->scale; parts[i].d = (const uint8_t *)dm + r0 * W->row_bytes;
-            pw[i] = &parts[i];
-            py[i] = (float *)dy + r0;
-            r0 = r1;
-        }
+        split_rows(&m, ns, (float *)dy, parts, pw, py);
         cu_matmul_i2s_fused(0, mode, (const float *)dx, (const float *)dw, eps, ns, pw, py, ones, NULL);
     }
     if (finish(Y, dy, (size_t)W->M * 4, err, errn) < 0) goto out;

@@ -83,6 +83,19 @@ static void ref_rms(float *o, const float *x, const float *w, int n, float eps) 
     for (int i = 0; i < n; i++) o[i] = (x[i] * scale) * w[i];
 }
 
+/* The CPU side of a norm of mode (bn_cuda.h) over one row: the row itself,
+ * rmsnorm, or act(gate) * up then rmsnorm (xr holds gate then up). */
+static void ref_norm(int mode, float *o, const float *xr, const float *w, int K) {
+    if (mode == BN_CU_NORM_NONE) { memcpy(o, xr, (size_t)K * 4); return; }
+    if (mode == BN_CU_NORM_RMS) { ref_rms(o, xr, w, K, 1e-5f); return; }
+    for (int i = 0; i < K; i++) {
+        const float g = xr[i], u = xr[K + i];
+        if (mode == BN_CU_NORM_RELU2) { const float r = g > 0 ? g : 0; o[i] = (r * r) * u; }
+        else o[i] = (g / (1.0f + expf(-g))) * u;
+    }
+    ref_rms(o, o, w, K, 1e-5f);
+}
+
 /* GPU norm+quant against CPU norm then bn_quantize_row_i8s_ref; mode as bn_cuda.h. */
 static int norm_case(int mode, int n, int K, double tol) {
     const int ld = mode >= BN_CU_NORM_RELU2 ? 2 * K : K;
@@ -96,16 +109,7 @@ static int norm_case(int mode, int n, int K, double tol) {
     for (int t = 0; ok && t < n; t++) {
         const float *xr = x + (size_t)t * ld;
         float *o = rx + (size_t)t * K;
-        if (mode == BN_CU_NORM_NONE) memcpy(o, xr, (size_t)K * 4);
-        else if (mode == BN_CU_NORM_RMS) ref_rms(o, xr, w, K, 1e-5f);
-        else {
-            for (int i = 0; i < K; i++) {
-                const float g = xr[i], u = xr[K + i];
-                if (mode == BN_CU_NORM_RELU2) { const float r = g > 0 ? g : 0; o[i] = (r * r) * u; }
-                else o[i] = (g / (1.0f + expf(-g))) * u;
-            }
-            ref_rms(o, o, w, K, 1e-5f);
-        }
+        ref_norm(mode, o, xr, w, K);
         bn_quantize_row_i8s_ref(o, rq + (size_t)t * K, K, &rsc[t], &rsm[t]);
     }
     double md = 0;
@@ -222,15 +226,7 @@ static int fused_case(int mode, int64_t K, int64_t M, int nseg) {
     bn_quantize_i2_s_ref(wf, data, nel);
     bn_qmat W = {.type = BN_TYPE_I2_S, .K = K, .M = M, .data = data, .row_bytes = rb, .scale = 1.0f};
     memcpy(&W.scale, data + nel / 4, 4);
-    if (mode == BN_CU_NORM_RMS) ref_rms(o, x, nw, (int)K, 1e-5f);
-    else {
-        for (int64_t i = 0; i < K; i++) {
-            const float g = x[i], u = x[K + i];
-            if (mode == BN_CU_NORM_RELU2) { const float r = g > 0 ? g : 0; o[i] = (r * r) * u; }
-            else o[i] = (g / (1.0f + expf(-g))) * u;
-        }
-        ref_rms(o, o, nw, (int)K, 1e-5f);
-    }
+    ref_norm(mode, o, x, nw, (int)K);
     bn_err e = {{0}};
     bn_act a;
     float *yr = malloc((size_t)M * 4), *yg = malloc((size_t)M * 4);

@@ -3,7 +3,7 @@
  * Prefill of a ternary model is int8 x 2-bit multiply-adds (about 2 ops per
  * weight per token). This probe runs independent chains of the widest int8
  * dot instruction the build targets (AVX-512 VNNI vpdpbusd, else AVX2
- * vpmaddubsw + vpmaddwd) on T threads and reports GOP/s (1 multiply-add = 2 ops).
+ * vpmaddubsw into int16) on T threads and reports GOP/s (1 multiply-add = 2 ops).
  * usage: int8peak [-t THREADS]  -> one JSON line */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -43,23 +43,57 @@ static void *run(void *arg) {
     r->sink = _mm512_reduce_add_epi32(s);
     r->ops = (double)ITERS * 8 * 64 * 2;
 #else
-    __m256i a = _mm256_set1_epi8(3), b = _mm256_set1_epi8(-2), one = _mm256_set1_epi16(1);
-    __m256i c0 = _mm256_setzero_si256(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0;
-    for (long i = 0; i < ITERS; i++) {
-        c0 = _mm256_add_epi32(c0, _mm256_madd_epi16(_mm256_maddubs_epi16(a, b), one));
-        c1 = _mm256_add_epi32(c1, _mm256_madd_epi16(_mm256_maddubs_epi16(a, b), one));
-        c2 = _mm256_add_epi32(c2, _mm256_madd_epi16(_mm256_maddubs_epi16(a, b), one));
-        c3 = _mm256_add_epi32(c3, _mm256_madd_epi16(_mm256_maddubs_epi16(a, b), one));
-        c4 = _mm256_add_epi32(c4, _mm256_madd_epi16(_mm256_maddubs_epi16(a, b), one));
-        c5 = _mm256_add_epi32(c5, _mm256_madd_epi16(_mm256_maddubs_epi16(a, b), one));
-        __asm__ volatile("" : "+x"(a));
-    }
-    __m256i s = _mm256_add_epi32(_mm256_add_epi32(_mm256_add_epi32(c0, c1), _mm256_add_epi32(c2, c3)),
-                                 _mm256_add_epi32(c4, c5));
-    int32_t o[8];
-    _mm256_storeu_si256((__m256i *)o, s);
+    /* vpmaddubsw into int16 accumulators, as the AVX2 kernels do (they widen
+     * with vpmaddwd once per several blocks): 8 independent chains, written in
+     * asm because with intrinsics gcc either merged the chains into a single
+     * vpmaddubsw per iteration (one shared input: the "peak" came out ~6x too
+     * high) or spilled the accumulators to the stack (too low). */
+    int16_t o[16];
+    __asm__ volatile("vpcmpeqb %%ymm8, %%ymm8, %%ymm8\n\t" /* b = -1 bytes */
+                     "vpabsb %%ymm8, %%ymm9\n\t"           /* a = 1 */
+                     "vpxor %%ymm0, %%ymm0, %%ymm0\n\t"
+                     "vmovdqa %%ymm0, %%ymm1\n\t"
+                     "vmovdqa %%ymm0, %%ymm2\n\t"
+                     "vmovdqa %%ymm0, %%ymm3\n\t"
+                     "vmovdqa %%ymm0, %%ymm4\n\t"
+                     "vmovdqa %%ymm0, %%ymm5\n\t"
+                     "vmovdqa %%ymm0, %%ymm6\n\t"
+                     "vmovdqa %%ymm0, %%ymm7\n\t"
+                     "mov %[n], %%rcx\n"
+                     "1:\n\t"
+                     "vpmaddubsw %%ymm8, %%ymm9, %%ymm10\n\t"
+                     "vpaddw %%ymm10, %%ymm0, %%ymm0\n\t"
+                     "vpmaddubsw %%ymm8, %%ymm9, %%ymm11\n\t"
+                     "vpaddw %%ymm11, %%ymm1, %%ymm1\n\t"
+                     "vpmaddubsw %%ymm8, %%ymm9, %%ymm12\n\t"
+                     "vpaddw %%ymm12, %%ymm2, %%ymm2\n\t"
+                     "vpmaddubsw %%ymm8, %%ymm9, %%ymm13\n\t"
+                     "vpaddw %%ymm13, %%ymm3, %%ymm3\n\t"
+                     "vpmaddubsw %%ymm8, %%ymm9, %%ymm10\n\t"
+                     "vpaddw %%ymm10, %%ymm4, %%ymm4\n\t"
+                     "vpmaddubsw %%ymm8, %%ymm9, %%ymm11\n\t"
+                     "vpaddw %%ymm11, %%ymm5, %%ymm5\n\t"
+                     "vpmaddubsw %%ymm8, %%ymm9, %%ymm12\n\t"
+                     "vpaddw %%ymm12, %%ymm6, %%ymm6\n\t"
+                     "vpmaddubsw %%ymm8, %%ymm9, %%ymm13\n\t"
+                     "vpaddw %%ymm13, %%ymm7, %%ymm7\n\t"
+                     "dec %%rcx\n\t"
+                     "jnz 1b\n\t"
+                     "vpaddw %%ymm1, %%ymm0, %%ymm0\n\t"
+                     "vpaddw %%ymm3, %%ymm2, %%ymm2\n\t"
+                     "vpaddw %%ymm5, %%ymm4, %%ymm4\n\t"
+                     "vpaddw %%ymm7, %%ymm6, %%ymm6\n\t"
+                     "vpaddw %%ymm2, %%ymm0, %%ymm0\n\t"
+                     "vpaddw %%ymm6, %%ymm4, %%ymm4\n\t"
+                     "vpaddw %%ymm4, %%ymm0, %%ymm0\n\t"
+                     "vmovdqu %%ymm0, %[o]\n\t"
+                     "vzeroupper"
+                     : [o] "=m"(o)
+                     : [n] "r"(ITERS)
+                     : "rcx", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9",
+                       "xmm10", "xmm11", "xmm12", "xmm13", "cc");
     r->sink = o[0];
-    r->ops = (double)ITERS * 6 * 32 * 2;
+    r->ops = (double)ITERS * 8 * 32 * 2;
 #endif
     return NULL;
 }

@@ -149,7 +149,7 @@ BN_AI void fdot_tile(const void *const *w, const int RB, const void *const *x, c
         for (int j = 0; j < 4; j++) acc[i][j] = _mm256_setzero_ps();
     const int64_t K32 = K & ~(int64_t)31;
     /* the RB rows are adjacent: prefetch the tile's stream linearly, a tile + 4 KB ahead */
-    const char *pf = (const char *)w[0] + (size_t)RB * (size_t)K * (F16 ? 2 : 4) + 4096;
+    const char *pf = (const char *)w[0] + (size_t)RB * (size_t)K * (F16 ? 2 : 4) + BN_PF_AHEAD;
     for (int64_t k = 0; k < K32; k += 32) {
         __m256 xv[4][4];
 #pragma GCC unroll 4

@@ -40,7 +40,7 @@ BN_AI void z_i2s_gemv_tile(const uint8_t *w0, size_t rb, const int RB, const int
     for (int r = 0; r < RB; r++)
 #pragma GCC unroll 4
         for (int g = 0; g < 4; g++) acc[r][g] = _mm512_setzero_si512();
-    const char *pf = (const char *)w0 + (size_t)RB * rb + 4096;
+    const char *pf = (const char *)w0 + (size_t)RB * rb + BN_PF_AHEAD;
     int64_t b = 0;
     for (; b + 2 <= nb; b += 2) {
         const int8_t *qb = q + 128 * b;
@@ -317,7 +317,7 @@ BN_AI __m512 z_ld(const void *p, int64_t k, const int F16) {
 BN_AI void z_tile(const void *const *w, const int RB, const void *x, const int XF, int64_t K, const int F16, float *out) {
     __m512 acc[4][2];
     /* rows of a tile are adjacent: prefetch the stream linearly, a tile + 4 KB ahead */
-    const char *pf = (const char *)w[0] + (size_t)RB * (size_t)K * (F16 ? 2 : 4) + 4096;
+    const char *pf = (const char *)w[0] + (size_t)RB * (size_t)K * (F16 ? 2 : 4) + BN_PF_AHEAD;
 #pragma GCC unroll 4
     for (int r = 0; r < RB; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
     const int64_t K32 = K & ~(int64_t)31;

@@ -319,6 +319,42 @@ static void i2s_hand(void) {
     }
 }
 
+/* A batch bigger than one activation chunk (bn_kernels_matmul_via cuts a
+ * batch into ~256 KB pieces): the table's matmul must equal one direct call
+ * of its kernel over all tokens, and the scalar table, bit for bit. K = 8192
+ * makes the chunks 8-32 tokens, so 70 tokens give several chunks and a tail
+ * that is not a multiple of the 4-token tiles. */
+static void chunked_batch(const bn_kernels *k, uint32_t type) {
+    const bn_kernels *ref = bn_kernels_for(BN_ISA_SCALAR);
+    const int64_t K = 8192, M = 5;
+    const int n = 70;
+    char path[64];
+    bn_kernels_path(k, type, path, sizeof path);
+    float *w = malloc(sizeof(float) * (size_t)(K * M));
+    float *x = malloc(sizeof(float) * (size_t)(K * n));
+    make_weights(w, K * M, type, WT_TERNARY_RANDOM);
+    make_acts(x, K * n, ACT_RANDOM);
+    size_t nbytes;
+    uint8_t *buf = quantize_weights(w, K, M, type, &nbytes);
+    bn_qmat qm;
+    bn_act a;
+    bn_err e;
+    float *y_ref = malloc(sizeof(float) * (size_t)(M * n)), *y_dir = malloc(sizeof(float) * (size_t)(M * n));
+    float *y_k = malloc(sizeof(float) * (size_t)(M * n));
+    if (make_qmat(&qm, type, K, M, buf, nbytes) || bn_act_alloc(&a, bn_act_kind_for(type), K, n, &e)) {
+        CHECK(0, "%s: chunked setup", path);
+    } else {
+        bn_act_quantize(ref, &a, x, K, n);
+        ref->matmul(&qm, &a, 0, M, y_ref, M);
+        k->mm[bn_wkind_of(type)](&qm, &a, 0, M, y_dir, M);
+        k->matmul(&qm, &a, 0, M, y_k, M);
+        CHECK(!memcmp(y_k, y_dir, sizeof(float) * (size_t)(M * n)) && !memcmp(y_k, y_ref, sizeof(float) * (size_t)(M * n)),
+              "%s: %d tokens in activation chunks == one direct call == scalar, bitwise", path, n);
+        bn_act_free(&a);
+    }
+    free(w); free(x); free(buf); free(y_ref); free(y_dir); free(y_k);
+}
+
 int main(void) {
     bn_cpu_info ci;
     bn_cpu_detect(&ci);
@@ -344,6 +380,7 @@ int main(void) {
             bn_kernels_path(k, ty, path, sizeof path);
             printf("# %s: %s (%s)\n", k->name, path, bn_kernels_is_native(k, ty) ? "native" : "fallback");
             compare_table(k, ty);
+            chunked_batch(k, ty);
         }
     }
     /* The tables bn_kernels_for does not pick on this CPU but that it can run:

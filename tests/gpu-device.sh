@@ -46,11 +46,11 @@ A="1 450 4996 17354 1701 29916"
 B="1"
 C="1 9038 2501 263 931 29892 297 263 2319 5720 472 278 7636 310 263 6501 13569 29892 727 10600 385 2030 12006 28107 1058 1634 29874 2859 1432 9391 12006 297 4726 5174 278 697 393 18757 2038 670 1914 3050 29889"
 
-# gpu_vs_cpu MODEL IDS TAG: prompt rows (one batch) of --device cuda vs --device cpu
+# gpu_vs_cpu MODEL IDS TAG [FLAG]: prompt rows (one batch) of --device cuda vs --device cpu
 gpu_vs_cpu() {
-    local m=$1 ids=$2 tag=$3
-    echo "$ids" | bn-forward -m "$m" --ids -t "$NT" --device cpu --dump-logits "$W/$tag.cpu.logt" >/dev/null || return 1
-    echo "$ids" | bn-forward -m "$m" --ids --device "${GPUDEV:-cuda}" --strict --dump-logits "$W/$tag.gpu.logt" >/dev/null || return 1
+    local m=$1 ids=$2 tag=$3 flag=${4:-}
+    echo "$ids" | bn-forward -m "$m" --ids $flag -t "$NT" --device cpu --dump-logits "$W/$tag.cpu.logt" >/dev/null || return 1
+    echo "$ids" | bn-forward -m "$m" --ids $flag --device "${GPUDEV:-cuda}" --strict --dump-logits "$W/$tag.gpu.logt" >/dev/null || return 1
     "$TB/logt-compare" --quiet --max-abs 0.05 --argmax-all "$W/$tag.gpu.logt" "$W/$tag.cpu.logt"
 }
 # teacher MODEL IDS GEN_TXT TAG: the prompt as one batch, then each id of GEN_TXT
@@ -108,6 +108,12 @@ for p in A B C; do
         --argmax-margin 0.25 "$W/i2s$p.gpu.logt" "$FX/ref/bitnetcpp-i2_s/$p.prompt.logits"
     check "fixture I2_S prompt $p: 32 greedy steps on the GPU and the CPU (reported)" greedy "$FX/tiny-b158-i2_s.gguf" "$ids" 32
 done
+
+# A Q8_0 head (requantized at load): the GPU's q8_0 activation quantizer and
+# head GEMV; on an H200 the rows came out bitwise equal to the CPU's once the
+# quantizer stored its scale right (before, every scale's low byte was 0).
+check "fixture I2_S prompt C, --head q8_0: GPU vs CPU, every row <= 0.05, same argmax" \
+    gpu_vs_cpu "$FX/tiny-b158-i2_s.gguf" "$C" i2sCq8 "--head q8_0"
 
 K=$root/models/kjv-bitnet-tiny-i2_s.gguf
 kids=$(od -An -v -td4 -w4 "$KJV/ref_ids.bin" | tr -s ' \n' ' ')

@@ -238,19 +238,25 @@ void cu_quant_q8k(cudaStream_t s, const float *xn, int n, int K, uint8_t *out) {
     k_quant_q8k<<<(unsigned)((tot + wpb - 1) / wpb), wpb * 32, 0, s>>>(xn, tot, K / 256, K, out);
 }
 
-/* quantize_row_q8_0_ref: one thread per 32-block; d = amax/127, q = roundf(x/d). */
+/* quantize_row_q8_0_ref: one thread per 32-block; d = amax/127, q = roundf(x/d).
+ * The block is written as 17 aligned 16-bit words (34 * blk is even): written
+ * byte by byte (or the scale by memcpy), nvcc 13 -O3 code on an H200 left the
+ * scale's low byte 0 in every block while computing it right (a standalone
+ * repro printed hb 0x25e9 and stored 00 25); test_gpu's quantizer case caught it. */
 __global__ void k_quant_q8_0(const float *__restrict__ xn, int64_t nblk_total, uint8_t *out) {
     const int64_t blk = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (blk >= nblk_total) return;
     const float *x = xn + blk * 32;
-    uint8_t *y = out + blk * BN_CU_Q8_0_BYTES;
+    uint16_t *y = (uint16_t *)(out + blk * BN_CU_Q8_0_BYTES);
     float amax = 0.0f;
     for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(x[j]));
     const float d = amax / ((1 << 7) - 1);
     const float id = d ? 1.0f / d : 0.0f;
-    const __half hd = __float2half_rn(d);
-    memcpy(y, &hd, 2);
-    for (int j = 0; j < 32; j++) y[2 + j] = (uint8_t)(int8_t)roundf(x[j] * id);
+    y[0] = __half_as_ushort(__float2half_rn(d));
+    for (int j = 0; j < 16; j++) {
+        const unsigned lo = (uint8_t)(int8_t)roundf(x[2 * j] * id), hi = (uint8_t)(int8_t)roundf(x[2 * j + 1] * id);
+        y[1 + j] = (uint16_t)(lo | hi << 8);
+    }
 }
 
 void cu_quant_q8_0(cudaStream_t s, const float *xn, int n, int K, uint8_t *out) {

@@ -148,6 +148,17 @@ static int quant_cases(void) {
             while (g[at] == ((const uint8_t *)a.data)[at]) at++;
             printf("# act kind %d differs: first at byte %zu (row %zu): gpu 0x%02x, cpu 0x%02x\n", kinds[i], at,
                    at / a.row_bytes, g[at], ((const uint8_t *)a.data)[at]);
+            if (kinds[i] == BN_ACT_Q8_0) { /* the whole 34-byte block and its input, to tell d from q */
+                const size_t b0 = at / sizeof(bn_block_q8_0) * sizeof(bn_block_q8_0);
+                const float *xb = x + b0 / sizeof(bn_block_q8_0) * BN_QK8_0;
+                printf("# block at byte %zu: gpu", b0);
+                for (size_t j = 0; j < sizeof(bn_block_q8_0); j++) printf(" %02x", g[b0 + j]);
+                printf("\n# block at byte %zu: cpu", b0);
+                for (size_t j = 0; j < sizeof(bn_block_q8_0); j++) printf(" %02x", ((const uint8_t *)a.data)[b0 + j]);
+                printf("\n# x:");
+                for (int j = 0; j < BN_QK8_0; j++) printf(" %a", (double)xb[j]);
+                printf("\n");
+            }
             ok = 0;
         }
         free(g);

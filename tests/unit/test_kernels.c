@@ -170,6 +170,26 @@ static int k_values(uint32_t type, int64_t *ks) {
 }
 
 /* One table vs scalar for one type over shapes x activation modes. */
+/* One case's operands: n x K float activations (returned) and M x K weights
+ * quantized into *buf (freed by the caller) and viewed by *qm; NULL, with
+ * nothing left allocated, if the view is rejected. */
+static float *make_case(uint32_t type, int64_t K, int64_t M, int n, int wmode, int amode, bn_qmat *qm, uint8_t **buf) {
+    float *w = malloc(sizeof(float) * (size_t)(K * M));
+    float *x = malloc(sizeof(float) * (size_t)(K * n));
+    make_weights(w, K * M, type, wmode);
+    make_acts(x, K * n, amode);
+    size_t nbytes;
+    *buf = quantize_weights(w, K, M, type, &nbytes);
+    free(w);
+    if (make_qmat(qm, type, K, M, *buf, nbytes)) {
+        free(x);
+        free(*buf);
+        *buf = NULL;
+        return NULL;
+    }
+    return x;
+}
+
 static void compare_table(const bn_kernels *k, uint32_t type) {
     const bn_kernels *ref = bn_kernels_for(BN_ISA_SCALAR);
     int64_t ks[8];
@@ -188,19 +208,15 @@ static void compare_table(const bn_kernels *k, uint32_t type) {
             const int n = im >= ACT_MODES ? 1 : 2 + (int)((ik * 3 + mode) % 8);
             int wmode = mode == ACT_SATURATE ? WT_ALL_PLUS : mode == ACT_ZERO ? WT_ALL_MINUS
                       : mode == ACT_TINY ? WT_ZERO_HEAVY : WT_TERNARY_RANDOM;
-            float *w = malloc(sizeof(float) * (size_t)(K * M));
-            float *x = malloc(sizeof(float) * (size_t)(K * n));
-            make_weights(w, K * M, type, wmode);
-            make_acts(x, K * n, mode);
-            size_t nbytes;
-            uint8_t *buf = quantize_weights(w, K, M, type, &nbytes);
             bn_qmat qm;
+            uint8_t *buf;
+            float *x = make_case(type, K, M, n, wmode, mode, &qm, &buf);
             bn_act a_ref, a_k;
             bn_err e;
-            if (make_qmat(&qm, type, K, M, buf, nbytes) ||
-                bn_act_alloc(&a_ref, bn_act_kind_for(type), K, n, &e) || bn_act_alloc(&a_k, bn_act_kind_for(type), K, n, &e)) {
+            if (!x || bn_act_alloc(&a_ref, bn_act_kind_for(type), K, n, &e) ||
+                bn_act_alloc(&a_k, bn_act_kind_for(type), K, n, &e)) {
                 CHECK(0, "%s: setup K=%lld", path, (long long)K);
-                free(w); free(x); free(buf);
+                free(x); free(buf);
                 return;
             }
             bn_act_quantize(ref, &a_ref, x, K, n);
@@ -238,7 +254,7 @@ static void compare_table(const bn_kernels *k, uint32_t type) {
             cases++;
             bn_act_free(&a_ref);
             bn_act_free(&a_k);
-            free(w); free(x); free(buf); free(y_ref); free(y_k);
+            free(x); free(buf); free(y_ref); free(y_k);
         }
     }
     CHECK(bad_act == 0, "%s vs scalar: activations bytewise equal (%d cases) %s", path, cases, bad_act ? first_bad : "");
@@ -330,18 +346,14 @@ static void chunked_batch(const bn_kernels *k, uint32_t type) {
     const int n = 70;
     char path[64];
     bn_kernels_path(k, type, path, sizeof path);
-    float *w = malloc(sizeof(float) * (size_t)(K * M));
-    float *x = malloc(sizeof(float) * (size_t)(K * n));
-    make_weights(w, K * M, type, WT_TERNARY_RANDOM);
-    make_acts(x, K * n, ACT_RANDOM);
-    size_t nbytes;
-    uint8_t *buf = quantize_weights(w, K, M, type, &nbytes);
     bn_qmat qm;
+    uint8_t *buf;
+    float *x = make_case(type, K, M, n, WT_TERNARY_RANDOM, ACT_RANDOM, &qm, &buf);
     bn_act a;
     bn_err e;
     float *y_ref = malloc(sizeof(float) * (size_t)(M * n)), *y_dir = malloc(sizeof(float) * (size_t)(M * n));
     float *y_k = malloc(sizeof(float) * (size_t)(M * n));
-    if (make_qmat(&qm, type, K, M, buf, nbytes) || bn_act_alloc(&a, bn_act_kind_for(type), K, n, &e)) {
+    if (!x || bn_act_alloc(&a, bn_act_kind_for(type), K, n, &e)) {
         CHECK(0, "%s: chunked setup", path);
     } else {
         bn_act_quantize(ref, &a, x, K, n);
@@ -352,7 +364,7 @@ static void chunked_batch(const bn_kernels *k, uint32_t type) {
               "%s: %d tokens in activation chunks == one direct call == scalar, bitwise", path, n);
         bn_act_free(&a);
     }
-    free(w); free(x); free(buf); free(y_ref); free(y_dir); free(y_k);
+    free(x); free(buf); free(y_ref); free(y_dir); free(y_k);
 }
 
 int main(void) {

@@ -8,6 +8,9 @@
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
+#if defined(__linux__)
+#include <sys/syscall.h>
+#endif
 static unsigned long long xgetbv0(void) {
     unsigned int lo, hi;
     __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
@@ -67,6 +70,8 @@ void bn_cpu_detect(bn_cpu_info *ci) {
         ci->avx512bw = zmm && (b & (1u << 30));
         ci->avx512vl = zmm && (b & (1u << 31));
         ci->avx512vnni = zmm && (c & (1u << 11));
+        /* AMX-TILE (edx 24), AMX-INT8 (edx 25); XCR0 17-18: XTILECFG, XTILEDATA */
+        ci->amx_int8 = ci->avx512vnni && (d & (1u << 24)) && (d & (1u << 25)) && (xcr0 & 0x60000) == 0x60000;
     }
     if (!ymm) ci->fma = ci->f16c = false;
 #elif defined(__aarch64__)
@@ -74,6 +79,19 @@ void bn_cpu_detect(bn_cpu_info *ci) {
 #if defined(__linux__)
     ci->dotprod = (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) != 0;
 #endif
+#endif
+}
+
+/* Linux keeps the 8 KB of AMX tile data out of a process's signal frames
+ * and context switches until it asks; asking again is harmless. */
+bool bn_cpu_amx_enable(const bn_cpu_info *ci) {
+    const char *env = getenv("BN_AMX");
+    if (!ci->amx_int8 || (env && !strcmp(env, "0"))) return false;
+#if defined(__x86_64__) && defined(__linux__) && defined(SYS_arch_prctl)
+    enum { ARCH_REQ_XCOMP_PERM = 0x1023, XFEATURE_XTILEDATA = 18 };
+    return syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) == 0;
+#else
+    return false;
 #endif
 }
 

@@ -21,6 +21,7 @@ typedef enum bn_isa {
 typedef struct bn_cpu_info {
     bool avx2, fma, f16c;
     bool avx512f, avx512bw, avx512vl, avx512vnni;
+    bool amx_int8; /* AMX-TILE + AMX-INT8 in the CPU and tile state enabled by the OS */
     bool neon, dotprod;
     int n_cores;   /* physical cores (best effort), >= 1 */
     int n_logical; /* online logical CPUs, >= 1 */
@@ -28,6 +29,11 @@ typedef struct bn_cpu_info {
 
 /* Read the features of this CPU (cpuid / getauxval). Pure function of the machine. */
 void bn_cpu_detect(bn_cpu_info *ci);
+
+/* Ask the kernel for permission to use AMX tile data in this process (Linux
+ * 5.16+: arch_prctl ARCH_REQ_XCOMP_PERM); idempotent. False when the CPU or
+ * OS lacks AMX, when refused, or when BN_AMX=0 turns it off. */
+bool bn_cpu_amx_enable(const bn_cpu_info *ci);
 
 /* Is this ISA's code compiled into the binary (x86 builds carry AVX2 and AVX-512,
  * aarch64 builds carry NEON)? */

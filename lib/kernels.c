@@ -155,6 +155,7 @@ const bn_kernels *bn_kernels_for(bn_isa isa) {
     case BN_ISA_AVX512: {
         bn_cpu_info ci;
         bn_cpu_detect(&ci);
+        if (bn_cpu_amx_enable(&ci)) return &bn_kernels_avx512_amx;
         return ci.avx512vnni ? &bn_kernels_avx512_vnni : &bn_kernels_avx512;
     }
 #endif
@@ -198,7 +199,8 @@ void bn_kernels_matmul_via(const bn_kernels *k, const bn_qmat *W, const bn_act *
                            int64_t r0, int64_t r1, float *Y, int64_t ldy) {
     int w = bn_wkind_of(W->type);
     if (w < 0 || a->n <= 0 || r1 <= r0) return;
-    int chunk = (int)(BN_MM_CHUNK_BYTES / (a->row_bytes ? a->row_bytes : 1)) & ~3;
+    size_t bytes = k->mm_chunk[w] ? k->mm_chunk[w] : BN_MM_CHUNK_BYTES;
+    int chunk = (int)(bytes / (a->row_bytes ? a->row_bytes : 1)) & ~3;
     if (chunk < 4) chunk = 4;
     for (int t0 = 0; t0 < a->n; t0 += chunk) {
         bn_act part = *a;

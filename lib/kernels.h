@@ -74,7 +74,7 @@ typedef void (*bn_quantize_act_fn)(bn_act *a, const float *X, int64_t ldx, int t
 
 typedef struct bn_kernels {
     bn_isa isa;
-    const char *name; /* "scalar", "avx2", "avx512", "avx512-vnni", "neon", "neon-dotprod" */
+    const char *name; /* "scalar", "avx2", "avx512", "avx512-vnni", "avx512-amx", "neon", "neon-dotprod" */
 
     /* Quantize rows [t0, t1) of X (row stride ldx floats) into a (rows t0..t1-1). */
     void (*quantize_act)(bn_act *a, const float *X, int64_t ldx, int t0, int t1);
@@ -89,6 +89,10 @@ typedef struct bn_kernels {
     const char *mm_isa[BN_W_COUNT];
     bn_quantize_act_fn qa[BN_ACT_COUNT];
     const char *qa_isa[BN_ACT_COUNT];
+    /* Bytes of activations per batch chunk for a slot (0: the default, see
+     * bn_kernels_matmul_via): kernels that repack their operands per call
+     * want bigger chunks than ones that stream them. */
+    size_t mm_chunk[BN_W_COUNT];
 } bn_kernels;
 
 /* The table for an ISA (NULL if not compiled in). */
@@ -115,6 +119,7 @@ extern const bn_kernels bn_kernels_scalar;
 extern const bn_kernels bn_kernels_avx2;
 extern const bn_kernels bn_kernels_avx512;      /* no VNNI: AVX2 integer kernels */
 extern const bn_kernels bn_kernels_avx512_vnni;
+extern const bn_kernels bn_kernels_avx512_amx; /* VNNI + AMX tiles for I2_S batches */
 extern const bn_kernels bn_kernels_neon;
 extern const bn_kernels bn_kernels_neon_dotprod;
 
@@ -159,6 +164,11 @@ void bn_mm_q6_K_avx2(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, 
 void bn_mm_q8_0_avx2(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy);
 void bn_mm_f16_avx2(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy);
 void bn_mm_f32_avx2(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy);
+
+/* AVX-512 VNNI I2_S (lib/kernels_avx512.c) and the AMX batch kernel built on
+ * it (lib/kernels_amx_avx512.c; needs bn_cpu_amx_enable first). */
+void bn_mm_i2s_vnni(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy);
+void bn_mm_i2s_amx(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy);
 
 /* The I2_S epilogue shared by every ISA (one formula, so results are bitwise
  * equal): y = ((float)sumi - (float)act_sum) / act_scale * w_scale. */

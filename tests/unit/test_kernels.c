@@ -339,11 +339,14 @@ static void i2s_hand(void) {
  * batch into ~256 KB pieces): the table's matmul must equal one direct call
  * of its kernel over all tokens, and the scalar table, bit for bit. K = 8192
  * makes the chunks 8-32 tokens, so 70 tokens give several chunks and a tail
- * that is not a multiple of the 4-token tiles. */
+ * that is not a multiple of the 4-token tiles; 37 rows are two 16-row AMX
+ * panels and a tail. */
 static void chunked_batch(const bn_kernels *k, uint32_t type) {
     const bn_kernels *ref = bn_kernels_for(BN_ISA_SCALAR);
-    const int64_t K = 8192, M = 5;
-    const int n = 70;
+    const int64_t K = 8192, M = 37;
+    /* a table with bigger chunks for the slot (AMX: 1 MB) gets more tokens */
+    const size_t chunk = k->mm_chunk[bn_wkind_of(type)];
+    const int n = chunk > (256u << 10) ? 2 * (int)(chunk / (size_t)K) + 7 : 70;
     char path[64];
     bn_kernels_path(k, type, path, sizeof path);
     bn_qmat qm;
@@ -365,6 +368,52 @@ static void chunked_batch(const bn_kernels *k, uint32_t type) {
         bn_act_free(&a);
     }
     free(x); free(buf); free(y_ref); free(y_dir); free(y_k);
+}
+
+/* Shapes big enough for the wide batch tiles (AMX: 16 or 32 rows x 16 or 32
+ * tokens, with row and token tails), rows computed in two calls split at an
+ * odd boundary, against the scalar table bit for bit. Weights all +1 with
+ * saturated activations give the largest sums the int8 paths can form. */
+static void big_tiles(const bn_kernels *k, uint32_t type) {
+    const bn_kernels *ref = bn_kernels_for(BN_ISA_SCALAR);
+    static const int64_t Ms[] = { 16, 33, 70 };
+    static const int ns[] = { 16, 17, 47, 70, 300 };
+    const int64_t K = type == BN_TYPE_I2_S ? 384 : type == BN_TYPE_Q8_0 ? 96 : 512;
+    const int64_t Kbig = type == BN_TYPE_F16 || type == BN_TYPE_F32 ? 1000 : 6912;
+    char path[64], first_bad[160] = "";
+    bn_kernels_path(k, type, path, sizeof path);
+    int cases = 0, bad = 0;
+    for (int iM = 0; iM < 3; iM++)
+        for (int in = 0; in < 5; in++)
+            for (int big = 0; big < 2; big++) {
+                const int64_t M = Ms[iM], KK = big ? Kbig : K;
+                const int n = ns[in];
+                const int amode = (iM + in + big) % 2 ? ACT_SATURATE : ACT_RANDOM;
+                bn_qmat qm;
+                uint8_t *buf;
+                float *x = make_case(type, KK, M, n, amode == ACT_SATURATE ? WT_ALL_PLUS : WT_TERNARY_RANDOM, amode, &qm, &buf);
+                bn_act a;
+                bn_err e;
+                float *y_ref = malloc(sizeof(float) * (size_t)(M * n)), *y_k = malloc(sizeof(float) * (size_t)(M * n));
+                if (!x || !y_ref || !y_k || bn_act_alloc(&a, bn_act_kind_for(type), KK, n, &e)) {
+                    CHECK(0, "%s: big tile setup", path);
+                    free(x); free(buf); free(y_ref); free(y_k);
+                    return;
+                }
+                bn_act_quantize(ref, &a, x, KK, n);
+                ref->matmul(&qm, &a, 0, M, y_ref, M);
+                const int64_t split = M > 40 ? 37 : 5;
+                k->matmul(&qm, &a, 0, split, y_k, M);
+                k->matmul(&qm, &a, split, M, y_k, M);
+                if (memcmp(y_ref, y_k, sizeof(float) * (size_t)(M * n))) {
+                    bad++;
+                    if (!first_bad[0]) snprintf(first_bad, sizeof first_bad, "M=%lld n=%d K=%lld", (long long)M, n, (long long)KK);
+                }
+                cases++;
+                bn_act_free(&a);
+                free(x); free(buf); free(y_ref); free(y_k);
+            }
+    CHECK(bad == 0, "%s vs scalar: wide tiles (M 16..70, n 16..300, row split), bitwise (%d cases) %s", path, cases, first_bad);
 }
 
 int main(void) {
@@ -393,6 +442,7 @@ int main(void) {
             printf("# %s: %s (%s)\n", k->name, path, bn_kernels_is_native(k, ty) ? "native" : "fallback");
             compare_table(k, ty);
             chunked_batch(k, ty);
+            big_tiles(k, ty);
         }
     }
     /* The tables bn_kernels_for does not pick on this CPU but that it can run:
@@ -403,6 +453,17 @@ int main(void) {
         ran++;
         for (size_t i = 0; i < sizeof all_types / sizeof all_types[0]; i++) compare_table(&bn_kernels_avx512, all_types[i]);
     }
+    /* with AMX the VNNI table is the one bn_kernels_for does not pick */
+    if (bn_isa_supported(&ci, BN_ISA_AVX512) && ci.avx512vnni && bn_kernels_for(BN_ISA_AVX512) != &bn_kernels_avx512_vnni) {
+        printf("# running table %s (the no-AMX variant)\n", bn_kernels_avx512_vnni.name);
+        ran++;
+        for (size_t i = 0; i < sizeof all_types / sizeof all_types[0]; i++) {
+            compare_table(&bn_kernels_avx512_vnni, all_types[i]);
+            big_tiles(&bn_kernels_avx512_vnni, all_types[i]);
+        }
+    }
+    printf("# AMX-INT8: %s\n", bn_kernels_for(BN_ISA_AVX512) == &bn_kernels_avx512_amx ? "in use (table avx512-amx)"
+                                 : ci.amx_int8 ? "in the CPU but not enabled (BN_AMX=0 or refused)" : "not in this CPU");
 #endif
 #if defined(__aarch64__)
     if (bn_isa_supported(&ci, BN_ISA_NEON) && ci.dotprod) {

@@ -81,9 +81,13 @@ setup_file() {
         [ "$out" = "$ref" ]
         cmp "$W/t1.logt" "$W/t$t.logt"
     done
-    for cpu in scalar avx2 avx512; do
-        grep -q avx512f /proc/cpuinfo || [ $cpu != avx512 ] || continue
-        out=$(echo "$p" | BN_CPU=$cpu bn-forward -m "$W/i2s.gguf" --ids --greedy 8 -t 2 --dump-logits "$W/c_$cpu.logt")
+    # 36 prompt tokens: the wide batch tiles (AMX takes batches of 16+), with
+    # BN_AMX=0 the AVX-512 VNNI kernels instead
+    p36="$p $p $p"
+    for cpu in scalar avx2 avx512 avx512-noamx; do
+        grep -q avx512f /proc/cpuinfo || [ ${cpu%-noamx} != avx512 ] || continue
+        amx=1; [ $cpu = avx512-noamx ] && amx=0
+        out=$(echo "$p36" | BN_AMX=$amx BN_CPU=${cpu%-noamx} bn-forward -m "$W/i2s.gguf" --ids --greedy 8 -t 2 --dump-logits "$W/c_$cpu.logt")
         cmp "$W/c_scalar.logt" "$W/c_$cpu.logt"
     done
 }

@@ -177,7 +177,9 @@ struct bn_gguf {
     char *path;
     const uint8_t *base;
     uint64_t size;
-    bool mapped;
+    bool mapped, copied;
+    void *map_base;  /* what munmap gets (the copy's over-allocated region), NULL: base */
+    size_t map_len;
     uint32_t version, alignment;
     uint64_t data_offset;
     bn_gguf_kv *kv;
@@ -562,8 +564,50 @@ static int open_common(bn_gguf **out, bn_gguf *g, bn_err *e) {
     return 0;
 }
 
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+
+/* The whole file read into private anonymous memory advised for 2 MB pages,
+ * then made read-only. The pages are faulted in before the read: pread into
+ * unfaulted huge-page memory took 3.2 s for 1.2 GB on the SPR VM, 0.14 s of
+ * faults + 0.18 s of reading this way. */
+static int read_huge(bn_gguf *g, int fd, bn_err *e) {
+    const size_t huge = (size_t)2 << 20;
+    size_t len;
+    if (!bn_add_size((size_t)g->size, 2 * huge - 1, &len)) return bn_errf(e, "%s: load: file too large", g->path);
+    len &= ~(huge - 1);
+    void *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED) return bn_errf(e, "%s: load: %s (%zu bytes)", g->path, strerror(errno), len);
+    g->map_base = m;
+    g->map_len = len;
+    uint8_t *p = (uint8_t *)(((uintptr_t)m + huge - 1) & ~(uintptr_t)(huge - 1));
+    const size_t span = len - (size_t)(p - (uint8_t *)m);
+#if defined(MADV_HUGEPAGE)
+    madvise(p, span, MADV_HUGEPAGE);
+#endif
+    madvise(p, span, MADV_POPULATE_WRITE); /* Linux >= 5.14; otherwise pages fault during the read */
+    uint64_t off = 0;
+    while (off < g->size) {
+        size_t want = g->size - off > ((uint64_t)64 << 20) ? (size_t)64 << 20 : (size_t)(g->size - off);
+        ssize_t k = pread(fd, p + off, want, (off_t)off);
+        if (k < 0 && errno == EINTR) continue;
+        if (k < 0) return bn_errf(e, "%s: read: %s", g->path, strerror(errno));
+        if (k == 0) return bn_errf(e, "%s: read: file shrank to %llu bytes while loading", g->path, (unsigned long long)off);
+        off += (uint64_t)k;
+    }
+    const long page = sysconf(_SC_PAGESIZE);
+    mprotect(p, ((size_t)g->size + (size_t)page - 1) & ~((size_t)page - 1), PROT_READ);
+    g->base = p;
+    g->mapped = true;
+    g->copied = true;
+    return 0;
+}
+
 /* Map the file read-only; all views handed out point into this mapping. */
-int bn_gguf_open(bn_gguf **out, const char *path, bn_err *e) {
+int bn_gguf_open(bn_gguf **out, const char *path, bn_err *e) { return bn_gguf_open_ex(out, path, BN_GGUF_MAP, e); }
+
+int bn_gguf_open_ex(bn_gguf **out, const char *path, bn_gguf_load how, bn_err *e) {
     *out = NULL;
     bn_gguf *g = calloc(1, sizeof *g);
     if (!g || !(g->path = strdup(path))) {
@@ -584,6 +628,15 @@ int bn_gguf_open(bn_gguf **out, const char *path, bn_err *e) {
         return -1;
     }
     g->size = (uint64_t)st.st_size;
+    if (g->size > 0 && how == BN_GGUF_COPY_HUGE) {
+        int rc = read_huge(g, fd, e);
+        close(fd);
+        if (rc) {
+            bn_gguf_close(g);
+            return -1;
+        }
+        return open_common(out, g, e);
+    }
     if (g->size > 0) {
         void *m = mmap(NULL, (size_t)g->size, PROT_READ, MAP_PRIVATE, fd, 0);
         if (m == MAP_FAILED) {
@@ -607,7 +660,7 @@ int bn_gguf_prefault(const bn_gguf *g) {
 #ifndef MADV_POPULATE_READ
 #define MADV_POPULATE_READ 22
 #endif
-    if (!g->mapped || g->data_offset >= g->size) return -1;
+    if (!g->mapped || g->copied || g->data_offset >= g->size) return -1;
     const long page = sysconf(_SC_PAGESIZE);
     const uint64_t start = g->data_offset & ~(uint64_t)(page - 1);
     return madvise((void *)(uintptr_t)(g->base + start), (size_t)(g->size - start), MADV_POPULATE_READ) == 0 ? 0 : -1;
@@ -657,7 +710,8 @@ int bn_gguf_open_mem(bn_gguf **out, const void *data, size_t len, const char *na
 
 void bn_gguf_close(bn_gguf *g) {
     if (!g) return;
-    if (g->mapped) munmap((void *)g->base, (size_t)g->size);
+    if (g->map_base) munmap(g->map_base, g->map_len);
+    else if (g->mapped) munmap((void *)g->base, (size_t)g->size);
     free(g->kv);
     free(g->t);
     free(g->t_hash);
@@ -666,6 +720,7 @@ void bn_gguf_close(bn_gguf *g) {
 }
 
 const char *bn_gguf_path(const bn_gguf *g) { return g->path; }
+bool bn_gguf_copied(const bn_gguf *g) { return g->copied; }
 uint32_t bn_gguf_version(const bn_gguf *g) { return g->version; }
 uint64_t bn_gguf_file_size(const bn_gguf *g) { return g->size; }
 uint32_t bn_gguf_alignment(const bn_gguf *g) { return g->alignment; }

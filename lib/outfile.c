@@ -67,6 +67,12 @@ int bn_outfile_commit(bn_outfile *o, bn_err *e) {
     int rc = 0;
     if (fflush(o->f) != 0 || ferror(o->f)) rc = bn_errf(e, "%s: write: %s", o->path, strerror(errno ? errno : EIO));
     else if (o->tmp && fsync(fileno(o->f)) != 0) rc = bn_errf(e, "%s: fsync: %s", o->path, strerror(errno));
+    /* The written pages sit in the page cache as 4 KB folios, which a later
+     * mmap of the model maps with 4 KB pages; dropped now (they are clean
+     * after fsync), the first reader's readahead brings the file back in
+     * large folios that map as 2 MB pages: 2b4t decode on the SPR VM 10.0 ->
+     * 11.2 tok/s with 1 thread, 17.6 -> 20.5 with 2. Advice only. */
+    else if (o->tmp) posix_fadvise(fileno(o->f), 0, 0, POSIX_FADV_DONTNEED);
     if (fclose(o->f) != 0 && rc == 0) rc = bn_errf(e, "%s: close: %s", o->path, strerror(errno));
     o->f = NULL;
     if (o->tmp) {

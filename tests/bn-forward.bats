@@ -212,3 +212,19 @@ setup_file() {
         assert_failure 1
     fi
 }
+
+@test "--no-mmap reads the model into memory: receipt says so, logits bitwise those of --mmap; a truncated file fails the same way" {
+    p="1 9038 2501 263 931 29892 297 263"
+    echo "$p" | bn-forward -m "$W/i2s.gguf" --ids --greedy 4 --mmap --dump-logits "$W/mm.logt" >/dev/null
+    run sh -c "echo '$p' | bn-forward -m '$W/i2s.gguf' --ids --greedy 4 --no-mmap -v --dump-logits '$W/cp.logt' 2>&1 >/dev/null"
+    assert_success
+    assert_output --partial "weights=copy"
+    cmp "$W/mm.logt" "$W/cp.logt"
+    head -c 100000 "$W/i2s.gguf" > "$W/trunc.gguf"
+    for m in --mmap --no-mmap; do
+        run sh -c "echo 1 | bn-forward -m '$W/trunc.gguf' --ids $m"
+        assert_failure
+        assert_output --partial "trunc.gguf"
+        [ "${#lines[@]}" -eq 1 ]
+    done
+}

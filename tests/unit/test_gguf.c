@@ -399,6 +399,19 @@ static void test_writer(uint32_t align) {
         int pr = bn_gguf_prefault(g);
         CHECK((pr == 0 || pr == -1) && t0->data[0] == first, "prefault of the mapped file: %d, data unchanged", pr);
     }
+    {   /* the same file read into (huge-page) memory: same header, every tensor's bytes equal */
+        bn_gguf *gc;
+        int rcc = bn_gguf_open_ex(&gc, path, BN_GGUF_COPY_HUGE, &e);
+        int same = rcc == 0 && bn_gguf_copied(gc) && !bn_gguf_copied(g) && bn_gguf_n_tensors(gc) == bn_gguf_n_tensors(g) &&
+                   bn_gguf_data_offset(gc) == bn_gguf_data_offset(g);
+        for (uint64_t i = 0; same && i < bn_gguf_n_tensors(g); i++) {
+            const bn_gguf_tensor *a = bn_gguf_tensor_at(g, i), *c = bn_gguf_tensor_at(gc, i);
+            same = a->nbytes == c->nbytes && a->data != c->data && !memcmp(a->data, c->data, a->nbytes) &&
+                   (uintptr_t)c->data % align == 0;
+        }
+        CHECK(same, "BN_GGUF_COPY_HUGE: a copy with the mapped file's tensors, aligned (%s)", rcc ? e.msg : "ok");
+        if (rcc == 0) bn_gguf_close(gc);
+    }
     uint32_t u32; int32_t i32; uint64_t u64; float f; bool b; bn_gguf_str s;
     CHECK(bn_gguf_get_u32(g, "a.u32", &u32, &e) == 1 && u32 == 123456, "u32 back");
     CHECK(bn_gguf_get_i32(g, "a.i32", &i32, &e) == 1 && i32 == -99, "i32 back");

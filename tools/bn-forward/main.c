@@ -46,6 +46,8 @@ static void usage(FILE *f) {
         "      --ffn-act relu2|silu  override the FFN activation\n"
         "      --head q8_0|q6_k    requantize an f16/f32 output head at load (about half the\n"
         "                          head bytes per decoded token; input embeddings unchanged)\n"
+        "      --mmap, --no-mmap   map the model file (default), or read it into private memory\n"
+        "                          in 2 MB pages: decode up to ~10%% faster, slower load\n"
         "      --logits last|all   rows per tokens frame (default last)\n"
         "      --dump-logits FILE  also write every row produced as a LOGT file\n"
         "      --scores            per-token log-probabilities (SCORES frames) instead of logits\n"
@@ -64,6 +66,7 @@ typedef struct opts {
     long threads, ctx, batch, greedy;
     bn_conn_opts co; /* --timeout, --curve-keys, --insecure */
     int ffn_act, compat, device;
+    int load; /* bn_gguf_load: --mmap (default) or --no-mmap */
     uint32_t head_type;
     bool kv32, all, scores, ids, no_feedback, strict, verbose;
 } opts;
@@ -329,14 +332,14 @@ static bool want_feedback(const opts *o) {
 }
 
 static void parse(int argc, char **argv, opts *o) {
-    enum { O_KV = 256, O_ACT, O_LOGITS, O_DUMP, O_SCORES, O_GREEDY, O_IDS, O_FB, O_NOFB, O_STRICT, O_VER, O_COMPAT, O_DEVICE, O_HEAD };
+    enum { O_KV = 256, O_ACT, O_LOGITS, O_DUMP, O_SCORES, O_GREEDY, O_IDS, O_FB, O_NOFB, O_STRICT, O_VER, O_COMPAT, O_DEVICE, O_HEAD, O_MMAP, O_NOMMAP };
     static const struct option lo[] = {
         {"model", 1, 0, 'm'}, {"in", 1, 0, 'i'}, {"out", 1, 0, 'o'}, {"threads", 1, 0, 't'}, {"ctx", 1, 0, 'c'},
-        {"batch", 1, 0, 'b'}, {"kv", 1, 0, O_KV}, {"ffn-act", 1, 0, O_ACT}, {"compat", 1, 0, O_COMPAT}, {"head", 1, 0, O_HEAD}, {"device", 1, 0, O_DEVICE}, {"logits", 1, 0, O_LOGITS},
+        {"batch", 1, 0, 'b'}, {"kv", 1, 0, O_KV}, {"ffn-act", 1, 0, O_ACT}, {"compat", 1, 0, O_COMPAT}, {"head", 1, 0, O_HEAD}, {"mmap", 0, 0, O_MMAP}, {"no-mmap", 0, 0, O_NOMMAP}, {"device", 1, 0, O_DEVICE}, {"logits", 1, 0, O_LOGITS},
         {"dump-logits", 1, 0, O_DUMP}, {"scores", 0, 0, O_SCORES}, {"greedy", 1, 0, O_GREEDY}, {"ids", 0, 0, O_IDS},
         {"feedback", 1, 0, O_FB}, {"no-feedback", 0, 0, O_NOFB}, {"strict", 0, 0, O_STRICT}, BN_TRANSPORT_LONGOPTS,
         {"verbose", 0, 0, 'v'}, {"help", 0, 0, 'h'}, {"version", 0, 0, O_VER}, {0, 0, 0, 0}};
-    *o = (opts){.in = "-", .out = "-", .compat = -1};
+    *o = (opts){.in = "-", .out = "-", .compat = -1, .load = BN_GGUF_MAP};
     bn_cli_transport_init(T, &o->co);
     int c;
     while ((c = getopt_long(argc, argv, "m:i:o:t:c:b:vh", lo, NULL)) != -1) {
@@ -351,6 +354,8 @@ static void parse(int argc, char **argv, opts *o) {
             if (strcmp(optarg, "f16") && strcmp(optarg, "f32")) bn_die(T, 2, "--kv: want f16 or f32");
             o->kv32 = !strcmp(optarg, "f32");
             break;
+        case O_MMAP: o->load = BN_GGUF_MAP; break;
+        case O_NOMMAP: o->load = BN_GGUF_COPY_HUGE; break;
         case O_HEAD:
             if (!strcmp(optarg, "q8_0")) o->head_type = BN_TYPE_Q8_0;
             else if (!strcmp(optarg, "q6_k")) o->head_type = BN_TYPE_Q6_K;
@@ -420,8 +425,9 @@ static const bn_kernels *pick_kernels(run *r, bn_err *e) {
 
 static int setup(run *r, bn_gguf **g, bn_err *e) {
     const opts *o = r->o;
-    if (bn_gguf_open(g, o->model, e) < 0) return -1;
-    bn_gguf_prefault(*g); /* page tables now, not one fault per page in the first step */
+    const bn_gguf_load how = (bn_gguf_load)o->load;
+    if (bn_gguf_open_ex(g, o->model, how, e) < 0) return -1;
+    if (how == BN_GGUF_MAP) bn_gguf_prefault(*g); /* page tables now, not one fault per page in the first step */
     bn_model_opts mo = {.ffn_act = (bn_ffn_act)o->ffn_act, .strict = o->strict, .head_type = o->head_type};
     if (bn_model_load(&r->m, *g, &mo, e) < 0) return -1;
     if (r->m.warn[0]) bn_warnx(T, "%s", r->m.warn);
@@ -446,7 +452,8 @@ static int setup(run *r, bn_gguf **g, bn_err *e) {
     if (!r->logits || !r->prev) return bn_errf(e, "out of memory for %d logits rows", r->n_batch);
     char rc[200];
     bn_engine_receipt(&r->fw, rc, sizeof rc);
-    snprintf(r->receipt, sizeof r->receipt, "%s act=%s strict=%d", rc, bn_ffn_act_name(r->m.act), o->strict);
+    snprintf(r->receipt, sizeof r->receipt, "%s act=%s strict=%d weights=%s", rc, bn_ffn_act_name(r->m.act), o->strict,
+             bn_gguf_copied(*g) ? "copy" : "mmap");
     if (o->dump && bn_logt_writer_new(&r->dump, o->dump, (uint32_t)r->V, e) < 0) return -1;
     return 0;
 }

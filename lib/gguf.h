@@ -130,13 +130,18 @@ int bn_gguf_open(bn_gguf **out, const char *path, bn_err *e);
  * page cache, instant load). COPY_HUGE: read into private memory advised for
  * transparent 2 MB pages. Decode streams every weight once per token; a page
  * cache holding the file in 4 KB folios (as right after it was written) costs
- * a TLB walk per 4 KB. 2b4t decode on the SPR VM, 1 / 2 threads: mapped from
- * 4 KB folios 10.0 / 17.6 tok/s, from large folios 11.2 / 20.5, copied 11.9 /
- * 22.3; the copy costs 0.3-3 s of load per GB (a VM backs fresh memory slowly). */
+ * a TLB walk per 4 KB, and which folios the cache holds is the kernel's
+ * business (the same file went from 1.12 GB to 67 MB PMD-mapped within an
+ * hour). 2b4t decode on the SPR VM, 1 / 2 threads: mapped from 4 KB folios
+ * 9.8 / 17.6 tok/s, from large folios 11.2 / 20.5, copied 12.0 / 21.9 (0.97 /
+ * 0.96 of the read probe); the copy costs ~0.3 s of load per GB (3 s when the
+ * VM must first back the memory). */
 typedef enum bn_gguf_load { BN_GGUF_MAP = 0, BN_GGUF_COPY_HUGE } bn_gguf_load;
 int bn_gguf_open_ex(bn_gguf **out, const char *path, bn_gguf_load how, bn_err *e);
 /* Whether the file was loaded with BN_GGUF_COPY_HUGE. */
 bool bn_gguf_copied(const bn_gguf *g);
+/* Whether transparent huge pages are on for madvised memory (Linux). */
+bool bn_thp_enabled(void);
 /* The same on a memory buffer (fuzzers, tests); name is used in messages. The
  * buffer must outlive the bn_gguf. */
 int bn_gguf_open_mem(bn_gguf **out, const void *data, size_t len, const char *name, bn_err *e);

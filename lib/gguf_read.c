@@ -604,6 +604,20 @@ static int read_huge(bn_gguf *g, int fd, bn_err *e) {
     return 0;
 }
 
+/* See gguf.h: "[always]" or "[madvise]" in the THP setting. */
+bool bn_thp_enabled(void) {
+#if defined(__linux__)
+    FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
+    if (!f) return false;
+    char line[128] = "";
+    bool on = fgets(line, sizeof line, f) && (strstr(line, "[always]") || strstr(line, "[madvise]"));
+    fclose(f);
+    return on;
+#else
+    return false;
+#endif
+}
+
 /* Map the file read-only; all views handed out point into this mapping. */
 int bn_gguf_open(bn_gguf **out, const char *path, bn_err *e) { return bn_gguf_open_ex(out, path, BN_GGUF_MAP, e); }
 

@@ -46,8 +46,9 @@ static void usage(FILE *f) {
         "      --ffn-act relu2|silu  override the FFN activation\n"
         "      --head q8_0|q6_k    requantize an f16/f32 output head at load (about half the\n"
         "                          head bytes per decoded token; input embeddings unchanged)\n"
-        "      --mmap, --no-mmap   map the model file (default), or read it into private memory\n"
-        "                          in 2 MB pages: decode up to ~10%% faster, slower load\n"
+        "      --mmap, --no-mmap   map the model file, or read it into private memory in 2 MB\n"
+        "                          pages (default where transparent huge pages are on: decode\n"
+        "                          up to 25%% faster than from a mapping, ~0.3 s more load per GB)\n"
         "      --logits last|all   rows per tokens frame (default last)\n"
         "      --dump-logits FILE  also write every row produced as a LOGT file\n"
         "      --scores            per-token log-probabilities (SCORES frames) instead of logits\n"
@@ -66,7 +67,7 @@ typedef struct opts {
     long threads, ctx, batch, greedy;
     bn_conn_opts co; /* --timeout, --curve-keys, --insecure */
     int ffn_act, compat, device;
-    int load; /* bn_gguf_load: --mmap (default) or --no-mmap */
+    int load; /* bn_gguf_load (--mmap, --no-mmap); -1: a copy in huge pages where THP is on, else map */
     uint32_t head_type;
     bool kv32, all, scores, ids, no_feedback, strict, verbose;
 } opts;
@@ -339,7 +340,7 @@ static void parse(int argc, char **argv, opts *o) {
         {"dump-logits", 1, 0, O_DUMP}, {"scores", 0, 0, O_SCORES}, {"greedy", 1, 0, O_GREEDY}, {"ids", 0, 0, O_IDS},
         {"feedback", 1, 0, O_FB}, {"no-feedback", 0, 0, O_NOFB}, {"strict", 0, 0, O_STRICT}, BN_TRANSPORT_LONGOPTS,
         {"verbose", 0, 0, 'v'}, {"help", 0, 0, 'h'}, {"version", 0, 0, O_VER}, {0, 0, 0, 0}};
-    *o = (opts){.in = "-", .out = "-", .compat = -1, .load = BN_GGUF_MAP};
+    *o = (opts){.in = "-", .out = "-", .compat = -1, .load = -1};
     bn_cli_transport_init(T, &o->co);
     int c;
     while ((c = getopt_long(argc, argv, "m:i:o:t:c:b:vh", lo, NULL)) != -1) {
@@ -425,7 +426,7 @@ static const bn_kernels *pick_kernels(run *r, bn_err *e) {
 
 static int setup(run *r, bn_gguf **g, bn_err *e) {
     const opts *o = r->o;
-    const bn_gguf_load how = (bn_gguf_load)o->load;
+    const bn_gguf_load how = o->load >= 0 ? (bn_gguf_load)o->load : bn_thp_enabled() ? BN_GGUF_COPY_HUGE : BN_GGUF_MAP;
     if (bn_gguf_open_ex(g, o->model, how, e) < 0) return -1;
     if (how == BN_GGUF_MAP) bn_gguf_prefault(*g); /* page tables now, not one fault per page in the first step */
     bn_model_opts mo = {.ffn_act = (bn_ffn_act)o->ffn_act, .strict = o->strict, .head_type = o->head_type};

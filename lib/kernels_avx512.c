@@ -386,6 +386,16 @@ static void z_mm_f32(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, 
     z_mm(W, a, r0, r1, Y, ldy, 0);
 }
 
+/* What the three AVX-512 tables share: the AVX2 activation quantizers, and
+ * (VNNI, AMX) every matmul slot but I2_S's. */
+#define Z_QUANTIZERS                                                                                        \
+    .qa = { [BN_ACT_I8S] = bn_qa_i8s_avx2, [BN_ACT_Q8K] = bn_qa_q8k_avx2, [BN_ACT_Q8_0] = bn_qa_q8_0_scalar, \
+            [BN_ACT_F16] = bn_qa_f16_avx2, [BN_ACT_F32] = bn_qa_f32_scalar },                               \
+    .qa_isa = { "avx2", "avx2", "scalar", "avx2", "scalar" }
+#define VNNI_MATMULS(I2S)                                                                                   \
+    [BN_W_I2S] = I2S, [BN_W_TQ2_0] = vnni_mm_tq2_0, [BN_W_TQ1_0] = vnni_mm_tq1_0, [BN_W_Q8_0] = vnni_mm_q8_0, \
+    [BN_W_Q6_K] = bn_mm_q6_K_avx2, [BN_W_F16] = z_mm_f16, [BN_W_F32] = z_mm_f32
+
 BN_KERNELS_ENTRY_POINTS(avx512, bn_kernels_avx512)
 
 BN_KERNELS_ENTRY_POINTS(vnni, bn_kernels_avx512_vnni)
@@ -399,9 +409,7 @@ const bn_kernels bn_kernels_avx512 = {
             [BN_W_Q8_0] = bn_mm_q8_0_avx2, [BN_W_Q6_K] = bn_mm_q6_K_avx2, [BN_W_F16] = z_mm_f16,
             [BN_W_F32] = z_mm_f32 },
     .mm_isa = { "avx2", "avx2", "avx2", "avx2", "avx2", "avx512", "avx512" },
-    .qa = { [BN_ACT_I8S] = bn_qa_i8s_avx2, [BN_ACT_Q8K] = bn_qa_q8k_avx2, [BN_ACT_Q8_0] = bn_qa_q8_0_scalar,
-            [BN_ACT_F16] = bn_qa_f16_avx2, [BN_ACT_F32] = bn_qa_f32_scalar },
-    .qa_isa = { "avx2", "avx2", "scalar", "avx2", "scalar" },
+    Z_QUANTIZERS,
 };
 
 const bn_kernels bn_kernels_avx512_vnni = {
@@ -409,13 +417,9 @@ const bn_kernels bn_kernels_avx512_vnni = {
     .name = "avx512-vnni",
     .quantize_act = vnni_quantize,
     .matmul = vnni_matmul,
-    .mm = { [BN_W_I2S] = vnni_mm_i2s, [BN_W_TQ2_0] = vnni_mm_tq2_0, [BN_W_TQ1_0] = vnni_mm_tq1_0,
-            [BN_W_Q8_0] = vnni_mm_q8_0, [BN_W_Q6_K] = bn_mm_q6_K_avx2, [BN_W_F16] = z_mm_f16,
-            [BN_W_F32] = z_mm_f32 },
+    .mm = { VNNI_MATMULS(vnni_mm_i2s) },
     .mm_isa = { "avx512-vnni", "avx512-vnni", "avx512-vnni", "avx512-vnni", "avx2", "avx512", "avx512" },
-    .qa = { [BN_ACT_I8S] = bn_qa_i8s_avx2, [BN_ACT_Q8K] = bn_qa_q8k_avx2, [BN_ACT_Q8_0] = bn_qa_q8_0_scalar,
-            [BN_ACT_F16] = bn_qa_f16_avx2, [BN_ACT_F32] = bn_qa_f32_scalar },
-    .qa_isa = { "avx2", "avx2", "scalar", "avx2", "scalar" },
+    Z_QUANTIZERS,
 };
 
 BN_KERNELS_ENTRY_POINTS(amx, bn_kernels_avx512_amx)
@@ -426,15 +430,11 @@ const bn_kernels bn_kernels_avx512_amx = {
     .name = "avx512-amx",
     .quantize_act = amx_quantize,
     .matmul = amx_matmul,
-    .mm = { [BN_W_I2S] = bn_mm_i2s_amx, [BN_W_TQ2_0] = vnni_mm_tq2_0, [BN_W_TQ1_0] = vnni_mm_tq1_0,
-            [BN_W_Q8_0] = vnni_mm_q8_0, [BN_W_Q6_K] = bn_mm_q6_K_avx2, [BN_W_F16] = z_mm_f16,
-            [BN_W_F32] = z_mm_f32 },
+    .mm = { VNNI_MATMULS(bn_mm_i2s_amx) },
     /* AMX unpacks a 32-row weight panel per call and pays it back over the
      * chunk's tokens: pp512 on the SPR VM, 1 thread, 256 KB 152 tok/s, 512 KB
      * 185, 1 MB 198, 2 MB 187 (the chunk must stay in the 2 MB L2) */
     .mm_chunk = { [BN_W_I2S] = 1u << 20 },
     .mm_isa = { "avx512-amx", "avx512-vnni", "avx512-vnni", "avx512-vnni", "avx2", "avx512", "avx512" },
-    .qa = { [BN_ACT_I8S] = bn_qa_i8s_avx2, [BN_ACT_Q8K] = bn_qa_q8k_avx2, [BN_ACT_Q8_0] = bn_qa_q8_0_scalar,
-            [BN_ACT_F16] = bn_qa_f16_avx2, [BN_ACT_F32] = bn_qa_f32_scalar },
-    .qa_isa = { "avx2", "avx2", "scalar", "avx2", "scalar" },
+    Z_QUANTIZERS,
 };

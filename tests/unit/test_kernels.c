@@ -464,6 +464,15 @@ int main(void) {
     }
     printf("# AMX-INT8: %s\n", bn_kernels_for(BN_ISA_AVX512) == &bn_kernels_avx512_amx ? "in use (table avx512-amx)"
                                  : ci.amx_int8 ? "in the CPU but not enabled (BN_AMX=0 or refused)" : "not in this CPU");
+    if (bn_isa_supported(&ci, BN_ISA_AVX512)) { /* BN_AMX=0 turns the AMX table off; without AMX it is never picked */
+        const char *old = getenv("BN_AMX");
+        setenv("BN_AMX", "0", 1);
+        const bn_kernels *off = bn_kernels_for(BN_ISA_AVX512);
+        if (old) setenv("BN_AMX", old, 1);
+        else unsetenv("BN_AMX");
+        CHECK(off != &bn_kernels_avx512_amx && (ci.amx_int8 || bn_kernels_for(BN_ISA_AVX512) != &bn_kernels_avx512_amx),
+              "BN_AMX=0 gives %s; the AMX table only where the CPU has AMX-INT8", off->name);
+    }
 #endif
 #if defined(__aarch64__)
     if (bn_isa_supported(&ci, BN_ISA_NEON) && ci.dotprod) {

@@ -228,3 +228,26 @@ setup_file() {
         [ "${#lines[@]}" -eq 1 ]
     done
 }
+
+@test "blocked batch attention (long contexts; forced with BN_ATT_BLOCK_BYTES): bitwise the logits of the unblocked path, every --compat order and --kv type" {
+    grep -q avx512f /proc/cpuinfo || skip "no AVX-512: the blocked path is AVX-512 only"
+    bn-quantize -q --synthetic tiny --dims embd=512,layers=2,heads=8,kv=2 --vocab "$BN_DATA/tokenizer/ggml-vocab-llama-spm.gguf" \
+        -o "$W/hd64b.gguf" --type F32
+    # 1101 tokens in batches of 256: blocks of 8 query tokens at positions > 0, a partial last
+    # block, up to three 512-key tiles; two layers, so every position reaches the last row.
+    # The unblocked AVX-512 path equals the scalar one (the head_dim test above).
+    p="1 $(seq 1 1100 | awk '{printf "%d ", ($1 * 7919) % 31000 + 2}')"
+    for kv in f16 f32; do
+        for c in none bitnet.cpp llama.cpp; do
+            for b in 0 1000000000; do
+                echo "$p" | BN_ATT_BLOCK_BYTES=$b BN_CPU=avx512 bn-forward -m "$W/hd64b.gguf" --ids --greedy 4 -t 2 -b 256 \
+                    -c 2048 --kv $kv --compat $c --dump-logits >(sha256sum > "$W/b_$b.sum") >/dev/null
+            done
+            for f in "$W/b_0.sum" "$W/b_1000000000.sum"; do # the substitutions' sha256sum finishing
+                for _ in $(seq 200); do [ -s "$f" ] && break; sleep 0.1; done
+            done
+            cmp "$W/b_0.sum" "$W/b_1000000000.sum"
+            rm -f "$W"/b_*.sum
+        done
+    done
+}

@@ -708,14 +708,64 @@ __attribute__((target("avx512f,avx512vl,avx2,fma,f16c"))) static void pv8_z(cons
 
 /* P.V of a batch for the G query heads that share one kv head (GQA), in
  * pv8's order: lane m of a column takes rows j = m, m+8, ... by fma in
- * increasing j; lanes reduced as BN_PV8_BODY (pvg_lanes_out). Running the
- * eight lanes one after another instead of interleaved leaves every chain's
- * order alone and lets one load of a V row feed G heads (pv8_z loads each
- * row once per head). This part takes rows [j0, j1) (j0 % 8 == 0) and
- * continues each lane's chain from L[g][m][hd], leaving it there, so a
- * long context can run tile by tile (attention_blocked) with every chain
- * seeing the same rows in the same order. CB registers of 16 columns per
- * pass; columns d .. d + 16 CB. */
+ * increasing j; lanes reduced as BN_PV8_BODY. Running the eight lanes one
+ * after another instead of interleaved leaves every chain's order alone and
+ * lets one load of a V row feed G heads (pv8_z loads each row once per
+ * head). CB registers of 16 columns per pass; columns d .. d + 16 CB. */
+BN_AI_Z void pvg_cols(const float *const *p, const int G, const float *v, int n, int hd, int d, const int CB,
+                      float *const *out) {
+    float lanes[4][8][64];
+    for (int m = 0; m < 8; m++) {
+        __m512 acc[4][4];
+#pragma GCC unroll 4
+        for (int g = 0; g < G; g++)
+#pragma GCC unroll 4
+            for (int c = 0; c < CB; c++) acc[g][c] = _mm512_setzero_ps();
+        for (int jj = m; jj < n; jj += 8) {
+            const float *vj = v + (int64_t)jj * hd + d;
+            __m512 vv[4];
+#pragma GCC unroll 4
+            for (int c = 0; c < CB; c++) vv[c] = _mm512_loadu_ps(vj + 16 * c);
+#pragma GCC unroll 4
+            for (int g = 0; g < G; g++) {
+                const __m512 pj = _mm512_set1_ps(p[g][jj]);
+#pragma GCC unroll 4
+                for (int c = 0; c < CB; c++) acc[g][c] = _mm512_fmadd_ps(pj, vv[c], acc[g][c]);
+            }
+        }
+#pragma GCC unroll 4
+        for (int g = 0; g < G; g++)
+#pragma GCC unroll 4
+            for (int c = 0; c < CB; c++) _mm512_storeu_ps(&lanes[g][m][16 * c], acc[g][c]);
+    }
+    for (int g = 0; g < G; g++)
+        for (int c = 0; c < CB; c++) {
+            __m512 l[8];
+            for (int m = 0; m < 8; m++) l[m] = _mm512_loadu_ps(&lanes[g][m][16 * c]);
+            const __m512 t0 = _mm512_add_ps(l[4], l[0]), t1 = _mm512_add_ps(l[5], l[1]), t2 = _mm512_add_ps(l[6], l[2]),
+                         t3 = _mm512_add_ps(l[7], l[3]);
+            _mm512_storeu_ps(out[g] + d + 16 * c, _mm512_add_ps(_mm512_add_ps(t0, t2), _mm512_add_ps(t1, t3)));
+        }
+}
+BN_AI_Z void pvg_g(const float *const *p, const int G, const float *v, int n, int hd, float *const *out) {
+    int d = 0;
+    for (; d + 64 <= hd; d += 64) pvg_cols(p, G, v, n, hd, d, 4, out);
+    for (; d + 16 <= hd; d += 16) pvg_cols(p, G, v, n, hd, d, 1, out);
+}
+/* out[g] = P[g].V for G = 2..4 heads; hd % 16 == 0. Bitwise pv8_z per head. */
+__attribute__((target("avx512f,avx512vl,avx2,fma,f16c"))) static void pv8_group_z(const float *const *p, int G,
+                                                                                      const float *v, int n, int hd,
+                                                                                      float *const *out) {
+    switch (G) {
+    case 2: pvg_g(p, 2, v, n, hd, out); break;
+    case 3: pvg_g(p, 3, v, n, hd, out); break;
+    default: pvg_g(p, 4, v, n, hd, out); break;
+    }
+}
+/* pvg_cols over rows [j0, j1) only (j0 % 8 == 0), continuing each lane's
+ * fma chain from L[g][m][hd] and leaving it there: run over consecutive
+ * tiles of rows and then reduced by pvg_lanes_out, every chain sees the
+ * same rows in the same order as pvg_cols, so the result is bitwise equal. */
 BN_AI_Z void pvg_tile_cols(const float *const *p, const int G, const float *v, int j0, int j1, int hd, int d, const int CB,
                            float *L) {
     for (int m = 0; m < 8; m++) {
@@ -756,7 +806,7 @@ __attribute__((target("avx512f,avx512vl,avx2,fma,f16c"))) static void pv8_group_
     default: pvg_tile_g(p, 4, v, j0, j1, hd, L); break;
     }
 }
-/* out[g] from the G x 8 lane sums (pv8's reduction of its 8 lanes). */
+/* out[g] from the G x 8 lane sums, reduced as pvg_cols does. */
 __attribute__((target("avx512f,avx512vl,avx2,fma,f16c"))) static void pvg_lanes_out(const float *L, int G, int hd,
                                                                                         float *const *out) {
     for (int g = 0; g < G; g++)
@@ -767,13 +817,6 @@ __attribute__((target("avx512f,avx512vl,avx2,fma,f16c"))) static void pvg_lanes_
                          t3 = _mm512_add_ps(l[7], l[3]);
             _mm512_storeu_ps(out[g] + d, _mm512_add_ps(_mm512_add_ps(t0, t2), _mm512_add_ps(t1, t3)));
         }
-}
-/* out[g] = P[g].V over rows [0, n) for G = 2..4 heads; hd % 16 == 0; L:
- * G x 8 x hd floats of scratch. Bitwise pv8_z per head. */
-static void pv8_group_z(const float *const *p, int G, const float *v, int n, int hd, float *L, float *const *out) {
-    memset(L, 0, (size_t)G * 8 * hd * sizeof(float));
-    pv8_group_tile_z(p, G, v, 0, n, hd, L);
-    pvg_lanes_out(L, G, hd, out);
 }
 #undef BN_TAIL7
 
@@ -1143,7 +1186,7 @@ static void region_attention(void *arg, int ith, int nth) {
                         pg[g] = sc0 + g * sc_ld;
                         og[g] = out - (int64_t)(group - 1 - g) * hd;
                     }
-                    pv8_group_z(pg, group, vbuf, n_kv, hd, f->pvlanes + (int64_t)ith * BN_ATT_QT * group * 8 * hd, og);
+                    pv8_group_z(pg, group, vbuf, n_kv, hd, og);
                 }
             } else if (f->hw_avx512) pv8_z(sc, vbuf, n_kv, hd, out);
             else if (f->hw_avx2) pv8_avx2(sc, vbuf, n_kv, hd, lanes, out);

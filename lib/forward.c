@@ -48,7 +48,9 @@ struct bn_forward {
     float *rope;     /* cos, sin per (token, pair) [n_rot] */
     bn_act act[SITE_COUNT][BN_ACT_COUNT]; /* kind unused: data == NULL */
 
-    void *kc, *vc;   /* caches [n_layer][n_ctx][kv_dim], f16 or f32 */
+    void *kc, *vc;   /* caches, f16 or f32: K [n_layer][n_head_kv][n_ctx][head_dim],
+                        V [n_layer][n_head_kv][head_dim][n_ctx] (see kcache_at) */
+    size_t cache_bytes; /* of each of kc, vc (bn_alloc_big) */
     float *f16tab;   /* f16 -> f32, 65536 entries (f16 cache only) */
     float *scores;   /* per thread [BN_ATT_QT][n_head / n_head_kv][n_ctx + 8] */
     float *qtmp;     /* per thread [BN_ATT_QT][n_head / n_head_kv][head_dim] */
@@ -333,12 +335,34 @@ static void region_matmul(void *arg, int ith, int nth) {
     }
 }
 
-/* Store a head vector into the cache row (f16 or f32). */
-static void cache_put(bn_forward *f, void *cache, int64_t row, int off, const float *v, int n) {
+/* Where the caches keep a kv head's data, in elements: K as rows
+ * [n_ctx][head_dim] per (layer, kv head), so one token's Q.K streams a
+ * head's keys contiguously; V transposed as [head_dim][n_ctx] per (layer,
+ * kv head), as llama.cpp keeps its one-token V, so each output column's
+ * P.V reads one contiguous run. */
+static inline int64_t kcache_at(const bn_forward *f, int layer, int kvh, int p) {
+    return (((int64_t)layer * f->m->hp.n_head_kv + kvh) * f->n_ctx + p) * f->m->hp.head_dim;
+}
+static inline int64_t vcache_at(const bn_forward *f, int layer, int kvh, int d) {
+    return (((int64_t)layer * f->m->hp.n_head_kv + kvh) * f->m->hp.head_dim + d) * f->n_ctx;
+}
+
+/* Store kv head g's K and V vectors of position p (f16 or f32); V goes
+ * down its column, converted a chunk at a time by the same row helper. */
+static void cache_put(bn_forward *f, int layer, int g, int p, const float *k, const float *v) {
+    const int hd = f->m->hp.head_dim;
+    const int64_t ko = kcache_at(f, layer, g, p), vo = vcache_at(f, layer, g, 0) + p;
     if (f->kv == BN_KV_F16) {
-        bn_f32_to_f16_row(v, (uint16_t *)cache + row * f->kv_dim + off, n, f->vm);
+        bn_f32_to_f16_row(k, (uint16_t *)f->kc + ko, hd, f->vm);
+        uint16_t h[64];
+        for (int d0 = 0; d0 < hd; d0 += 64) {
+            const int m = hd - d0 < 64 ? hd - d0 : 64;
+            bn_f32_to_f16_row(v + d0, h, m, f->vm);
+            for (int i = 0; i < m; i++) ((uint16_t *)f->vc)[vo + (int64_t)(d0 + i) * f->n_ctx] = h[i];
+        }
     } else {
-        memcpy((float *)cache + row * f->kv_dim + off, v, (size_t)n * sizeof(float));
+        memcpy((float *)f->kc + ko, k, (size_t)hd * sizeof(float));
+        for (int d = 0; d < hd; d++) ((float *)f->vc)[vo + (int64_t)d * f->n_ctx] = v[d];
     }
 }
 
@@ -354,15 +378,13 @@ static void region_rope_store(void *arg, int ith, int nth) {
         const int t = (int)(it / nh), h = (int)(it % nh);
         float *row = f->qkv + (int64_t)t * f->qkv_dim;
         const float *cs = f->rope + (int64_t)t * hp->n_rot;
-        const int64_t crow = (int64_t)j->layer * f->n_ctx + f->pos + t;
         if (h < hp->n_head) {
             rope_neox(row + h * hd, cs, hp->n_rot, f->hw_fma);
         } else {
             const int g = h - hp->n_head;
             float *kv = row + f->q_dim + g * hd;
             rope_neox(kv, cs, hp->n_rot, f->hw_fma);
-            cache_put(f, f->kc, crow, g * hd, kv, hd);
-            cache_put(f, f->vc, crow, g * hd, row + f->q_dim + f->kv_dim + g * hd, hd);
+            cache_put(f, j->layer, g, f->pos + t, kv, row + f->q_dim + f->kv_dim + g * hd);
         }
     }
 }
@@ -449,51 +471,6 @@ __attribute__((target("avx2,fma,f16c"))) static void pv8_avx2(const float *p, co
     (void)lanes;
 }
 
-/* out[d] = dotf16(p, V[.][d]) (ggml_vec_dot_f16's 32 lanes and tree) for 8
- * columns at a time: lane m (elements j = m mod 32) of the 8 columns is one
- * register, filled in four passes of 8 lanes, then the tree on registers. */
-#define PV32_STEP(M)                                                                             \
-    a##M = _mm256_fmadd_ps(_mm256_set1_ps(p[b0 + M]), ld8x(v, (int64_t)(b0 + M) * ldv + d, F16), a##M);
-BN_AI_X86 void pv32_x(const float *p, const void *v, int64_t ldv, const int F16, int n, int hd, float *out) {
-    int d = 0;
-    for (; d + 8 <= hd; d += 8) {
-        __m256 L[32];
-        for (int q4 = 0; q4 < 4; q4++) {
-            __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
-            for (int b0 = 8 * q4; b0 < n; b0 += 32) {
-                const int rem = n - b0;
-                if (rem >= 8) {
-                    PV32_STEP(0) PV32_STEP(1) PV32_STEP(2) PV32_STEP(3) PV32_STEP(4) PV32_STEP(5) PV32_STEP(6) PV32_STEP(7)
-                } else {
-                    BN_TAIL7(PV32_STEP, rem)
-                }
-            }
-            L[8 * q4] = a0; L[8 * q4 + 1] = a1; L[8 * q4 + 2] = a2; L[8 * q4 + 3] = a3;
-            L[8 * q4 + 4] = a4; L[8 * q4 + 5] = a5; L[8 * q4 + 6] = a6; L[8 * q4 + 7] = a7;
-        }
-        for (int m = 0; m < 8; m++) {
-            L[m] = _mm256_add_ps(L[m], L[16 + m]);
-            L[8 + m] = _mm256_add_ps(L[8 + m], L[24 + m]);
-        }
-        for (int m = 0; m < 8; m++) L[m] = _mm256_add_ps(L[m], L[8 + m]);
-        const __m256 t0 = _mm256_add_ps(L[0], L[4]), t1 = _mm256_add_ps(L[1], L[5]), t2 = _mm256_add_ps(L[2], L[6]),
-                     t3 = _mm256_add_ps(L[3], L[7]);
-        _mm256_storeu_ps(out + d, _mm256_add_ps(_mm256_add_ps(t0, t1), _mm256_add_ps(t2, t3)));
-    }
-    for (; d < hd; d++) { /* the last hd % 8 columns: the 32 lanes one by one */
-        float acc[32];
-        for (int m = 0; m < 32; m++) acc[m] = 0.0f;
-        for (int j = 0; j < n; j++) acc[j % 32] = fmaf(p[j], ld1x(v, (int64_t)j * ldv + d, F16), acc[j % 32]);
-        for (int m = 0; m < 8; m++) {
-            acc[m] = acc[m] + acc[16 + m];
-            acc[8 + m] = acc[8 + m] + acc[24 + m];
-        }
-        for (int m = 0; m < 8; m++) acc[m] = acc[m] + acc[8 + m];
-        const float t0 = acc[0] + acc[4], t1 = acc[1] + acc[5], t2 = acc[2] + acc[6], t3 = acc[3] + acc[7];
-        out[d] = (t0 + t1) + (t2 + t3);
-    }
-}
-#undef PV32_STEP
 
 /* AVX-512 for a batch's attention: Q.K in ggml_vec_dot_f16's order with q
  * held in registers (head_dim a multiple of 32, up to 256), four keys at a
@@ -820,29 +797,31 @@ __attribute__((target("avx512f,avx512vl,avx2,fma,f16c"))) static void pvg_lanes_
 }
 #undef BN_TAIL7
 
-/* One token's attention reads the cache rows in place (f16 or f32): no
- * converted copy of the whole prefix per step, which made decode fall from
- * 19.5 to 3.9 tok/s between 128 and 2048 tokens of context. */
+/* One token's attention reads the cache in place (f16 or f32): no converted
+ * copy of the whole prefix per step, which made decode fall from 19.5 to 3.9
+ * tok/s between 128 and 2048 tokens of context. K rows of a kv head are one
+ * contiguous stream; V is stored transposed, so out[d] is a dot product of
+ * p with the contiguous column d (dot8's order = pv8's, dotf16's = ggml's
+ * one-token P.V over its transposed V). */
 __attribute__((target("avx2,fma,f16c"))) static float qk_direct(const float *q, const void *k, const int F16, const int vec, int hd) {
     if (F16) return vec ? dotf16_x(q, k, 1, hd) : dot8_x(q, k, 1, hd);
     return vec ? dotf16_x(q, k, 0, hd) : dot8_x(q, k, 0, hd);
 }
-__attribute__((target("avx2,fma,f16c"))) static void pv_direct(const float *p, const void *v, int64_t ldv, const int F16,
+__attribute__((target("avx2,fma,f16c"))) static void pv_direct(const float *p, const void *vt, int64_t ldc, const int F16,
                                                                 const int vec, int n, int hd, float *out) {
-    if (F16) {
-        if (vec) pv32_x(p, v, ldv, 1, n, hd, out);
-        else pv8_x(p, v, ldv, 1, n, hd, out);
-    } else {
-        if (vec) pv32_x(p, v, ldv, 0, n, hd, out);
-        else pv8_x(p, v, ldv, 0, n, hd, out);
+    const size_t esz = F16 ? 2 : 4;
+    for (int d = 0; d < hd; d++) {
+        const void *col = (const uint8_t *)vt + (size_t)d * (size_t)ldc * esz;
+        if (F16) out[d] = vec ? dotf16_x(p, col, 1, n) : dot8_x(p, col, 1, n);
+        else out[d] = vec ? dotf16_x(p, col, 0, n) : dot8_x(p, col, 0, n);
     }
 }
 
-/* One token's attention for two query heads of a group at once (GQA): the
- * K and V rows of the f16 cache are read and converted once for both heads
- * instead of once per head, which halves the cache traffic that dominates a
- * long context. Orders are those of qk_direct / pv32_x with vec set (the
- * references' one-token orders): bitwise the same. hd % 32 == 0. */
+/* One token's attention for two query heads of a group at once (GQA): each
+ * K row and V column of the f16 cache is read and converted once for both
+ * heads instead of once per head, which halves the cache traffic that
+ * dominates a long context. Orders are those of qk_direct / pv_direct with
+ * vec set (the references' one-token orders): bitwise the same. */
 BN_AI_X86 float tree32x(__m256 s0, __m256 s1, __m256 s2, __m256 s3) {
     s0 = _mm256_add_ps(s0, s2);
     s1 = _mm256_add_ps(s1, s3);
@@ -852,13 +831,17 @@ BN_AI_X86 float tree32x(__m256 s0, __m256 s1, __m256 s2, __m256 s3) {
     t = _mm_hadd_ps(t, t);
     return _mm_cvtss_f32(t);
 }
+#ifndef BN_KV_PF
+#define BN_KV_PF 2048
+#endif
+/* hd % 32 == 0: no tail */
 __attribute__((target("avx2,fma,f16c"))) static void qk_pair_f16(const float *q0, const float *q1, const uint16_t *k,
-                                                                  int64_t ldk, int n, int hd, float scale, float *s0,
-                                                                  float *s1) {
+                                                                  int n, int hd, float scale, float *s0, float *s1) {
     for (int p = 0; p < n; p++) {
-        const uint16_t *kp = k + (int64_t)p * ldk;
+        const uint16_t *kp = k + (int64_t)p * hd;
         __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
         for (int l = 0; l < hd; l += 32) {
+            _mm_prefetch((const char *)(kp + l) + BN_KV_PF, _MM_HINT_T0);
             const __m256 k0 = ld8x(kp, l, 1), k1 = ld8x(kp, l + 8, 1), k2 = ld8x(kp, l + 16, 1), k3 = ld8x(kp, l + 24, 1);
             a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q0 + l), k0, a0);
             a1 = _mm256_fmadd_ps(_mm256_loadu_ps(q0 + l + 8), k1, a1);
@@ -873,51 +856,44 @@ __attribute__((target("avx2,fma,f16c"))) static void qk_pair_f16(const float *q0
         s1[p] = tree32x(b0, b1, b2, b3) * scale;
     }
 }
-/* pv32_x's lanes (row j into lane j % 32 of each column, increasing j) run
- * lane after lane so both heads' chains share each row's load; the lanes
- * then go through pv32_x's tree. 32 columns per pass, one cache line of
- * every row. */
-__attribute__((target("avx2,fma,f16c"))) static void pv32_pair_f16(const float *p0, const float *p1, const uint16_t *v,
-                                                                    int64_t ldv, int n, int hd, float *o0, float *o1) {
-    float L[2][32][32];
-    for (int d = 0; d < hd; d += 32) {
-        for (int m = 0; m < 32; m++) {
-            __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
-            for (int j = m; j < n; j += 32) {
-                const uint16_t *vj = v + (int64_t)j * ldv + d;
-                const __m256 v0 = ld8x(vj, 0, 1), v1 = ld8x(vj, 8, 1), v2 = ld8x(vj, 16, 1), v3 = ld8x(vj, 24, 1);
-                const __m256 x = _mm256_set1_ps(p0[j]), y = _mm256_set1_ps(p1[j]);
-                a0 = _mm256_fmadd_ps(x, v0, a0);
-                a1 = _mm256_fmadd_ps(x, v1, a1);
-                a2 = _mm256_fmadd_ps(x, v2, a2);
-                a3 = _mm256_fmadd_ps(x, v3, a3);
-                b0 = _mm256_fmadd_ps(y, v0, b0);
-                b1 = _mm256_fmadd_ps(y, v1, b1);
-                b2 = _mm256_fmadd_ps(y, v2, b2);
-                b3 = _mm256_fmadd_ps(y, v3, b3);
-            }
-            _mm256_storeu_ps(&L[0][m][0], a0);
-            _mm256_storeu_ps(&L[0][m][8], a1);
-            _mm256_storeu_ps(&L[0][m][16], a2);
-            _mm256_storeu_ps(&L[0][m][24], a3);
-            _mm256_storeu_ps(&L[1][m][0], b0);
-            _mm256_storeu_ps(&L[1][m][8], b1);
-            _mm256_storeu_ps(&L[1][m][16], b2);
-            _mm256_storeu_ps(&L[1][m][24], b3);
+/* The 32 lanes of a dotf16 chain in registers, finished by fmas of the
+ * elements l..n-1 (fewer than 32) into lanes 0.., as dotf16_x's tail. */
+BN_AI_X86 float tail32x(__m256 s0, __m256 s1, __m256 s2, __m256 s3, const float *a, const uint16_t *b, int l, int n) {
+    if (l < n) {
+        float acc[32];
+        _mm256_storeu_ps(acc, s0);
+        _mm256_storeu_ps(acc + 8, s1);
+        _mm256_storeu_ps(acc + 16, s2);
+        _mm256_storeu_ps(acc + 24, s3);
+        for (int m = 0; l + m < n; m++) acc[m] = fmaf(a[l + m], _cvtsh_ss(b[l + m]), acc[m]);
+        s0 = _mm256_loadu_ps(acc);
+        s1 = _mm256_loadu_ps(acc + 8);
+        s2 = _mm256_loadu_ps(acc + 16);
+        s3 = _mm256_loadu_ps(acc + 24);
+    }
+    return tree32x(s0, s1, s2, s3);
+}
+/* out0[d], out1[d] = dotf16(p0 | p1, column d of V^T): each column read once */
+__attribute__((target("avx2,fma,f16c"))) static void pv_pair_f16(const float *p0, const float *p1, const uint16_t *vt,
+                                                                  int64_t ldc, int n, int hd, float *o0, float *o1) {
+    for (int d = 0; d < hd; d++) {
+        const uint16_t *c = vt + (int64_t)d * ldc;
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+        int l = 0;
+        for (; l + 32 <= n; l += 32) {
+            _mm_prefetch((const char *)(c + l) + BN_KV_PF, _MM_HINT_T0);
+            const __m256 v0 = ld8x(c, l, 1), v1 = ld8x(c, l + 8, 1), v2 = ld8x(c, l + 16, 1), v3 = ld8x(c, l + 24, 1);
+            a0 = _mm256_fmadd_ps(_mm256_loadu_ps(p0 + l), v0, a0);
+            a1 = _mm256_fmadd_ps(_mm256_loadu_ps(p0 + l + 8), v1, a1);
+            a2 = _mm256_fmadd_ps(_mm256_loadu_ps(p0 + l + 16), v2, a2);
+            a3 = _mm256_fmadd_ps(_mm256_loadu_ps(p0 + l + 24), v3, a3);
+            b0 = _mm256_fmadd_ps(_mm256_loadu_ps(p1 + l), v0, b0);
+            b1 = _mm256_fmadd_ps(_mm256_loadu_ps(p1 + l + 8), v1, b1);
+            b2 = _mm256_fmadd_ps(_mm256_loadu_ps(p1 + l + 16), v2, b2);
+            b3 = _mm256_fmadd_ps(_mm256_loadu_ps(p1 + l + 24), v3, b3);
         }
-        for (int h = 0; h < 2; h++)
-            for (int c = 0; c < 32; c += 8) {
-                __m256 l[32];
-                for (int m = 0; m < 32; m++) l[m] = _mm256_loadu_ps(&L[h][m][c]);
-                for (int m = 0; m < 8; m++) {
-                    l[m] = _mm256_add_ps(l[m], l[16 + m]);
-                    l[8 + m] = _mm256_add_ps(l[8 + m], l[24 + m]);
-                }
-                for (int m = 0; m < 8; m++) l[m] = _mm256_add_ps(l[m], l[8 + m]);
-                const __m256 t0 = _mm256_add_ps(l[0], l[4]), t1 = _mm256_add_ps(l[1], l[5]),
-                             t2 = _mm256_add_ps(l[2], l[6]), t3 = _mm256_add_ps(l[3], l[7]);
-                _mm256_storeu_ps((h ? o1 : o0) + d + c, _mm256_add_ps(_mm256_add_ps(t0, t1), _mm256_add_ps(t2, t3)));
-            }
+        o0[d] = tail32x(a0, a1, a2, a3, p0, c, l, n);
+        o1[d] = tail32x(b0, b1, b2, b3, p1, c, l, n);
     }
 }
 
@@ -937,28 +913,74 @@ __attribute__((target("avx2,f16c"))) static void f16_to_f32_avx2(const uint16_t 
 #undef BN_PV8_ROW
 
 
-/* Rows [from, to) of one kv head's K and V (layer, offset kvo) as f32 into
- * kbuf and vbuf (row stride head_dim). */
-static void kv_rows_f32(const bn_forward *f, int layer, int kvo, float *kbuf, float *vbuf, int from, int to) {
-    const int hd = f->m->hp.head_dim;
-    const int64_t c0 = (int64_t)layer * f->n_ctx;
-    for (int p = from; p < to; p++) {
-        float *kd = kbuf + (int64_t)p * hd, *vd = vbuf + (int64_t)p * hd;
-        if (f->kv == BN_KV_F16) {
-            const uint16_t *kr = (const uint16_t *)f->kc + (c0 + p) * f->kv_dim + kvo;
-            const uint16_t *vr = (const uint16_t *)f->vc + (c0 + p) * f->kv_dim + kvo;
+/* Rows [from, to) of one kv head's K and V as f32 into kbuf and vbuf (row
+ * stride head_dim): K's rows are one contiguous run, V's are gathered from
+ * its transposed columns, 8 positions x 8 columns per transpose with AVX2
+ * (exact copies either way). */
 #if defined(__x86_64__)
-            if (f->hw_avx2) {
-                f16_to_f32_avx2(kr, kd, hd);
-                f16_to_f32_avx2(vr, vd, hd);
-                continue;
+__attribute__((target("avx2,f16c"))) static void vt_rows_avx2(const void *vt, int64_t ldc, const int F16, int hd,
+                                                               float *vbuf, int from, int to) {
+    int p = from;
+    for (; p + 8 <= to && hd % 8 == 0; p += 8)
+        for (int d = 0; d < hd; d += 8) {
+            __m256 r[8], t[8], u[8];
+            for (int i = 0; i < 8; i++) {
+                const int64_t o = (int64_t)(d + i) * ldc + p;
+                r[i] = F16 ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)vt + o)))
+                           : _mm256_loadu_ps((const float *)vt + o);
             }
-#endif
-            for (int d = 0; d < hd; d++) { kd[d] = f->f16tab[kr[d]]; vd[d] = f->f16tab[vr[d]]; }
-        } else {
-            memcpy(kd, (const float *)f->kc + (c0 + p) * f->kv_dim + kvo, (size_t)hd * sizeof(float));
-            memcpy(vd, (const float *)f->vc + (c0 + p) * f->kv_dim + kvo, (size_t)hd * sizeof(float));
+            for (int i = 0; i < 8; i += 2) {
+                t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+                t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+            }
+            for (int i = 0; i < 8; i += 4) {
+                u[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+                u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xee);
+                u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+                u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xee);
+            }
+            for (int i = 0; i < 4; i++) {
+                _mm256_storeu_ps(vbuf + (int64_t)(p + i) * hd + d, _mm256_permute2f128_ps(u[i], u[i + 4], 0x20));
+                _mm256_storeu_ps(vbuf + (int64_t)(p + i + 4) * hd + d, _mm256_permute2f128_ps(u[i], u[i + 4], 0x31));
+            }
         }
+    for (; p < to; p++)
+        for (int d = 0; d < hd; d++) {
+            const int64_t o = (int64_t)d * ldc + p;
+            vbuf[(int64_t)p * hd + d] = F16 ? _cvtsh_ss(((const uint16_t *)vt)[o]) : ((const float *)vt)[o];
+        }
+}
+#endif
+static void kv_rows_f32(const bn_forward *f, int layer, int kvh, float *kbuf, float *vbuf, int from, int to) {
+    if (to <= from) return;
+    const int hd = f->m->hp.head_dim;
+    const int64_t nk = (int64_t)(to - from) * hd, k0 = kcache_at(f, layer, kvh, from), v0 = vcache_at(f, layer, kvh, 0);
+    float *kd = kbuf + (int64_t)from * hd;
+    if (f->kv == BN_KV_F16) {
+        const uint16_t *kr = (const uint16_t *)f->kc + k0, *vt = (const uint16_t *)f->vc + v0;
+#if defined(__x86_64__)
+        if (f->hw_avx2) {
+            f16_to_f32_avx2(kr, kd, (int)nk);
+            vt_rows_avx2(vt, f->n_ctx, 1, hd, vbuf, from, to);
+            return;
+        }
+#endif
+        for (int64_t i = 0; i < nk; i++) kd[i] = f->f16tab[kr[i]];
+        for (int p = from; p < to; p += 16) /* 16 positions x all columns: the rows stay in L1 */
+            for (int d = 0; d < hd; d++)
+                for (int q = p; q < to && q < p + 16; q++) vbuf[(int64_t)q * hd + d] = f->f16tab[vt[(int64_t)d * f->n_ctx + q]];
+    } else {
+        const float *vt = (const float *)f->vc + v0;
+        memcpy(kd, (const float *)f->kc + k0, (size_t)nk * sizeof(float));
+#if defined(__x86_64__)
+        if (f->hw_avx2) {
+            vt_rows_avx2(vt, f->n_ctx, 0, hd, vbuf, from, to);
+            return;
+        }
+#endif
+        for (int p = from; p < to; p += 16)
+            for (int d = 0; d < hd; d++)
+                for (int q = p; q < to && q < p + 16; q++) vbuf[(int64_t)q * hd + d] = vt[(int64_t)d * f->n_ctx + q];
     }
 }
 
@@ -990,7 +1012,7 @@ static void attention_blocked(job *j, int ith, int nth, int dot8, bool p_f16) {
         const int nt = j->n - t0 < BN_ATT_QT ? j->n - t0 : BN_ATT_QT;
         const int n_max = f->pos + t0 + nt; /* keys of the block's last token */
         if (kvh != cached_kvh) { cached_kvh = kvh; cached_n = 0; }
-        kv_rows_f32(f, j->layer, kvh * hd, kbuf, vbuf, cached_n, n_max);
+        kv_rows_f32(f, j->layer, kvh, kbuf, vbuf, cached_n, n_max);
         if (n_max > cached_n) cached_n = n_max;
         for (int i = 0; i < nt; i++)
             for (int g = 0; g < group; g++) {
@@ -1087,18 +1109,17 @@ static void region_attention(void *arg, int ith, int nth) {
         /* item order: kv head, then token, then query head of the group */
         const int kvh = (int)(it / ((int64_t)j->n * group)), rem = (int)(it % ((int64_t)j->n * group));
         const int t = rem / group, h = kvh * group + rem % group;
-        const int kvo = kvh * hd, n_kv = f->pos + t + 1;
+        const int n_kv = f->pos + t + 1;
         const float *qsrc = f->qkv + (int64_t)t * f->qkv_dim + h * hd;
         float *out = f->att + (int64_t)t * f->q_dim + h * hd;
         float *sc = sc0 + (grouped ? rem % group : pair ? rem % 2 : 0) * sc_ld;
-        const int64_t c0 = (int64_t)j->layer * f->n_ctx;
         /* one token with AVX2: read the cache rows in place (see qk_direct) */
-        const uint8_t *krow0 = (const uint8_t *)f->kc + ((c0 * f->kv_dim) + kvo) * (f16 ? 2 : 4);
-        const uint8_t *vrow0 = (const uint8_t *)f->vc + ((c0 * f->kv_dim) + kvo) * (f16 ? 2 : 4);
-        const size_t row_b = (size_t)f->kv_dim * (f16 ? 2 : 4);
-        (void)krow0, (void)vrow0, (void)row_b; /* used by the x86 paths only */
+        const size_t esz = f16 ? 2 : 4, row_b = (size_t)hd * esz;
+        const uint8_t *krow0 = (const uint8_t *)f->kc + kcache_at(f, j->layer, kvh, 0) * (int64_t)esz;
+        const uint8_t *vcol0 = (const uint8_t *)f->vc + vcache_at(f, j->layer, kvh, 0) * (int64_t)esz;
+        (void)krow0, (void)vcol0, (void)row_b; /* used by the x86 paths only */
         if (kvh != cached_kvh) { cached_kvh = kvh; cached_n = 0; }
-        if (!direct) kv_rows_f32(f, j->layer, kvo, kbuf, vbuf, cached_n, n_kv);
+        if (!direct) kv_rows_f32(f, j->layer, kvh, kbuf, vbuf, cached_n, n_kv);
         if (n_kv > cached_n) cached_n = n_kv;
         /* this head's q (the group kernels and a pair's second head have it) */
         if (!qk_grp_vec && !qk_grp_8 && !(pair && rem % 2 == 1)) {
@@ -1116,7 +1137,7 @@ static void region_attention(void *arg, int ith, int nth) {
         if (pair) { /* the pair's first head: Q.K for both */
             if (rem % 2 == 0) {
                 round_f16_avx2(qsrc + hd, q + hd, hd);
-                qk_pair_f16(q, q + hd, (const uint16_t *)krow0, f->kv_dim, n_kv, hd, scale, sc, sc + sc_ld);
+                qk_pair_f16(q, q + hd, (const uint16_t *)krow0, n_kv, hd, scale, sc, sc + sc_ld);
             }
             mx = bn_max_row(sc, n_kv, f->vm);
             sc_done = true;
@@ -1168,9 +1189,9 @@ static void region_attention(void *arg, int ith, int nth) {
         /* out[d] = sum_p p_p * v_p[d] */
 #if defined(__x86_64__)
         if (direct) {
-            if (!pair) pv_direct(sc, vrow0, f->kv_dim, f16, pv_vec, n_kv, hd, out);
+            if (!pair) pv_direct(sc, vcol0, f->n_ctx, f16, pv_vec, n_kv, hd, out);
             else if (rem % 2 == 1) /* the pair's second head: P.V for both */
-                pv32_pair_f16(sc - sc_ld, sc, (const uint16_t *)vrow0, f->kv_dim, n_kv, hd, out - hd, out);
+                pv_pair_f16(sc - sc_ld, sc, (const uint16_t *)vcol0, f->n_ctx, n_kv, hd, out - hd, out);
             continue;
         }
 #endif
@@ -1424,8 +1445,9 @@ int bn_forward_new(bn_forward **out, const bn_model *m, const bn_forward_opts *o
         bn_forward_free(f);
         return e->msg[0] ? -1 : bn_errf(e, "forward: kv cache: size overflow");
     }
-    f->kc = bn_calloc(cache_n, 1, e);
-    f->vc = f->kc ? bn_calloc(cache_n, 1, e) : NULL;
+    f->cache_bytes = cache_n;
+    f->kc = bn_alloc_big(cache_n, e);
+    f->vc = f->kc ? bn_alloc_big(cache_n, e) : NULL;
     if (!f->vc) { bn_forward_free(f); bn_err_prefix(e, "forward: kv cache"); return -1; }
     if (f->kv == BN_KV_F16) {
         f->f16tab = bn_malloc(65536 * sizeof(float), e);
@@ -1465,7 +1487,7 @@ void bn_forward_free(bn_forward *f) {
         for (int kd = 0; kd < BN_ACT_COUNT; kd++)
             if (f->act[s][kd].data) bn_act_free(&f->act[s][kd]);
     free(f->x); free(f->xn); free(f->qkv); free(f->att); free(f->gu); free(f->y); free(f->rope);
-    free(f->scores); free(f->qtmp); free(f->pvlanes); free(f->kvtmp); free(f->wrow); free(f->kc); free(f->vc); free(f->f16tab);
+    free(f->scores); free(f->qtmp); free(f->pvlanes); free(f->kvtmp); free(f->wrow); bn_free_big(f->kc, f->cache_bytes); bn_free_big(f->vc, f->cache_bytes); free(f->f16tab);
     free(f);
 }
 

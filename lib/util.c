@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -52,6 +53,44 @@ void *bn_calloc(size_t n, size_t size, bn_err *e) {
     if (!p) bn_errf(e, "out of memory allocating %zu bytes", total);
     return p;
 }
+
+/* Streams over 4 KB pages stall at every page boundary (the hardware
+ * prefetchers stop there); one token's attention over a long context read
+ * its keys at half the rate of a huge-page stream. The mapping is trimmed to
+ * exactly [p, p + n rounded to pages) so bn_free_big needs only n. */
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+#define BN_BIG_ALIGN ((size_t)2 << 20)
+static size_t big_len(size_t n) {
+    const size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    return (n + page - 1) & ~(page - 1);
+}
+void *bn_alloc_big(size_t n, bn_err *e) {
+    size_t len = big_len(n ? n : 1), span;
+    if (len < n || !bn_add_size(len, BN_BIG_ALIGN, &span)) {
+        bn_errf(e, "allocation size overflow (%zu bytes)", n);
+        return NULL;
+    }
+    uint8_t *m = mmap(NULL, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED) {
+        bn_errf(e, "out of memory allocating %zu bytes", n);
+        return NULL;
+    }
+    uint8_t *p = (uint8_t *)(((uintptr_t)m + BN_BIG_ALIGN - 1) & ~(uintptr_t)(BN_BIG_ALIGN - 1));
+    if (p > m) munmap(m, (size_t)(p - m));
+    if (m + span > p + len) munmap(p + len, (size_t)(m + span - (p + len)));
+    madvise(p, len, MADV_HUGEPAGE);
+    return p;
+}
+void bn_free_big(void *p, size_t n) {
+    if (p) munmap(p, big_len(n ? n : 1));
+}
+#else
+void *bn_alloc_big(size_t n, bn_err *e) { return bn_calloc(n ? n : 1, 1, e); }
+void bn_free_big(void *p, size_t n) {
+    (void)n;
+    free(p);
+}
+#endif
 
 uint64_t bn_now_ns(void) {
     struct timespec ts;

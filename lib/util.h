@@ -42,6 +42,12 @@ static inline bool bn_align_up_u64(uint64_t x, uint64_t align, uint64_t *out) {
 void *bn_malloc(size_t n, bn_err *e);
 void *bn_calloc(size_t n, size_t size, bn_err *e);
 
+/* Zeroed memory for a big buffer that is streamed (the KV cache): anonymous
+ * pages aligned to and advised for 2 MB transparent huge pages, where the
+ * kernel has them; elsewhere calloc. Free with bn_free_big and the same n. */
+void *bn_alloc_big(size_t n, bn_err *e);
+void bn_free_big(void *p, size_t n);
+
 /* Monotonic clock in nanoseconds. */
 uint64_t bn_now_ns(void);
 

@@ -283,6 +283,28 @@ static void pool_sum(void *ctx, int ith, int nth) {
     for (int64_t i = lo; i < hi; i++) acc[ith] += i;
 }
 
+/* bn_alloc_big (the KV cache): zeroed and writable for any size, freed with
+ * its size; a size that overflows is an error, not a crash. */
+static void test_alloc_big(void) {
+    const size_t sizes[] = {1, 4095, 4096, (size_t)3 << 20, ((size_t)5 << 20) + 123};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        bn_err e = {{0}};
+        const size_t n = sizes[i];
+        unsigned char *p = bn_alloc_big(n, &e);
+        int zero = p != NULL;
+        for (size_t o = 0; p && o < n; o += 4093) zero &= p[o] == 0;
+        if (p) {
+            zero &= p[n - 1] == 0;
+            memset(p, 0xa5, n);
+            zero &= p[n - 1] == 0xa5;
+        }
+        CHECK(zero, "bn_alloc_big(%zu): zeroed and writable", n);
+        bn_free_big(p, n);
+    }
+    bn_err e = {{0}};
+    CHECK(bn_alloc_big(SIZE_MAX - 10, &e) == NULL && e.msg[0], "bn_alloc_big(SIZE_MAX - 10) fails: %s", e.msg);
+}
+
 int main(void) {
     char dir[] = "/tmp/bn-test-forward-XXXXXX";
     if (!mkdtemp(dir)) { printf("not ok 1 - mkdtemp\n"); return 1; }
@@ -292,6 +314,7 @@ int main(void) {
     snprintf(p_i2s, sizeof p_i2s, "%s/i2s.gguf", dir);
     snprintf(p_bad, sizeof p_bad, "%s/bad.gguf", dir);
     snprintf(p_logt, sizeof p_logt, "%s/x.logt", dir);
+    test_alloc_big();
     ref_model r;
     ref_init(&r);
     CHECK(write_model(&r, p_f32, BN_TYPE_F32, OK) == 0, "write F32 model");

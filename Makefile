@@ -184,6 +184,9 @@ crossval: all
 $(BUILD)/bench/compare: bench/compare.c $(LIBBN)
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) $< -o $@ $(LIBBN) $(LDLIBS)
+$(BUILD)/bench/int8peak: bench/int8peak.c $(LIBBN)
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -D_GNU_SOURCE -Ilib -O2 -march=native -pthread $(WARN) $< -o $@ $(LIBBN) -lm
 $(BUILD)/bench/%: bench/%.c
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 -D_GNU_SOURCE -O2 -march=native -pthread $(WARN) $< -o $@ -lm

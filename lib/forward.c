@@ -224,15 +224,20 @@ BN_AI_X86 float dot8_x(const float *a, const void *b, const int F16, int n) {
     return _mm_cvtss_f32(t);
 }
 
-BN_AI_X86 float dotf16_x(const float *a, const void *b, const int F16, int n) {
-    __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
-    int l = 0;
-    for (; l + 32 <= n; l += 32) {
-        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + l), ld8x(b, l, F16), s0);
-        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + l + 8), ld8x(b, l + 8, F16), s1);
-        s2 = _mm256_fmadd_ps(_mm256_loadu_ps(a + l + 16), ld8x(b, l + 16, F16), s2);
-        s3 = _mm256_fmadd_ps(_mm256_loadu_ps(a + l + 24), ld8x(b, l + 24, F16), s3);
-    }
+/* BN_DOTF16_BODY's tree on its 32 lanes in four registers. */
+BN_AI_X86 float tree32x(__m256 s0, __m256 s1, __m256 s2, __m256 s3) {
+    s0 = _mm256_add_ps(s0, s2);
+    s1 = _mm256_add_ps(s1, s3);
+    s0 = _mm256_add_ps(s0, s1);
+    __m128 t = _mm_add_ps(_mm256_castps256_ps128(s0), _mm256_extractf128_ps(s0, 1));
+    t = _mm_hadd_ps(t, t);
+    t = _mm_hadd_ps(t, t);
+    return _mm_cvtss_f32(t);
+}
+/* The 32 lanes of a dotf16 chain in registers, finished by fmas of the
+ * elements l..n-1 (fewer than 32) into lanes 0.., then the tree. */
+BN_AI_X86 float tail32x(__m256 s0, __m256 s1, __m256 s2, __m256 s3, const float *a, const void *b, const int F16, int l,
+                        int n) {
     if (l < n) {
         float acc[32];
         _mm256_storeu_ps(acc, s0);
@@ -245,13 +250,18 @@ BN_AI_X86 float dotf16_x(const float *a, const void *b, const int F16, int n) {
         s2 = _mm256_loadu_ps(acc + 16);
         s3 = _mm256_loadu_ps(acc + 24);
     }
-    s0 = _mm256_add_ps(s0, s2);
-    s1 = _mm256_add_ps(s1, s3);
-    s0 = _mm256_add_ps(s0, s1);
-    __m128 t = _mm_add_ps(_mm256_castps256_ps128(s0), _mm256_extractf128_ps(s0, 1)); /* t_i = a[i] + a[4+i] */
-    t = _mm_hadd_ps(t, t);                                                             /* t0+t1, t2+t3 */
-    t = _mm_hadd_ps(t, t);
-    return _mm_cvtss_f32(t);
+    return tree32x(s0, s1, s2, s3);
+}
+BN_AI_X86 float dotf16_x(const float *a, const void *b, const int F16, int n) {
+    __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+    int l = 0;
+    for (; l + 32 <= n; l += 32) {
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + l), ld8x(b, l, F16), s0);
+        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + l + 8), ld8x(b, l + 8, F16), s1);
+        s2 = _mm256_fmadd_ps(_mm256_loadu_ps(a + l + 16), ld8x(b, l + 16, F16), s2);
+        s3 = _mm256_fmadd_ps(_mm256_loadu_ps(a + l + 24), ld8x(b, l + 24, F16), s3);
+    }
+    return tail32x(s0, s1, s2, s3, a, b, F16, l, n);
 }
 __attribute__((target("avx2,fma,f16c"))) static float dot8_avx2(const float *a, const float *b, int n) { return dot8_x(a, b, 0, n); }
 __attribute__((target("avx2,fma,f16c"))) static float dotf16_avx2(const float *a, const float *b, int n) { return dotf16_x(a, b, 0, n); }
@@ -822,79 +832,43 @@ __attribute__((target("avx2,fma,f16c"))) static void pv_direct(const float *p, c
  * heads instead of once per head, which halves the cache traffic that
  * dominates a long context. Orders are those of qk_direct / pv_direct with
  * vec set (the references' one-token orders): bitwise the same. */
-BN_AI_X86 float tree32x(__m256 s0, __m256 s1, __m256 s2, __m256 s3) {
-    s0 = _mm256_add_ps(s0, s2);
-    s1 = _mm256_add_ps(s1, s3);
-    s0 = _mm256_add_ps(s0, s1);
-    __m128 t = _mm_add_ps(_mm256_castps256_ps128(s0), _mm256_extractf128_ps(s0, 1));
-    t = _mm_hadd_ps(t, t);
-    t = _mm_hadd_ps(t, t);
-    return _mm_cvtss_f32(t);
-}
 #ifndef BN_KV_PF
 #define BN_KV_PF 2048
 #endif
-/* hd % 32 == 0: no tail */
+/* *r0, *r1 = dotf16(x0 | x1, b) for n f16 values of b, read once for both
+ * (prefetched BN_KV_PF bytes ahead: one stream of the cache) */
+BN_AI_X86 void dot2_f16(const float *x0, const float *x1, const uint16_t *b, int n, float *r0, float *r1) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+    int l = 0;
+    for (; l + 32 <= n; l += 32) {
+        _mm_prefetch((const char *)(b + l) + BN_KV_PF, _MM_HINT_T0);
+        const __m256 v0 = ld8x(b, l, 1), v1 = ld8x(b, l + 8, 1), v2 = ld8x(b, l + 16, 1), v3 = ld8x(b, l + 24, 1);
+        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(x0 + l), v0, a0);
+        a1 = _mm256_fmadd_ps(_mm256_loadu_ps(x0 + l + 8), v1, a1);
+        a2 = _mm256_fmadd_ps(_mm256_loadu_ps(x0 + l + 16), v2, a2);
+        a3 = _mm256_fmadd_ps(_mm256_loadu_ps(x0 + l + 24), v3, a3);
+        b0 = _mm256_fmadd_ps(_mm256_loadu_ps(x1 + l), v0, b0);
+        b1 = _mm256_fmadd_ps(_mm256_loadu_ps(x1 + l + 8), v1, b1);
+        b2 = _mm256_fmadd_ps(_mm256_loadu_ps(x1 + l + 16), v2, b2);
+        b3 = _mm256_fmadd_ps(_mm256_loadu_ps(x1 + l + 24), v3, b3);
+    }
+    *r0 = tail32x(a0, a1, a2, a3, x0, b, 1, l, n);
+    *r1 = tail32x(b0, b1, b2, b3, x1, b, 1, l, n);
+}
+/* s0[p], s1[p] = dotf16(q0 | q1, K row p) * scale (hd % 32 == 0: no tail) */
 __attribute__((target("avx2,fma,f16c"))) static void qk_pair_f16(const float *q0, const float *q1, const uint16_t *k,
                                                                   int n, int hd, float scale, float *s0, float *s1) {
     for (int p = 0; p < n; p++) {
-        const uint16_t *kp = k + (int64_t)p * hd;
-        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
-        for (int l = 0; l < hd; l += 32) {
-            _mm_prefetch((const char *)(kp + l) + BN_KV_PF, _MM_HINT_T0);
-            const __m256 k0 = ld8x(kp, l, 1), k1 = ld8x(kp, l + 8, 1), k2 = ld8x(kp, l + 16, 1), k3 = ld8x(kp, l + 24, 1);
-            a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q0 + l), k0, a0);
-            a1 = _mm256_fmadd_ps(_mm256_loadu_ps(q0 + l + 8), k1, a1);
-            a2 = _mm256_fmadd_ps(_mm256_loadu_ps(q0 + l + 16), k2, a2);
-            a3 = _mm256_fmadd_ps(_mm256_loadu_ps(q0 + l + 24), k3, a3);
-            b0 = _mm256_fmadd_ps(_mm256_loadu_ps(q1 + l), k0, b0);
-            b1 = _mm256_fmadd_ps(_mm256_loadu_ps(q1 + l + 8), k1, b1);
-            b2 = _mm256_fmadd_ps(_mm256_loadu_ps(q1 + l + 16), k2, b2);
-            b3 = _mm256_fmadd_ps(_mm256_loadu_ps(q1 + l + 24), k3, b3);
-        }
-        s0[p] = tree32x(a0, a1, a2, a3) * scale;
-        s1[p] = tree32x(b0, b1, b2, b3) * scale;
+        float r0, r1;
+        dot2_f16(q0, q1, k + (int64_t)p * hd, hd, &r0, &r1);
+        s0[p] = r0 * scale;
+        s1[p] = r1 * scale;
     }
-}
-/* The 32 lanes of a dotf16 chain in registers, finished by fmas of the
- * elements l..n-1 (fewer than 32) into lanes 0.., as dotf16_x's tail. */
-BN_AI_X86 float tail32x(__m256 s0, __m256 s1, __m256 s2, __m256 s3, const float *a, const uint16_t *b, int l, int n) {
-    if (l < n) {
-        float acc[32];
-        _mm256_storeu_ps(acc, s0);
-        _mm256_storeu_ps(acc + 8, s1);
-        _mm256_storeu_ps(acc + 16, s2);
-        _mm256_storeu_ps(acc + 24, s3);
-        for (int m = 0; l + m < n; m++) acc[m] = fmaf(a[l + m], _cvtsh_ss(b[l + m]), acc[m]);
-        s0 = _mm256_loadu_ps(acc);
-        s1 = _mm256_loadu_ps(acc + 8);
-        s2 = _mm256_loadu_ps(acc + 16);
-        s3 = _mm256_loadu_ps(acc + 24);
-    }
-    return tree32x(s0, s1, s2, s3);
 }
 /* out0[d], out1[d] = dotf16(p0 | p1, column d of V^T): each column read once */
 __attribute__((target("avx2,fma,f16c"))) static void pv_pair_f16(const float *p0, const float *p1, const uint16_t *vt,
                                                                   int64_t ldc, int n, int hd, float *o0, float *o1) {
-    for (int d = 0; d < hd; d++) {
-        const uint16_t *c = vt + (int64_t)d * ldc;
-        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
-        int l = 0;
-        for (; l + 32 <= n; l += 32) {
-            _mm_prefetch((const char *)(c + l) + BN_KV_PF, _MM_HINT_T0);
-            const __m256 v0 = ld8x(c, l, 1), v1 = ld8x(c, l + 8, 1), v2 = ld8x(c, l + 16, 1), v3 = ld8x(c, l + 24, 1);
-            a0 = _mm256_fmadd_ps(_mm256_loadu_ps(p0 + l), v0, a0);
-            a1 = _mm256_fmadd_ps(_mm256_loadu_ps(p0 + l + 8), v1, a1);
-            a2 = _mm256_fmadd_ps(_mm256_loadu_ps(p0 + l + 16), v2, a2);
-            a3 = _mm256_fmadd_ps(_mm256_loadu_ps(p0 + l + 24), v3, a3);
-            b0 = _mm256_fmadd_ps(_mm256_loadu_ps(p1 + l), v0, b0);
-            b1 = _mm256_fmadd_ps(_mm256_loadu_ps(p1 + l + 8), v1, b1);
-            b2 = _mm256_fmadd_ps(_mm256_loadu_ps(p1 + l + 16), v2, b2);
-            b3 = _mm256_fmadd_ps(_mm256_loadu_ps(p1 + l + 24), v3, b3);
-        }
-        o0[d] = tail32x(a0, a1, a2, a3, p0, c, l, n);
-        o1[d] = tail32x(b0, b1, b2, b3, p1, c, l, n);
-    }
+    for (int d = 0; d < hd; d++) dot2_f16(p0, p1, vt + (int64_t)d * ldc, n, o0 + d, o1 + d);
 }
 
 /* f16 round trips (tab[bn_f32_to_f16(x)], bitwise) and f16 -> f32 with F16C. */

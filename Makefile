@@ -174,7 +174,11 @@ deps:
 	  $$SUDO apt-get update && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y $$missing; \
 	else echo "all Debian packages present"; fi
 
-demo: deps all
+# deps runs first and alone, then a fresh make: the pkg-config flags above are read when
+# make starts, so a make that also installed libzmq/msgpack would link without them.
+demo:
+	$(MAKE) deps
+	$(MAKE) all
 	pipelines/demo.sh
 
 crossval: all

@@ -217,6 +217,16 @@ teardown_file() {
     assert_output --partial "bn-sample"
 }
 
+@test "make demo: deps finishes before a separate make builds (its pkg-config flags must see the new packages)" {
+    # a fresh machine: the first make reads pkg-config before deps installs libzmq, so the build
+    # has to be a second make; one make with `demo: deps all` linked without -lzmq
+    run make -s -n -C "$BN_ROOT" demo MAKEFLAGS=
+    assert_success
+    d=$(printf '%s\n' "$output" | grep -n -E '^make(\[[0-9]+\])?( .*)? deps$' | head -1 | cut -d: -f1)
+    a=$(printf '%s\n' "$output" | grep -n -E '^make(\[[0-9]+\])?( .*)? all$' | head -1 | cut -d: -f1)
+    [ -n "$d" ] && [ -n "$a" ] && [ "$d" -lt "$a" ]
+}
+
 @test "bn-detok --stats and --trace: per-stage JSON summary and Chrome trace events from every stage" {
     run bash -c "bn-tokenize -m '$M' -p '$P' | bn-forward -m '$M' -t 1 | bn-sample --greedy -n 6 | bn-detok -m '$M' --quiet --stats '$TMP/s.json' --trace '$TMP/t.json'"
     assert_success

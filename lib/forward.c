@@ -35,6 +35,8 @@ struct bn_forward {
     const bn_kernels *k;
     bn_pool *pool;
     int n_ctx, n_batch, n_threads, pos;
+    int64_t k_head_ld; /* elements from one (layer, kv head)'s K rows to the next: n_ctx * head_dim + 32 */
+    int64_t v_ld;      /* elements from one V column (of n_ctx positions) to the next: n_ctx rounded up to 32, + 32 */
     bn_kv_type kv;
     int q_dim, kv_dim, qkv_dim;
 
@@ -49,8 +51,9 @@ struct bn_forward {
     bn_act act[SITE_COUNT][BN_ACT_COUNT]; /* kind unused: data == NULL */
 
     void *kc, *vc;   /* caches, f16 or f32: K [n_layer][n_head_kv][n_ctx][head_dim],
-                        V [n_layer][n_head_kv][head_dim][n_ctx] (see kcache_at) */
-    size_t cache_bytes; /* of each of kc, vc (bn_alloc_big) */
+                        V [n_layer][n_head_kv][head_dim][n_ctx], strides padded
+                        (k_head_ld, v_ld; see kcache_at) */
+    size_t k_bytes, v_bytes; /* of kc, vc (bn_alloc_big) */
     float *f16tab;   /* f16 -> f32, 65536 entries (f16 cache only) */
     float *scores;   /* per thread [BN_ATT_QT][n_head / n_head_kv][n_ctx + 8] */
     float *qtmp;     /* per thread [BN_ATT_QT][n_head / n_head_kv][head_dim] */
@@ -205,6 +208,22 @@ BN_AI_X86 float ld1x(const void *b, int64_t i, const int F16) {
     return F16 ? _cvtsh_ss(((const uint16_t *)b)[i]) : ((const float *)b)[i];
 }
 
+/* Lanes m < r (r <= 8) of s, each with fmaf(a[i + m], b[i + m], s[m]);
+ * the other lanes unchanged. In registers: the scalar tail loop it
+ * replaces stored the lanes, changed some and reloaded them as a vector,
+ * a store-forwarding stall per call that made the one-token P.V at short
+ * contexts (~80 keys: a 16-element tail per column) cost 7% of a decoded
+ * token on Zen 5. a and an f32 b are read with masked loads; an f16 b is
+ * read whole (8 values): the caches keep 32 values of padding past every
+ * column and head block (k_head_ld, v_ld), and lanes past r are discarded
+ * by the blend whatever they hold. */
+BN_AI_X86 __m256 fma_lanes(__m256 s, const float *a, const void *b, const int F16, int64_t i, int r) {
+    const __m256i on = _mm256_cmpgt_epi32(_mm256_set1_epi32(r), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    const __m256 x = _mm256_maskload_ps(a + i, on);
+    const __m256 y = F16 ? ld8x(b, i, 1) : _mm256_maskload_ps((const float *)b + i, on);
+    return _mm256_blendv_ps(s, _mm256_fmadd_ps(x, y, s), _mm256_castsi256_ps(on));
+}
+
 /* dot8 and dotf16 for contiguous operands with AVX2: the same lanes, fmas
  * and reduction trees as BN_DOT8_BODY and BN_DOTF16_BODY (bitwise equal),
  * for the Q.K products; b is f32, or f16 straight from the cache. */
@@ -212,12 +231,7 @@ BN_AI_X86 float dot8_x(const float *a, const void *b, const int F16, int n) {
     __m256 s = _mm256_setzero_ps();
     int l = 0;
     for (; l + 8 <= n; l += 8) s = _mm256_fmadd_ps(_mm256_loadu_ps(a + l), ld8x(b, l, F16), s);
-    if (l < n) {
-        float acc[8];
-        _mm256_storeu_ps(acc, s);
-        for (int m = 0; l + m < n; m++) acc[m] = fmaf(a[l + m], ld1x(b, l + m, F16), acc[m]);
-        s = _mm256_loadu_ps(acc);
-    }
+    if (l < n) s = fma_lanes(s, a, b, F16, l, n - l);
     __m128 t = _mm_add_ps(_mm256_extractf128_ps(s, 1), _mm256_castps256_ps128(s)); /* t_i = a[4+i] + a[i] */
     t = _mm_add_ps(t, _mm_movehl_ps(t, t));                                        /* t0+t2, t1+t3 */
     t = _mm_add_ss(t, _mm_movehdup_ps(t));
@@ -238,18 +252,11 @@ BN_AI_X86 float tree32x(__m256 s0, __m256 s1, __m256 s2, __m256 s3) {
  * elements l..n-1 (fewer than 32) into lanes 0.., then the tree. */
 BN_AI_X86 float tail32x(__m256 s0, __m256 s1, __m256 s2, __m256 s3, const float *a, const void *b, const int F16, int l,
                         int n) {
-    if (l < n) {
-        float acc[32];
-        _mm256_storeu_ps(acc, s0);
-        _mm256_storeu_ps(acc + 8, s1);
-        _mm256_storeu_ps(acc + 16, s2);
-        _mm256_storeu_ps(acc + 24, s3);
-        for (int m = 0; l + m < n; m++) acc[m] = fmaf(a[l + m], ld1x(b, l + m, F16), acc[m]);
-        s0 = _mm256_loadu_ps(acc);
-        s1 = _mm256_loadu_ps(acc + 8);
-        s2 = _mm256_loadu_ps(acc + 16);
-        s3 = _mm256_loadu_ps(acc + 24);
-    }
+    const int r = n - l; /* 0..31 */
+    if (r > 0) s0 = fma_lanes(s0, a, b, F16, l, r);
+    if (r > 8) s1 = fma_lanes(s1, a, b, F16, l + 8, r - 8);
+    if (r > 16) s2 = fma_lanes(s2, a, b, F16, l + 16, r - 16);
+    if (r > 24) s3 = fma_lanes(s3, a, b, F16, l + 24, r - 24);
     return tree32x(s0, s1, s2, s3);
 }
 BN_AI_X86 float dotf16_x(const float *a, const void *b, const int F16, int n) {
@@ -351,10 +358,10 @@ static void region_matmul(void *arg, int ith, int nth) {
  * kv head), as llama.cpp keeps its one-token V, so each output column's
  * P.V reads one contiguous run. */
 static inline int64_t kcache_at(const bn_forward *f, int layer, int kvh, int p) {
-    return (((int64_t)layer * f->m->hp.n_head_kv + kvh) * f->n_ctx + p) * f->m->hp.head_dim;
+    return ((int64_t)layer * f->m->hp.n_head_kv + kvh) * f->k_head_ld + (int64_t)p * f->m->hp.head_dim;
 }
 static inline int64_t vcache_at(const bn_forward *f, int layer, int kvh, int d) {
-    return (((int64_t)layer * f->m->hp.n_head_kv + kvh) * f->m->hp.head_dim + d) * f->n_ctx;
+    return (((int64_t)layer * f->m->hp.n_head_kv + kvh) * f->m->hp.head_dim + d) * f->v_ld;
 }
 
 /* Store kv head g's K and V vectors of position p (f16 or f32); V goes
@@ -368,11 +375,11 @@ static void cache_put(bn_forward *f, int layer, int g, int p, const float *k, co
         for (int d0 = 0; d0 < hd; d0 += 64) {
             const int m = hd - d0 < 64 ? hd - d0 : 64;
             bn_f32_to_f16_row(v + d0, h, m, f->vm);
-            for (int i = 0; i < m; i++) ((uint16_t *)f->vc)[vo + (int64_t)(d0 + i) * f->n_ctx] = h[i];
+            for (int i = 0; i < m; i++) ((uint16_t *)f->vc)[vo + (int64_t)(d0 + i) * f->v_ld] = h[i];
         }
     } else {
         memcpy((float *)f->kc + ko, k, (size_t)hd * sizeof(float));
-        for (int d = 0; d < hd; d++) ((float *)f->vc)[vo + (int64_t)d * f->n_ctx] = v[d];
+        for (int d = 0; d < hd; d++) ((float *)f->vc)[vo + (int64_t)d * f->v_ld] = v[d];
     }
 }
 
@@ -935,26 +942,26 @@ static void kv_rows_f32(const bn_forward *f, int layer, int kvh, float *kbuf, fl
 #if defined(__x86_64__)
         if (f->hw_avx2) {
             f16_to_f32_avx2(kr, kd, (int)nk);
-            vt_rows_avx2(vt, f->n_ctx, 1, hd, vbuf, from, to);
+            vt_rows_avx2(vt, f->v_ld, 1, hd, vbuf, from, to);
             return;
         }
 #endif
         for (int64_t i = 0; i < nk; i++) kd[i] = f->f16tab[kr[i]];
         for (int p = from; p < to; p += 16) /* 16 positions x all columns: the rows stay in L1 */
             for (int d = 0; d < hd; d++)
-                for (int q = p; q < to && q < p + 16; q++) vbuf[(int64_t)q * hd + d] = f->f16tab[vt[(int64_t)d * f->n_ctx + q]];
+                for (int q = p; q < to && q < p + 16; q++) vbuf[(int64_t)q * hd + d] = f->f16tab[vt[(int64_t)d * f->v_ld + q]];
     } else {
         const float *vt = (const float *)f->vc + v0;
         memcpy(kd, (const float *)f->kc + k0, (size_t)nk * sizeof(float));
 #if defined(__x86_64__)
         if (f->hw_avx2) {
-            vt_rows_avx2(vt, f->n_ctx, 0, hd, vbuf, from, to);
+            vt_rows_avx2(vt, f->v_ld, 0, hd, vbuf, from, to);
             return;
         }
 #endif
         for (int p = from; p < to; p += 16)
             for (int d = 0; d < hd; d++)
-                for (int q = p; q < to && q < p + 16; q++) vbuf[(int64_t)q * hd + d] = vt[(int64_t)d * f->n_ctx + q];
+                for (int q = p; q < to && q < p + 16; q++) vbuf[(int64_t)q * hd + d] = vt[(int64_t)d * f->v_ld + q];
     }
 }
 
@@ -1163,9 +1170,9 @@ static void region_attention(void *arg, int ith, int nth) {
         /* out[d] = sum_p p_p * v_p[d] */
 #if defined(__x86_64__)
         if (direct) {
-            if (!pair) pv_direct(sc, vcol0, f->n_ctx, f16, pv_vec, n_kv, hd, out);
+            if (!pair) pv_direct(sc, vcol0, f->v_ld, f16, pv_vec, n_kv, hd, out);
             else if (rem % 2 == 1) /* the pair's second head: P.V for both */
-                pv_pair_f16(sc - sc_ld, sc, (const uint16_t *)vcol0, f->n_ctx, n_kv, hd, out - hd, out);
+                pv_pair_f16(sc - sc_ld, sc, (const uint16_t *)vcol0, f->v_ld, n_kv, hd, out - hd, out);
             continue;
         }
 #endif
@@ -1414,14 +1421,23 @@ int bn_forward_new(bn_forward **out, const bn_model *m, const bn_forward_opts *o
     f->qtmp = f->kvtmp ? bn_malloc((size_t)f->n_threads * BN_ATT_QT * group * hp->head_dim * sizeof(float), e) : NULL;
     f->pvlanes = f->qtmp ? bn_malloc((size_t)f->n_threads * BN_ATT_QT * group * 8 * hp->head_dim * sizeof(float), e) : NULL;
     f->wrow = f->pvlanes ? bn_malloc((size_t)f->n_threads * hp->n_embd * sizeof(float), e) : NULL;
-    size_t esz = f->kv == BN_KV_F16 ? 2 : 4, cache_n;
-    if (!f->wrow || !bn_mul_size((size_t)hp->n_layer * f->n_ctx, (size_t)f->kv_dim * esz, &cache_n)) {
+    /* 32 values of padding after every K head block and V column: the
+     * one-token kernels read whole vectors past a row's or column's last
+     * value (fma_lanes), and the strides are then no longer powers of two
+     * (at n_ctx 4096 a token's 128 V stores were 8 KB apart, all in the
+     * same few cache sets; the padding alone measured no faster). */
+    f->k_head_ld = (int64_t)f->n_ctx * hp->head_dim + 32;
+    f->v_ld = ((int64_t)f->n_ctx + 31) / 32 * 32 + 32;
+    size_t esz = f->kv == BN_KV_F16 ? 2 : 4, heads = (size_t)hp->n_layer * hp->n_head_kv, k_n, v_n;
+    if (!f->wrow || !bn_mul_size(heads * esz, (size_t)f->k_head_ld, &k_n) ||
+        !bn_mul_size(heads * esz * hp->head_dim, (size_t)f->v_ld, &v_n)) {
         bn_forward_free(f);
         return e->msg[0] ? -1 : bn_errf(e, "forward: kv cache: size overflow");
     }
-    f->cache_bytes = cache_n;
-    f->kc = bn_alloc_big(cache_n, e);
-    f->vc = f->kc ? bn_alloc_big(cache_n, e) : NULL;
+    f->k_bytes = k_n;
+    f->v_bytes = v_n;
+    f->kc = bn_alloc_big(k_n, e);
+    f->vc = f->kc ? bn_alloc_big(v_n, e) : NULL;
     if (!f->vc) { bn_forward_free(f); bn_err_prefix(e, "forward: kv cache"); return -1; }
     if (f->kv == BN_KV_F16) {
         f->f16tab = bn_malloc(65536 * sizeof(float), e);
@@ -1461,7 +1477,7 @@ void bn_forward_free(bn_forward *f) {
         for (int kd = 0; kd < BN_ACT_COUNT; kd++)
             if (f->act[s][kd].data) bn_act_free(&f->act[s][kd]);
     free(f->x); free(f->xn); free(f->qkv); free(f->att); free(f->gu); free(f->y); free(f->rope);
-    free(f->scores); free(f->qtmp); free(f->pvlanes); free(f->kvtmp); free(f->wrow); bn_free_big(f->kc, f->cache_bytes); bn_free_big(f->vc, f->cache_bytes); free(f->f16tab);
+    free(f->scores); free(f->qtmp); free(f->pvlanes); free(f->kvtmp); free(f->wrow); bn_free_big(f->kc, f->k_bytes); bn_free_big(f->vc, f->v_bytes); free(f->f16tab);
     free(f);
 }
 

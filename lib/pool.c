@@ -12,6 +12,17 @@
 
 #define BN_POOL_SPIN 20000
 
+/* One step of a spin wait: a pause (the sibling hyperthread and the
+ * memory system get the slot), a sched_yield every 1024 steps. */
+static inline void pool_relax(int i) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+    if ((i & 1023) == 1023) sched_yield();
+}
+
 struct bn_pool {
     int n;                    /* threads including the caller */
     pthread_t *tid;
@@ -31,7 +42,7 @@ static unsigned pool_wait_gen(bn_pool *p, unsigned seen) {
     for (int i = 0; i < BN_POOL_SPIN; i++) {
         unsigned g = atomic_load_explicit(&p->gen, memory_order_acquire);
         if (g != seen) return g;
-        if ((i & 255) == 255) sched_yield();
+        pool_relax(i);
     }
     pthread_mutex_lock(&p->mu);
     unsigned g;
@@ -130,7 +141,7 @@ void bn_pool_run(bn_pool *p, bn_pool_fn fn, void *ctx) {
     fn(ctx, 0, p->n);
     for (int i = 0; i < BN_POOL_SPIN; i++) {
         if (atomic_load_explicit(&p->pending, memory_order_acquire) == 0) return;
-        if ((i & 255) == 255) sched_yield();
+        pool_relax(i);
     }
     pthread_mutex_lock(&p->mu);
     while (atomic_load_explicit(&p->pending, memory_order_acquire) != 0)

@@ -191,10 +191,13 @@ $(BUILD)/bench/compare: bench/compare.c $(LIBBN)
 $(BUILD)/bench/int8peak: bench/int8peak.c $(LIBBN)
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 -D_GNU_SOURCE -Ilib -O2 -march=native -pthread $(WARN) $< -o $@ $(LIBBN) -lm
+$(BUILD)/bench/gemvprobe: bench/gemvprobe.c $(LIBBN)
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -D_GNU_SOURCE -Ilib -O2 -march=native -pthread $(WARN) $< -o $@ $(LIBBN) $(LDLIBS)
 $(BUILD)/bench/%: bench/%.c
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 -D_GNU_SOURCE -O2 -march=native -pthread $(WARN) $< -o $@ -lm
-bench: all $(BUILD)/bench/bwprobe $(BUILD)/bench/int8peak $(BUILD)/bench/compare
+bench: all $(BUILD)/bench/bwprobe $(BUILD)/bench/int8peak $(BUILD)/bench/compare $(BUILD)/bench/gemvprobe
 	bench/run
 
 clean:

@@ -1,0 +1,196 @@
+/* gemvprobe.c - how close the one-token GEMVs stream to a plain read.
+ *
+ * Decode reads every weight once per token, so its ceiling is the read
+ * bandwidth; bench/run compares whole decode runs with bench/bwprobe, but a
+ * VM's bandwidth moves between phases within seconds, and a decode step
+ * also spends time outside the GEMVs. This probe puts one I2_S and one F16
+ * matrix of -m MiB each (2b4t's K = 2560) in 2 MB pages and times, in
+ * alternating passes: a plain read of the I2_S matrix's bytes (wide loads,
+ * prefetch 4 KB ahead, as bwprobe), the I2_S GEMV and the F16 GEMV of the
+ * kernel table bn-forward selects, each split over T threads with the same
+ * pool. With -c MiB the GEMVs run as regions of that many MiB each (2b4t's
+ * decode regions are 1.6-8.8 MB), which adds the per-region start and
+ * barrier to the kernel's own rate. Medians (and best) over -r passes.
+ * usage: gemvprobe [-t THREADS] [-m MiB] [-r PASSES] [-c REGION_MiB] -> one JSON line */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cpu.h"
+#include "kernels.h"
+#include "pool.h"
+#include "util.h"
+
+#define KDIM 2560
+#define PASSES_MAX 101
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+typedef struct {
+    const bn_kernels *k;
+    const bn_qmat *w;
+    const bn_act *a;
+    float *y;
+    int64_t r0, r1; /* this region's rows */
+    const uint8_t *buf; /* plain read */
+    size_t n;
+    uint64_t sink[64][8]; /* per thread, a cache line apart */
+} probe;
+
+/* Rows [r0, r1) of the region split as bn-forward splits a matmul's rows. */
+static void region_gemv(void *arg, int ith, int nth) {
+    probe *p = arg;
+    int64_t lo, hi;
+    bn_pool_split(p->r1 - p->r0, ith, nth, 4, &lo, &hi);
+    if (lo < hi) p->k->matmul(p->w, p->a, p->r0 + lo, p->r0 + hi, p->y, 0);
+}
+
+/* This thread's slice of the buffer with 64-byte loads, prefetched 4 KB ahead. */
+static void region_read(void *arg, int ith, int nth) {
+    probe *p = arg;
+    int64_t lo, hi;
+    bn_pool_split((int64_t)(p->n / 256), ith, nth, 1, &lo, &hi);
+    const uint8_t *s = p->buf + lo * 256;
+#if defined(__AVX2__)
+    __m256i acc = _mm256_setzero_si256();
+    for (int64_t i = 0; i < (hi - lo) * 256; i += 256) {
+        _mm_prefetch((const char *)s + i + 4096, _MM_HINT_T0);
+        _mm_prefetch((const char *)s + i + 4096 + 64, _MM_HINT_T0);
+        _mm_prefetch((const char *)s + i + 4096 + 128, _MM_HINT_T0);
+        _mm_prefetch((const char *)s + i + 4096 + 192, _MM_HINT_T0);
+        for (int j = 0; j < 256; j += 32) acc = _mm256_xor_si256(acc, _mm256_load_si256((const __m256i *)(s + i + j)));
+    }
+    uint64_t o[4];
+    _mm256_storeu_si256((__m256i *)o, acc);
+    p->sink[ith][0] ^= o[0] ^ o[1] ^ o[2] ^ o[3];
+#else
+    uint64_t acc = 0, v;
+    for (int64_t i = 0; i < (hi - lo) * 256; i += 8) memcpy(&v, s + i, 8), acc ^= v;
+    p->sink[ith][0] ^= acc;
+#endif
+}
+
+/* One pass of a GEMV over the whole matrix in regions of rows_per_region. */
+static double pass_gemv(bn_pool *pool, probe *p, const bn_qmat *w, const bn_act *a, int64_t rows_per_region) {
+    p->w = w;
+    p->a = a;
+    double t0 = now();
+    for (int64_t r = 0; r < w->M; r += rows_per_region) {
+        p->r0 = r;
+        p->r1 = r + rows_per_region < w->M ? r + rows_per_region : w->M;
+        bn_pool_run(pool, region_gemv, p);
+    }
+    return now() - t0;
+}
+
+static int cmp_d(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+int main(int argc, char **argv) {
+    int threads = 1, passes = 15, c;
+    long mib = 512, region_mib = 0;
+    while ((c = getopt(argc, argv, "t:m:r:c:")) != -1) {
+        if (c == 't') threads = atoi(optarg);
+        else if (c == 'm') mib = atol(optarg);
+        else if (c == 'r') passes = atoi(optarg);
+        else if (c == 'c') region_mib = atol(optarg);
+        else {
+            fprintf(stderr, "usage: gemvprobe [-t THREADS] [-m MiB] [-r PASSES] [-c REGION_MiB]\n");
+            return 2;
+        }
+    }
+    if (threads < 1 || threads > 64 || mib < 1 || mib > 16384 || passes < 1 || passes > PASSES_MAX || region_mib < 0) {
+        fprintf(stderr, "gemvprobe: bad arguments\n");
+        return 2;
+    }
+    bn_err e = {0};
+    bn_isa isa;
+    const bn_kernels *k;
+    bn_pool *pool;
+    if (bn_isa_select(&isa, &e) < 0 || !(k = bn_kernels_for(isa)) || bn_pool_new(&pool, threads, &e) < 0) {
+        fprintf(stderr, "gemvprobe: %s\n", e.msg[0] ? e.msg : "no kernel table");
+        return 1;
+    }
+    const size_t bytes = (size_t)mib << 20;
+    bn_qmat wi = { .type = BN_TYPE_I2_S, .K = KDIM, .row_bytes = KDIM / 4, .scale = 1.0f };
+    bn_qmat wf = { .type = BN_TYPE_F16, .K = KDIM, .row_bytes = KDIM * 2, .scale = 1.0f };
+    wi.M = (int64_t)(bytes / wi.row_bytes) / 4 * 4;
+    wf.M = (int64_t)(bytes / wf.row_bytes) / 4 * 4;
+    uint8_t *bi = bn_alloc_big(bytes, &e), *bf = bi ? bn_alloc_big(bytes, &e) : NULL;
+    float *y = bf ? bn_alloc_big((size_t)(wi.M + wf.M) * sizeof(float), &e) : NULL;
+    bn_act ai = {0}, af = {0};
+    if (!y || bn_act_alloc(&ai, BN_ACT_I8S, KDIM, 1, &e) < 0 || bn_act_alloc(&af, BN_ACT_F16, KDIM, 1, &e) < 0) {
+        fprintf(stderr, "gemvprobe: %s\n", e.msg);
+        return 1;
+    }
+    uint64_t st = 0x9E3779B97F4A7C15ull;
+    for (size_t i = 0; i < bytes; i += 8) { /* random codes; f16 values in [1, 2) (no NaN, no subnormal) */
+        st ^= st << 13, st ^= st >> 7, st ^= st << 17;
+        memcpy(bi + i, &st, 8);
+        uint64_t h = (st & 0x03FF03FF03FF03FFull) | 0x3C003C003C003C00ull;
+        memcpy(bf + i, &h, 8);
+    }
+    wi.data = bi;
+    wf.data = bf;
+    float x[KDIM];
+    for (int i = 0; i < KDIM; i++) x[i] = (float)((i * 37) % 101 - 50) / 50.0f;
+    bn_act_quantize(k, &ai, x, KDIM, 1);
+    bn_act_quantize(k, &af, x, KDIM, 1);
+
+    probe p = { .k = k, .y = y, .buf = bi, .n = bytes };
+    const int64_t rr_i = region_mib ? (region_mib << 20) / (int64_t)wi.row_bytes / 4 * 4 : wi.M;
+    const int64_t rr_f = region_mib ? (region_mib << 20) / (int64_t)wf.row_bytes / 4 * 4 : wf.M;
+    double t_read[PASSES_MAX], t_i2s[PASSES_MAX], t_f16[PASSES_MAX];
+    for (int r = -1; r < passes; r++) { /* pass -1 warms up */
+        double t0 = now();
+        bn_pool_run(pool, region_read, &p);
+        double tr = now() - t0;
+        double ti = pass_gemv(pool, &p, &wi, &ai, rr_i);
+        double tf = pass_gemv(pool, &p, &wf, &af, rr_f);
+        if (r >= 0) t_read[r] = tr, t_i2s[r] = ti, t_f16[r] = tf;
+    }
+    double gb_read[PASSES_MAX], gb_i2s[PASSES_MAX], gb_f16[PASSES_MAX];
+    for (int r = 0; r < passes; r++) {
+        gb_read[r] = (double)bytes / t_read[r] / 1e9;
+        gb_i2s[r] = (double)wi.M * wi.row_bytes / t_i2s[r] / 1e9;
+        gb_f16[r] = (double)wf.M * wf.row_bytes / t_f16[r] / 1e9;
+    }
+    /* per pass, each GEMV against the read right before it; then medians */
+    double fr_i2s[PASSES_MAX], fr_f16[PASSES_MAX];
+    for (int r = 0; r < passes; r++) fr_i2s[r] = gb_i2s[r] / gb_read[r], fr_f16[r] = gb_f16[r] / gb_read[r];
+    qsort(gb_read, (size_t)passes, sizeof(double), cmp_d);
+    qsort(gb_i2s, (size_t)passes, sizeof(double), cmp_d);
+    qsort(gb_f16, (size_t)passes, sizeof(double), cmp_d);
+    qsort(fr_i2s, (size_t)passes, sizeof(double), cmp_d);
+    qsort(fr_f16, (size_t)passes, sizeof(double), cmp_d);
+    const int md = passes / 2, hi = passes - 1;
+    uint64_t sink = 0;
+    for (int t = 0; t < threads; t++) sink ^= p.sink[t][0];
+    printf("{\"probe\":\"gemv-vs-read\",\"isa\":\"%s\",\"threads\":%d,\"mib\":%ld,\"region_mib\":%ld,\"passes\":%d,"
+           "\"read_gb_s\":%.2f,\"read_gb_s_best\":%.2f,\"i2s_gb_s\":%.2f,\"i2s_gb_s_best\":%.2f,\"f16_gb_s\":%.2f,"
+           "\"f16_gb_s_best\":%.2f,\"i2s_of_read\":%.3f,\"f16_of_read\":%.3f,\"y\":%g,\"sink\":%llu}\n",
+           k->name, threads, mib, region_mib, passes, gb_read[md], gb_read[hi], gb_i2s[md], gb_i2s[hi], gb_f16[md],
+           gb_f16[hi], fr_i2s[md], fr_f16[md], (double)y[0], (unsigned long long)(sink & 1));
+    bn_act_free(&ai);
+    bn_act_free(&af);
+    bn_free_big(y, (size_t)(wi.M + wf.M) * sizeof(float));
+    bn_free_big(bf, bytes);
+    bn_free_big(bi, bytes);
+    bn_pool_free(pool);
+    return 0;
+}

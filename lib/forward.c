@@ -932,37 +932,31 @@ __attribute__((target("avx2,f16c"))) static void vt_rows_avx2(const void *vt, in
         }
 }
 #endif
+/* Element i of a cache region (f16 or f32) as f32: exact either way. */
+static inline float cache_f32(const bn_forward *f, const void *c, int64_t i) {
+    return f->kv == BN_KV_F16 ? f->f16tab[((const uint16_t *)c)[i]] : ((const float *)c)[i];
+}
 static void kv_rows_f32(const bn_forward *f, int layer, int kvh, float *kbuf, float *vbuf, int from, int to) {
     if (to <= from) return;
     const int hd = f->m->hp.head_dim;
-    const int64_t nk = (int64_t)(to - from) * hd, k0 = kcache_at(f, layer, kvh, from), v0 = vcache_at(f, layer, kvh, 0);
+    const bool f16 = f->kv == BN_KV_F16;
+    const int64_t esz = f16 ? 2 : 4;
+    const int64_t nk = (int64_t)(to - from) * hd;
+    const void *kr = (const uint8_t *)f->kc + kcache_at(f, layer, kvh, from) * esz;
+    const void *vt = (const uint8_t *)f->vc + vcache_at(f, layer, kvh, 0) * esz;
     float *kd = kbuf + (int64_t)from * hd;
-    if (f->kv == BN_KV_F16) {
-        const uint16_t *kr = (const uint16_t *)f->kc + k0, *vt = (const uint16_t *)f->vc + v0;
 #if defined(__x86_64__)
-        if (f->hw_avx2) {
-            f16_to_f32_avx2(kr, kd, (int)nk);
-            vt_rows_avx2(vt, f->v_ld, 1, hd, vbuf, from, to);
-            return;
-        }
-#endif
-        for (int64_t i = 0; i < nk; i++) kd[i] = f->f16tab[kr[i]];
-        for (int p = from; p < to; p += 16) /* 16 positions x all columns: the rows stay in L1 */
-            for (int d = 0; d < hd; d++)
-                for (int q = p; q < to && q < p + 16; q++) vbuf[(int64_t)q * hd + d] = f->f16tab[vt[(int64_t)d * f->v_ld + q]];
-    } else {
-        const float *vt = (const float *)f->vc + v0;
-        memcpy(kd, (const float *)f->kc + k0, (size_t)nk * sizeof(float));
-#if defined(__x86_64__)
-        if (f->hw_avx2) {
-            vt_rows_avx2(vt, f->v_ld, 0, hd, vbuf, from, to);
-            return;
-        }
-#endif
-        for (int p = from; p < to; p += 16)
-            for (int d = 0; d < hd; d++)
-                for (int q = p; q < to && q < p + 16; q++) vbuf[(int64_t)q * hd + d] = vt[(int64_t)d * f->v_ld + q];
+    if (f->hw_avx2) {
+        if (f16) f16_to_f32_avx2(kr, kd, (int)nk);
+        else memcpy(kd, kr, (size_t)nk * sizeof(float));
+        vt_rows_avx2(vt, f->v_ld, f16, hd, vbuf, from, to);
+        return;
     }
+#endif
+    for (int64_t i = 0; i < nk; i++) kd[i] = cache_f32(f, kr, i);
+    for (int p = from; p < to; p += 16) /* 16 positions x all columns: the rows stay in L1 */
+        for (int d = 0; d < hd; d++)
+            for (int q = p; q < to && q < p + 16; q++) vbuf[(int64_t)q * hd + d] = cache_f32(f, vt, (int64_t)d * f->v_ld + q);
 }
 
 #if defined(__x86_64__)

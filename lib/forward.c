@@ -1539,11 +1539,25 @@ void bn_forward_receipt(const bn_forward *f, char *buf, size_t n) {
 
 /* ---- logits helpers ------------------------------------------------------ */
 
+/* The lowest index of the largest value; NaNs never win, and a NaN at
+ * v[0] makes the answer 0 (the one-pass "v[i] > v[a]" definition). That
+ * pass reloads v[a] behind a cmov every element, a ~7-cycle chain: 0.53 ms
+ * for 2b4t's 128256 logits, 1.5-2% of a decode step. Eight independent
+ * running maxima and then a search for the first equal value give the
+ * same index (-0 == +0, so a zero of either sign ties) in ~10x less. */
 int32_t bn_argmax(const float *v, int n) {
-    int32_t a = 0;
-    for (int i = 1; i < n; i++)
-        if (v[i] > v[a]) a = i;
-    return a;
+    if (n <= 1 || v[0] != v[0]) return 0;
+    float m8[8];
+    for (int j = 0; j < 8; j++) m8[j] = v[0];
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int j = 0; j < 8; j++) m8[j] = v[i + j] > m8[j] ? v[i + j] : m8[j];
+    float m = m8[0];
+    for (int j = 1; j < 8; j++) m = m8[j] > m ? m8[j] : m;
+    for (; i < n; i++) m = v[i] > m ? v[i] : m;
+    for (i = 0; i < n; i++)
+        if (v[i] == m) break;
+    return i;
 }
 
 double bn_log_softmax_at(const float *v, int n, int32_t id) {

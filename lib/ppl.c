@@ -1,5 +1,6 @@
 /* ppl.c - chunking, NLL sums and KL statistics for perplexity (see ppl.h). */
 #include "ppl.h"
+#include "forward.h"
 
 #include <errno.h>
 #include <math.h>
@@ -240,13 +241,6 @@ void bn_kl_stats_free(bn_kl_stats *s) {
     memset(s, 0, sizeof *s);
 }
 
-/* Lowest index of the maximum (ties like bn_argmax). */
-static int argmax_f(const float *v, int n) {
-    int b = 0;
-    for (int i = 1; i < n; i++) if (v[i] > v[b]) b = i;
-    return b;
-}
-
 /* KL(base||test) = sum p_base (log p_base - log p_test), plus the target's
  * probabilities for PPL ratios and delta-p, and whether top-1 agrees. */
 int bn_kl_stats_add(bn_kl_stats *s, const float *base_lp, const float *test_lp, int n_vocab, int32_t target,
@@ -276,7 +270,7 @@ int bn_kl_stats_add(bn_kl_stats *s, const float *base_lp, const float *test_lp, 
     s->sum_lt += lt; s->sum_lt2 += lt * lt;
     s->sum_lb += lb; s->sum_lb2 += lb * lb;
     s->sum_ltb += lt * lb;
-    if (argmax_f(base_lp, n_vocab) == argmax_f(test_lp, n_vocab)) s->same_top++;
+    if (bn_argmax(base_lp, n_vocab) == bn_argmax(test_lp, n_vocab)) s->same_top++;
     return 0;
 }
 

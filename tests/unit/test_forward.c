@@ -4,6 +4,7 @@
  * sizes, I2_S against F32 on the same ternary weights, load-time checks that
  * fail before compute, context overflow, the pool, LOGT round trips and the
  * logits helpers. Needs no files outside the test. */
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -480,6 +481,27 @@ int main(void) {
     /* helpers */
     float row[5] = {1, 3, 3, -1, 0};
     CHECK(bn_argmax(row, 5) == 1, "argmax ties -> lowest id");
+    {   /* against the one-pass definition: odd lengths, ties, NaNs, signed zeros, infinities */
+        float rv[67];
+        int nbad = 0;
+        uint64_t st = 7;
+        for (int trial = 0; trial < 4000; trial++) {
+            const int n = 1 + trial % 67;
+            for (int i = 0; i < n; i++) {
+                st ^= st << 13, st ^= st >> 7, st ^= st << 17;
+                const int k = (int)(st % 16);
+                rv[i] = k == 0 ? NAN : k == 1 ? -0.0f : k == 2 ? 0.0f : k == 3 ? -INFINITY : k == 4 ? INFINITY
+                     : k == 5 ? -FLT_MAX : (float)((int)(st >> 8) % 7 - 3);
+            }
+            if (trial % 5 == 0) rv[0] = NAN;
+            if (trial % 7 == 0) for (int i = 0; i < n; i++) rv[i] = -INFINITY;
+            int32_t a = 0;
+            for (int i = 1; i < n; i++)
+                if (rv[i] > rv[a]) a = i;
+            nbad += bn_argmax(rv, n) != a;
+        }
+        CHECK(nbad == 0, "argmax equals the one-pass definition (%d of 4000 differ)", nbad);
+    }
     double ps = 0;
     for (int i = 0; i < 5; i++) ps += exp(bn_log_softmax_at(row, 5, i));
     CHECK(fabs(ps - 1) < 1e-12, "log softmax normalised (%.3g)", ps - 1);

@@ -101,6 +101,39 @@ static int cmp_d(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
+/* The matrices the probe streams: the types a 2b4t decode reads (I2_S
+ * ternary GEMVs, the F16 head, a Q8_0 head from --head q8_0). */
+enum { N_MATS = 3 };
+static const struct {
+    const char *name;
+    bn_type type;
+    bn_act_kind act;
+    size_t row_bytes;
+} mats[N_MATS] = {
+    { "i2s", BN_TYPE_I2_S, BN_ACT_I8S, KDIM / 4 },
+    { "f16", BN_TYPE_F16, BN_ACT_F16, KDIM * 2 },
+    { "q8_0", BN_TYPE_Q8_0, BN_ACT_Q8_0, KDIM / 32 * 34 },
+};
+
+/* Fill a matrix with random data its kernels accept: random bytes for the
+ * codes, and f16 values in [1, 2) (no NaN, no subnormal) wherever the
+ * format holds halves (every F16 element, each Q8_0 block's scale). */
+static void fill(uint8_t *b, size_t bytes, bn_type type, size_t row_bytes) {
+    uint64_t st = 0x9E3779B97F4A7C15ull;
+    for (size_t i = 0; i < bytes; i += 8) {
+        st ^= st << 13, st ^= st >> 7, st ^= st << 17;
+        uint64_t v = st;
+        if (type == BN_TYPE_F16) v = (st & 0x03FF03FF03FF03FFull) | 0x3C003C003C003C00ull;
+        memcpy(b + i, &v, 8);
+    }
+    if (type == BN_TYPE_Q8_0)
+        for (size_t r = 0; r + row_bytes <= bytes; r += row_bytes)
+            for (size_t o = 0; o < row_bytes; o += 34) {
+                uint16_t h = (uint16_t)(0x3C00 | (b[r + o] & 0xFF));
+                memcpy(b + r + o, &h, 2);
+            }
+}
+
 int main(int argc, char **argv) {
     int threads = 1, passes = 15, c;
     long mib = 512, region_mib = 0;
@@ -127,70 +160,67 @@ int main(int argc, char **argv) {
         return 1;
     }
     const size_t bytes = (size_t)mib << 20;
-    bn_qmat wi = { .type = BN_TYPE_I2_S, .K = KDIM, .row_bytes = KDIM / 4, .scale = 1.0f };
-    bn_qmat wf = { .type = BN_TYPE_F16, .K = KDIM, .row_bytes = KDIM * 2, .scale = 1.0f };
-    wi.M = (int64_t)(bytes / wi.row_bytes) / 4 * 4;
-    wf.M = (int64_t)(bytes / wf.row_bytes) / 4 * 4;
-    uint8_t *bi = bn_alloc_big(bytes, &e), *bf = bi ? bn_alloc_big(bytes, &e) : NULL;
-    float *y = bf ? bn_alloc_big((size_t)(wi.M + wf.M) * sizeof(float), &e) : NULL;
-    bn_act ai = {0}, af = {0};
-    if (!y || bn_act_alloc(&ai, BN_ACT_I8S, KDIM, 1, &e) < 0 || bn_act_alloc(&af, BN_ACT_F16, KDIM, 1, &e) < 0) {
+    bn_qmat w[N_MATS];
+    bn_act a[N_MATS];
+    uint8_t *buf[N_MATS];
+    int64_t rows_per_region[N_MATS], m_all = 0;
+    float x[KDIM];
+    for (int i = 0; i < KDIM; i++) x[i] = (float)((i * 37) % 101 - 50) / 50.0f;
+    for (int m = 0; m < N_MATS; m++) {
+        w[m] = (bn_qmat){ .type = mats[m].type, .K = KDIM, .row_bytes = mats[m].row_bytes, .scale = 1.0f };
+        w[m].M = (int64_t)(bytes / w[m].row_bytes) / 8 * 8;
+        m_all += w[m].M;
+        a[m] = (bn_act){0};
+        if (!(buf[m] = bn_alloc_big(bytes, &e)) || bn_act_alloc(&a[m], mats[m].act, KDIM, 1, &e) < 0) {
+            fprintf(stderr, "gemvprobe: %s\n", e.msg);
+            return 1;
+        }
+        fill(buf[m], bytes, mats[m].type, mats[m].row_bytes);
+        w[m].data = buf[m];
+        bn_act_quantize(k, &a[m], x, KDIM, 1);
+        rows_per_region[m] = region_mib ? (region_mib << 20) / (int64_t)w[m].row_bytes / 8 * 8 : w[m].M;
+    }
+    float *y = bn_alloc_big((size_t)m_all * sizeof(float), &e);
+    if (!y) {
         fprintf(stderr, "gemvprobe: %s\n", e.msg);
         return 1;
     }
-    uint64_t st = 0x9E3779B97F4A7C15ull;
-    for (size_t i = 0; i < bytes; i += 8) { /* random codes; f16 values in [1, 2) (no NaN, no subnormal) */
-        st ^= st << 13, st ^= st >> 7, st ^= st << 17;
-        memcpy(bi + i, &st, 8);
-        uint64_t h = (st & 0x03FF03FF03FF03FFull) | 0x3C003C003C003C00ull;
-        memcpy(bf + i, &h, 8);
-    }
-    wi.data = bi;
-    wf.data = bf;
-    float x[KDIM];
-    for (int i = 0; i < KDIM; i++) x[i] = (float)((i * 37) % 101 - 50) / 50.0f;
-    bn_act_quantize(k, &ai, x, KDIM, 1);
-    bn_act_quantize(k, &af, x, KDIM, 1);
 
-    probe p = { .k = k, .y = y, .buf = bi, .n = bytes };
-    const int64_t rr_i = region_mib ? (region_mib << 20) / (int64_t)wi.row_bytes / 4 * 4 : wi.M;
-    const int64_t rr_f = region_mib ? (region_mib << 20) / (int64_t)wf.row_bytes / 4 * 4 : wf.M;
-    double t_read[PASSES_MAX], t_i2s[PASSES_MAX], t_f16[PASSES_MAX];
+    probe p = { .k = k, .y = y, .buf = buf[0], .n = bytes };
+    double gb_read[PASSES_MAX], gb[N_MATS][PASSES_MAX], frac[N_MATS][PASSES_MAX];
     for (int r = -1; r < passes; r++) { /* pass -1 warms up */
         double t0 = now();
         bn_pool_run(pool, region_read, &p);
         double tr = now() - t0;
-        double ti = pass_gemv(pool, &p, &wi, &ai, rr_i);
-        double tf = pass_gemv(pool, &p, &wf, &af, rr_f);
-        if (r >= 0) t_read[r] = tr, t_i2s[r] = ti, t_f16[r] = tf;
-    }
-    double gb_read[PASSES_MAX], gb_i2s[PASSES_MAX], gb_f16[PASSES_MAX];
-    for (int r = 0; r < passes; r++) {
-        gb_read[r] = (double)bytes / t_read[r] / 1e9;
-        gb_i2s[r] = (double)wi.M * wi.row_bytes / t_i2s[r] / 1e9;
-        gb_f16[r] = (double)wf.M * wf.row_bytes / t_f16[r] / 1e9;
+        for (int m = 0; m < N_MATS; m++) {
+            double t = pass_gemv(pool, &p, &w[m], &a[m], rows_per_region[m]);
+            if (r < 0) continue;
+            gb[m][r] = (double)w[m].M * w[m].row_bytes / t / 1e9;
+        }
+        if (r >= 0) gb_read[r] = (double)bytes / tr / 1e9;
     }
     /* per pass, each GEMV against the read right before it; then medians */
-    double fr_i2s[PASSES_MAX], fr_f16[PASSES_MAX];
-    for (int r = 0; r < passes; r++) fr_i2s[r] = gb_i2s[r] / gb_read[r], fr_f16[r] = gb_f16[r] / gb_read[r];
+    for (int m = 0; m < N_MATS; m++) {
+        for (int r = 0; r < passes; r++) frac[m][r] = gb[m][r] / gb_read[r];
+        qsort(gb[m], (size_t)passes, sizeof(double), cmp_d);
+        qsort(frac[m], (size_t)passes, sizeof(double), cmp_d);
+    }
     qsort(gb_read, (size_t)passes, sizeof(double), cmp_d);
-    qsort(gb_i2s, (size_t)passes, sizeof(double), cmp_d);
-    qsort(gb_f16, (size_t)passes, sizeof(double), cmp_d);
-    qsort(fr_i2s, (size_t)passes, sizeof(double), cmp_d);
-    qsort(fr_f16, (size_t)passes, sizeof(double), cmp_d);
     const int md = passes / 2, hi = passes - 1;
     uint64_t sink = 0;
     for (int t = 0; t < threads; t++) sink ^= p.sink[t][0];
     printf("{\"probe\":\"gemv-vs-read\",\"isa\":\"%s\",\"threads\":%d,\"mib\":%ld,\"region_mib\":%ld,\"passes\":%d,"
-           "\"read_gb_s\":%.2f,\"read_gb_s_best\":%.2f,\"i2s_gb_s\":%.2f,\"i2s_gb_s_best\":%.2f,\"f16_gb_s\":%.2f,"
-           "\"f16_gb_s_best\":%.2f,\"i2s_of_read\":%.3f,\"f16_of_read\":%.3f,\"y\":%g,\"sink\":%llu}\n",
-           k->name, threads, mib, region_mib, passes, gb_read[md], gb_read[hi], gb_i2s[md], gb_i2s[hi], gb_f16[md],
-           gb_f16[hi], fr_i2s[md], fr_f16[md], (double)y[0], (unsigned long long)(sink & 1));
-    bn_act_free(&ai);
-    bn_act_free(&af);
-    bn_free_big(y, (size_t)(wi.M + wf.M) * sizeof(float));
-    bn_free_big(bf, bytes);
-    bn_free_big(bi, bytes);
+           "\"read_gb_s\":%.2f,\"read_gb_s_best\":%.2f",
+           k->name, threads, mib, region_mib, passes, gb_read[md], gb_read[hi]);
+    for (int m = 0; m < N_MATS; m++)
+        printf(",\"%s_gb_s\":%.2f,\"%s_gb_s_best\":%.2f,\"%s_of_read\":%.3f", mats[m].name, gb[m][md], mats[m].name,
+               gb[m][hi], mats[m].name, frac[m][md]);
+    printf(",\"y\":%g,\"sink\":%llu}\n", (double)y[0], (unsigned long long)(sink & 1));
+    for (int m = 0; m < N_MATS; m++) {
+        bn_act_free(&a[m]);
+        bn_free_big(buf[m], bytes);
+    }
+    bn_free_big(y, (size_t)m_all * sizeof(float));
     bn_pool_free(pool);
     return 0;
 }

@@ -17,7 +17,8 @@
  * below 2^31 for nb < 40000 (each vpdpbusd adds at most 4*192*128 per lane);
  * longer rows take the ymm tile. The 4 rows of a tile are adjacent, so the
  * tile is one contiguous stream: it is prefetched linearly, a tile ahead plus
- * 4 KB (prefetching each row ahead fell into rows already being loaded). */
+ * BN_PF_STREAM (prefetching each row ahead fell into rows already being
+ * loaded). */
 /* q repacked for the one-token GEMV: per block pair (b, b+1) and group g, the
  * 32 activations of group g of block b, then those of block b+1, so one zmm
  * load gives what the tile otherwise joins from two loads and an insert (the
@@ -40,7 +41,7 @@ BN_AI void z_i2s_gemv_tile(const uint8_t *w0, size_t rb, const int RB, const int
     for (int r = 0; r < RB; r++)
 #pragma GCC unroll 4
         for (int g = 0; g < 4; g++) acc[r][g] = _mm512_setzero_si512();
-    const char *pf = (const char *)w0 + (size_t)RB * rb + BN_PF_AHEAD;
+    const char *pf = (const char *)w0 + (size_t)RB * rb + BN_PF_STREAM;
     int64_t b = 0;
     for (; b + 2 <= nb; b += 2) {
         const int8_t *qb = q + 128 * b;

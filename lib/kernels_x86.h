@@ -34,6 +34,16 @@
 #ifndef BN_PF_AHEAD
 #define BN_PF_AHEAD 4096
 #endif
+/* The AVX-512 one-token I2_S and Q8_0 GEMVs prefetch further: on the Zen 5
+ * VM (bench/gemvprobe with the distance varied pass by pass in one process,
+ * order rotated) the I2_S GEMV streamed at 0.90-0.93 of a same-pass read
+ * with 4 KB and 0.97-1.0 with 24-32 KB (1 and 2 threads), the Q8_0 head
+ * 0.76-0.81 -> 0.80-0.84; the F16 head moved within noise, and the AVX2
+ * I2_S tile on the same CPU streamed worse (0.80 -> 0.70), so those keep
+ * BN_PF_AHEAD. */
+#ifndef BN_PF_STREAM
+#define BN_PF_STREAM 32768
+#endif
 
 /* Sum of the 8 int32 lanes (exact, order irrelevant). */
 BN_AI int32_t x86_hsum_i32(__m256i v) {
@@ -374,7 +384,7 @@ static void x86_mm_q8_0(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r
     /* row tiles outer, tokens inner: the tile's blocks stay in L1 across tokens */
     for (; r + 8 <= r1; r += 8) {
         const uint8_t *w0 = W->data + (size_t)r * W->row_bytes;
-        const char *pf = (const char *)w0 + 8 * W->row_bytes + BN_PF_AHEAD;
+        const char *pf = (const char *)w0 + 8 * W->row_bytes + (BN_X86_VNNI && a->n == 1 ? BN_PF_STREAM : BN_PF_AHEAD);
         for (int t = 0; t < a->n; t++) {
             const bn_block_q8_0 *y = (const bn_block_q8_0 *)((const uint8_t *)a->data + (size_t)t * a->row_bytes);
             float out[8];

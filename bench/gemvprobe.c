@@ -11,7 +11,12 @@
  * pool. With -c MiB the GEMVs run as regions of that many MiB each (2b4t's
  * decode regions are 1.6-8.8 MB), which adds the per-region start and
  * barrier to the kernel's own rate. Medians (and best) over -r passes.
- * usage: gemvprobe [-t THREADS] [-m MiB] [-r PASSES] [-c REGION_MiB] -> one JSON line */
+ * With -d it replays instead the GEMVs of one 2b4t decode step, as the
+ * regions bn-forward runs (per layer: QKV 3840x2560, Wo 2560x2560, gate+up
+ * 13824x2560, down 2560x6912, all I2_S; then the 128256x2560 head, F16, or
+ * Q8_0 with -q), nothing between them, against a read of the same bytes:
+ * what decode could reach with attention and norms free.
+ * usage: gemvprobe [-t THREADS] [-m MiB] [-r PASSES] [-c REGION_MiB] [-d [-q]] -> one JSON line */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -134,16 +139,107 @@ static void fill(uint8_t *b, size_t bytes, bn_type type, size_t row_bytes) {
             }
 }
 
+/* ---- -d: one decode step's GEMVs ---------------------------------------- */
+
+enum { N_LAYER = 30, N_VOCAB = 128256, N_FF = 6912 };
+
+/* A pass over the step's regions in order; the seconds it took. */
+static double pass_replay(bn_pool *pool, probe *p, bn_qmat *layer_w, int n_lw, bn_act *a_embd, bn_act *a_ff,
+                          bn_qmat *head, bn_act *a_head) {
+    double t0 = now();
+    for (int i = 0; i < n_lw; i++) {
+        p->w = &layer_w[i];
+        p->a = layer_w[i].K == N_FF ? a_ff : a_embd;
+        p->r0 = 0;
+        p->r1 = layer_w[i].M;
+        bn_pool_run(pool, region_gemv, p);
+    }
+    p->w = head;
+    p->a = a_head;
+    p->r0 = 0;
+    p->r1 = head->M;
+    bn_pool_run(pool, region_gemv, p);
+    return now() - t0;
+}
+
+static int replay(const bn_kernels *k, bn_pool *pool, int threads, int passes, int q8_head) {
+    bn_err e = {0};
+    static const int64_t rows[4] = { 3840, KDIM, 2 * N_FF, KDIM }, cols[4] = { KDIM, KDIM, KDIM, N_FF };
+    bn_qmat lw[4 * N_LAYER];
+    size_t layer_bytes = 0;
+    for (int i = 0; i < 4 * N_LAYER; i++) {
+        lw[i] = (bn_qmat){ .type = BN_TYPE_I2_S, .M = rows[i % 4], .K = cols[i % 4], .row_bytes = (size_t)cols[i % 4] / 4,
+                           .scale = 1.0f };
+        layer_bytes += (size_t)lw[i].M * lw[i].row_bytes;
+    }
+    bn_qmat head = { .type = q8_head ? BN_TYPE_Q8_0 : BN_TYPE_F16, .M = N_VOCAB, .K = KDIM,
+                     .row_bytes = q8_head ? KDIM / 32 * 34 : KDIM * 2, .scale = 1.0f };
+    const size_t head_bytes = (size_t)head.M * head.row_bytes, total = layer_bytes + head_bytes;
+    uint8_t *blob = bn_alloc_big(total, &e);
+    float *y = blob ? bn_alloc_big((size_t)N_VOCAB * sizeof(float), &e) : NULL;
+    bn_act a_embd = {0}, a_ff = {0}, a_head = {0};
+    if (!y || bn_act_alloc(&a_embd, BN_ACT_I8S, KDIM, 1, &e) < 0 || bn_act_alloc(&a_ff, BN_ACT_I8S, N_FF, 1, &e) < 0 ||
+        bn_act_alloc(&a_head, q8_head ? BN_ACT_Q8_0 : BN_ACT_F16, KDIM, 1, &e) < 0) {
+        fprintf(stderr, "gemvprobe: %s\n", e.msg);
+        return 1;
+    }
+    fill(blob, layer_bytes, BN_TYPE_I2_S, 0);
+    fill(blob + layer_bytes, head_bytes, head.type, head.row_bytes);
+    size_t off = 0;
+    for (int i = 0; i < 4 * N_LAYER; i++) {
+        lw[i].data = blob + off;
+        off += (size_t)lw[i].M * lw[i].row_bytes;
+    }
+    head.data = blob + layer_bytes;
+    static float x[N_FF];
+    for (int i = 0; i < N_FF; i++) x[i] = (float)((i * 37) % 101 - 50) / 50.0f;
+    bn_act_quantize(k, &a_embd, x, KDIM, 1);
+    bn_act_quantize(k, &a_ff, x, N_FF, 1);
+    bn_act_quantize(k, &a_head, x, KDIM, 1);
+    probe p = { .k = k, .y = y, .buf = blob, .n = total / 256 * 256 };
+    double gb_read[PASSES_MAX], gb_step[PASSES_MAX], frac[PASSES_MAX], tok_s[PASSES_MAX];
+    for (int r = -1; r < passes; r++) {
+        double t0 = now();
+        bn_pool_run(pool, region_read, &p);
+        double tr = now() - t0;
+        double ts = pass_replay(pool, &p, lw, 4 * N_LAYER, &a_embd, &a_ff, &head, &a_head);
+        if (r < 0) continue;
+        gb_read[r] = (double)p.n / tr / 1e9;
+        gb_step[r] = (double)total / ts / 1e9;
+        frac[r] = gb_step[r] / gb_read[r];
+        tok_s[r] = 1.0 / ts;
+    }
+    qsort(gb_read, (size_t)passes, sizeof(double), cmp_d);
+    qsort(gb_step, (size_t)passes, sizeof(double), cmp_d);
+    qsort(frac, (size_t)passes, sizeof(double), cmp_d);
+    qsort(tok_s, (size_t)passes, sizeof(double), cmp_d);
+    const int md = passes / 2;
+    uint64_t sink = 0;
+    for (int t = 0; t < threads; t++) sink ^= p.sink[t][0];
+    printf("{\"probe\":\"decode-replay\",\"isa\":\"%s\",\"threads\":%d,\"head\":\"%s\",\"step_bytes\":%zu,\"regions\":%d,"
+           "\"passes\":%d,\"read_gb_s\":%.2f,\"step_gb_s\":%.2f,\"step_of_read\":%.3f,\"tok_s\":%.2f,\"sink\":%llu}\n",
+           k->name, threads, q8_head ? "q8_0" : "f16", total, 4 * N_LAYER + 1, passes, gb_read[md], gb_step[md], frac[md],
+           tok_s[md], (unsigned long long)(sink & 1));
+    bn_act_free(&a_embd);
+    bn_act_free(&a_ff);
+    bn_act_free(&a_head);
+    bn_free_big(y, (size_t)N_VOCAB * sizeof(float));
+    bn_free_big(blob, total);
+    return 0;
+}
+
 int main(int argc, char **argv) {
-    int threads = 1, passes = 15, c;
+    int threads = 1, passes = 15, c, decode = 0, q8_head = 0;
     long mib = 512, region_mib = 0;
-    while ((c = getopt(argc, argv, "t:m:r:c:")) != -1) {
-        if (c == 't') threads = atoi(optarg);
+    while ((c = getopt(argc, argv, "t:m:r:c:dq")) != -1) {
+        if (c == 'd') decode = 1;
+        else if (c == 'q') q8_head = 1;
+        else if (c == 't') threads = atoi(optarg);
         else if (c == 'm') mib = atol(optarg);
         else if (c == 'r') passes = atoi(optarg);
         else if (c == 'c') region_mib = atol(optarg);
         else {
-            fprintf(stderr, "usage: gemvprobe [-t THREADS] [-m MiB] [-r PASSES] [-c REGION_MiB]\n");
+            fprintf(stderr, "usage: gemvprobe [-t THREADS] [-m MiB] [-r PASSES] [-c REGION_MiB] [-d [-q]]\n");
             return 2;
         }
     }
@@ -158,6 +254,11 @@ int main(int argc, char **argv) {
     if (bn_isa_select(&isa, &e) < 0 || !(k = bn_kernels_for(isa)) || bn_pool_new(&pool, threads, &e) < 0) {
         fprintf(stderr, "gemvprobe: %s\n", e.msg[0] ? e.msg : "no kernel table");
         return 1;
+    }
+    if (decode) {
+        int rc = replay(k, pool, threads, passes, q8_head);
+        bn_pool_free(pool);
+        return rc;
     }
     const size_t bytes = (size_t)mib << 20;
     bn_qmat w[N_MATS];

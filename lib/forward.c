@@ -921,20 +921,6 @@ BN_AI_Z void dot2_f16_z(const float *x0, const float *x1, const uint16_t *b, int
 }
 #undef BN_LO
 #undef BN_HI
-/* One token's V^T columns of a kv head are head_dim short runs (2 * n_kv
- * bytes each, 2 * v_ld apart) that the weight stream evicted since the
- * last step: read column after column, each run starts with a cache miss
- * the hardware prefetcher has no stream for. Requesting every line of a
- * short context's columns before the pair's Q.K overlaps those misses with
- * it. Past 512 positions a column is long enough to be followed as a
- * stream, and the head's V would no longer fit beside K in L2. */
-static void pv_columns_prefetch(const void *vt, int64_t ldc, int n, int hd) {
-    if (n > 512) return;
-    for (int d = 0; d < hd; d++) {
-        const char *col = (const char *)vt + (size_t)d * (size_t)ldc * 2;
-        for (int o = 0; o < 2 * n; o += 64) __builtin_prefetch(col + o, 0, 3);
-    }
-}
 /* qk_pair_f16 and pv_pair_f16 with dot2_f16_z */
 __attribute__((target("avx512f,avx512vl,avx2,fma,f16c"))) static void qk_pair_f16_z(const float *q0, const float *q1,
                                                                                      const uint16_t *k, int n, int hd,
@@ -1149,7 +1135,7 @@ static void region_attention(void *arg, int ith, int nth) {
      * prefix only grows until the kv head changes */
     float *kbuf = f->kvtmp + (int64_t)ith * (2 * (int64_t)f->n_ctx + 8) * hd;
     float *vbuf = kbuf + (int64_t)f->n_ctx * hd, *lanes = vbuf + (int64_t)f->n_ctx * hd;
-    int cached_kvh = -1, cached_n = 0, pf_kvh = -1;
+    int cached_kvh = -1, cached_n = 0;
     int64_t lo, hi;
     bn_pool_split((int64_t)j->n * hp->n_head, ith, nth, grouped ? group : pair ? 2 : 1, &lo, &hi);
     for (int64_t it = lo; it < hi; it++) {
@@ -1183,10 +1169,6 @@ static void region_attention(void *arg, int ith, int nth) {
         const bool qk_z = !direct && qk_vec && f->hw_avx512 && hd % 32 == 0 && hd <= 256;
         if (pair) { /* the pair's first head: Q.K for both */
             if (rem % 2 == 0) {
-                if (kvh != pf_kvh) { /* see pv_columns_prefetch */
-                    pv_columns_prefetch(vcol0, f->v_ld, n_kv, hd);
-                    pf_kvh = kvh;
-                }
                 round_f16_avx2(qsrc + hd, q + hd, hd);
                 if (f->hw_avx512) qk_pair_f16_z(q, q + hd, (const uint16_t *)krow0, n_kv, hd, scale, sc, sc + sc_ld);
                 else qk_pair_f16(q, q + hd, (const uint16_t *)krow0, n_kv, hd, scale, sc, sc + sc_ld);

@@ -393,22 +393,15 @@ static void region_rope_store(void *arg, int ith, int nth) {
     bn_pool_split((int64_t)j->n * nh, ith, nth, 1, &lo, &hi);
     if (j->n == 1) {
         /* One token: the items dealt round robin, so every thread stores
-         * some kv heads, and the cache lines they store into requested
-         * first. A V column is head_dim lines 2 * n_ctx bytes apart that
-         * the weight stream has evicted since the last step: storing them
-         * cold from one thread measured ~27 us per layer, 3% of a 2-thread
-         * decode step. (Batches keep contiguous items: round robin would
-         * put neighbouring positions of a V line on different threads.) */
+         * some kv heads. The contiguous split gave the last thread all of
+         * them: a V column is head_dim lines 2 * n_ctx bytes apart that the
+         * weight stream has evicted since the last step, and storing them
+         * cold from one thread measured ~27 us per layer while the other
+         * waited, 3% of a 2-thread decode step. (Prefetching those lines
+         * first measured no better. Batches keep contiguous items: round
+         * robin would put neighbouring positions of a V line on different
+         * threads.) */
         lo = ith, hi = nh, step = nth;
-        const size_t esz = f->kv == BN_KV_F16 ? 2 : 4;
-        for (int64_t it = lo; it < hi; it += step) {
-            if (it < hp->n_head) continue;
-            const int g = (int)it - hp->n_head;
-            const char *kc = (const char *)f->kc + esz * (size_t)kcache_at(f, j->layer, g, f->pos);
-            for (int o = 0; o < hd * (int)esz; o += 64) __builtin_prefetch(kc + o, 1, 3);
-            const char *vc = (const char *)f->vc + esz * (size_t)(vcache_at(f, j->layer, g, 0) + f->pos);
-            for (int d = 0; d < hd; d++) __builtin_prefetch(vc + esz * (size_t)d * (size_t)f->v_ld, 1, 3);
-        }
     }
     for (int64_t it = lo; it < hi; it += step) {
         const int t = (int)(it / nh), h = (int)(it % nh);

@@ -5,8 +5,8 @@
  * VM's bandwidth moves between phases within seconds, and a decode step
  * also spends time outside the GEMVs. This probe puts one I2_S and one F16
  * matrix of -m MiB each (2b4t's K = 2560) in 2 MB pages and times, in
- * alternating passes: a plain read of the I2_S matrix's bytes (wide loads,
- * prefetch 4 KB ahead, as bwprobe), the I2_S GEMV and the F16 GEMV of the
+ * alternating passes: a read of the I2_S matrix's bytes (every way of
+ * readways.h, the fastest kept, as bwprobe), the I2_S GEMV and the F16 GEMV of the
  * kernel table bn-forward selects, each split over T threads with the same
  * pool. With -c MiB the GEMVs run as regions of that many MiB each (2b4t's
  * decode regions are 1.6-8.8 MB), which adds the per-region start and
@@ -34,6 +34,7 @@
 #include "kernels.h"
 #include "pool.h"
 #include "util.h"
+#include "readways.h"
 
 #define KDIM 2560
 #define PASSES_MAX 101
@@ -50,8 +51,9 @@ typedef struct {
     const bn_act *a;
     float *y;
     int64_t r0, r1; /* this region's rows */
-    const uint8_t *buf; /* plain read */
+    const uint8_t *buf; /* read by pass_read */
     size_t n;
+    int way;            /* readways.h */
     uint64_t sink[64][8]; /* per thread, a cache line apart */
 } probe;
 
@@ -63,29 +65,24 @@ static void region_gemv(void *arg, int ith, int nth) {
     if (lo < hi) p->k->matmul(p->w, p->a, p->r0 + lo, p->r0 + hi, p->y, 0);
 }
 
-/* This thread's slice of the buffer with 64-byte loads, prefetched 4 KB ahead. */
+/* This thread's slice of the buffer, read the way p->way (readways.h). */
 static void region_read(void *arg, int ith, int nth) {
     probe *p = arg;
     int64_t lo, hi;
     bn_pool_split((int64_t)(p->n / 256), ith, nth, 1, &lo, &hi);
-    const uint8_t *s = p->buf + lo * 256;
-#if defined(__AVX2__)
-    __m256i acc = _mm256_setzero_si256();
-    for (int64_t i = 0; i < (hi - lo) * 256; i += 256) {
-        _mm_prefetch((const char *)s + i + 4096, _MM_HINT_T0);
-        _mm_prefetch((const char *)s + i + 4096 + 64, _MM_HINT_T0);
-        _mm_prefetch((const char *)s + i + 4096 + 128, _MM_HINT_T0);
-        _mm_prefetch((const char *)s + i + 4096 + 192, _MM_HINT_T0);
-        for (int j = 0; j < 256; j += 32) acc = _mm256_xor_si256(acc, _mm256_load_si256((const __m256i *)(s + i + j)));
+    p->sink[ith][0] ^= read_way(p->buf + lo * 256, (size_t)(hi - lo) * 256, p->way);
+}
+
+/* The fastest of the readways.h ways in this pass, in seconds. */
+static double pass_read(bn_pool *pool, probe *p) {
+    double best = 1e30;
+    for (p->way = 0; p->way < READ_WAYS; p->way++) {
+        double t0 = now();
+        bn_pool_run(pool, region_read, p);
+        double t = now() - t0;
+        if (t < best) best = t;
     }
-    uint64_t o[4];
-    _mm256_storeu_si256((__m256i *)o, acc);
-    p->sink[ith][0] ^= o[0] ^ o[1] ^ o[2] ^ o[3];
-#else
-    uint64_t acc = 0, v;
-    for (int64_t i = 0; i < (hi - lo) * 256; i += 8) memcpy(&v, s + i, 8), acc ^= v;
-    p->sink[ith][0] ^= acc;
-#endif
+    return best;
 }
 
 /* One pass of a GEMV over the whole matrix in regions of rows_per_region. */
@@ -199,9 +196,7 @@ static int replay(const bn_kernels *k, bn_pool *pool, int threads, int passes, i
     probe p = { .k = k, .y = y, .buf = blob, .n = total / 256 * 256 };
     double gb_read[PASSES_MAX], gb_step[PASSES_MAX], frac[PASSES_MAX], tok_s[PASSES_MAX];
     for (int r = -1; r < passes; r++) {
-        double t0 = now();
-        bn_pool_run(pool, region_read, &p);
-        double tr = now() - t0;
+        double tr = pass_read(pool, &p);
         double ts = pass_replay(pool, &p, lw, 4 * N_LAYER, &a_embd, &a_ff, &head, &a_head);
         if (r < 0) continue;
         gb_read[r] = (double)p.n / tr / 1e9;
@@ -290,9 +285,7 @@ int main(int argc, char **argv) {
     probe p = { .k = k, .y = y, .buf = buf[0], .n = bytes };
     double gb_read[PASSES_MAX], gb[N_MATS][PASSES_MAX], frac[N_MATS][PASSES_MAX];
     for (int r = -1; r < passes; r++) { /* pass -1 warms up */
-        double t0 = now();
-        bn_pool_run(pool, region_read, &p);
-        double tr = now() - t0;
+        double tr = pass_read(pool, &p);
         for (int m = 0; m < N_MATS; m++) {
             double t = pass_gemv(pool, &p, &w[m], &a[m], rows_per_region[m]);
             if (r < 0) continue;

@@ -33,7 +33,7 @@ BN_AI void z_i2s_repack(const int8_t *q, int64_t nb, int8_t *qr) {
 
 /* qr: q as z_i2s_repack leaves it, or NULL to join the pieces here */
 BN_AI void z_i2s_gemv_tile(const uint8_t *w0, size_t rb, const int RB, const int8_t *q, const int8_t *qr, int64_t nb,
-                           int32_t *out) {
+                           const size_t PF, const int L2, int32_t *out) {
     const __m512i m0 = _mm512_set1_epi8((char)0xC0), m1 = _mm512_set1_epi8(0x30), m2 = _mm512_set1_epi8(0x0C),
                   m3 = _mm512_set1_epi8(0x03);
     __m512i acc[4][4];
@@ -41,7 +41,7 @@ BN_AI void z_i2s_gemv_tile(const uint8_t *w0, size_t rb, const int RB, const int
     for (int r = 0; r < RB; r++)
 #pragma GCC unroll 4
         for (int g = 0; g < 4; g++) acc[r][g] = _mm512_setzero_si512();
-    const char *pf = (const char *)w0 + (size_t)RB * rb + BN_PF_STREAM;
+    const char *pf = (const char *)w0 + (size_t)RB * rb + PF;
     int64_t b = 0;
     for (; b + 2 <= nb; b += 2) {
         const int8_t *qb = q + 128 * b;
@@ -52,7 +52,7 @@ BN_AI void z_i2s_gemv_tile(const uint8_t *w0, size_t rb, const int RB, const int
                        : _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(qb + 32 * g))),
                                             _mm256_loadu_si256((const __m256i *)(qb + 128 + 32 * g)), 1);
 #pragma GCC unroll 4
-        for (int r = 0; r < RB; r++) _mm_prefetch(pf + (size_t)RB * 32 * b + 64 * r, _MM_HINT_T0);
+        for (int r = 0; r < RB; r++) x86_prefetch(pf + (size_t)RB * 32 * b + 64 * r, L2);
 #pragma GCC unroll 4
         for (int r = 0; r < RB; r++) {
             __m512i wv = _mm512_loadu_si512((const void *)(w0 + (size_t)r * rb + 32 * b));
@@ -176,7 +176,8 @@ static void z_mm_i2s_batch(const bn_qmat *W, const bn_act *a, int64_t r0, int64_
 
 /* One token: 4-row zmm tiles; batches: the 4 x 4 zmm tiles; very long rows:
  * the ymm tiles (the lane sums of the masked form need nb < 40000). */
-static void vnni_mm_i2s(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy) {
+BN_AI void z_mm_i2s(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy, const size_t PF,
+                    const int L2) {
     const int64_t nb = W->K / 128;
     if (nb >= 40000) {
         x86_mm_i2s(W, a, r0, r1, Y, ldy);
@@ -194,15 +195,20 @@ static void vnni_mm_i2s(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r
      * tiles measured ~3% slower with 2 threads, the same with 1) */
     for (int64_t r = r0; r < r1; r++) {
         int32_t s[1];
-        if (rep) z_i2s_gemv_tile(W->data + (size_t)r * W->row_bytes, W->row_bytes, 1, q, qr, nb, s);
-        else z_i2s_gemv_tile(W->data + (size_t)r * W->row_bytes, W->row_bytes, 1, q, NULL, nb, s);
+        if (rep) z_i2s_gemv_tile(W->data + (size_t)r * W->row_bytes, W->row_bytes, 1, q, qr, nb, PF, L2, s);
+        else z_i2s_gemv_tile(W->data + (size_t)r * W->row_bytes, W->row_bytes, 1, q, NULL, nb, PF, L2, s);
         Y[r] = bn_i2s_out(s[0], a->sum[0], a->scale[0], W->scale);
     }
     (void)ldy;
 }
 
+static void vnni_mm_i2s(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy) {
+    z_mm_i2s(W, a, r0, r1, Y, ldy, BN_PF_STREAM, 0);
+}
+
+/* The AMX table's: as vnni_mm_i2s, one token prefetched into L2 (BN_PF_L2) */
 void bn_mm_i2s_vnni(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy) {
-    vnni_mm_i2s(W, a, r0, r1, Y, ldy);
+    z_mm_i2s(W, a, r0, r1, Y, ldy, BN_PF_L2, 1);
 }
 
 /* ---- TQ2_0 batch with 512-bit VNNI ------------------------------------------------
@@ -319,16 +325,17 @@ BN_AI __m512 z_ld(const void *p, int64_t k, const int F16) {
 }
 
 /* XF: x is f16 (1) or already f32 (0); F16: the weights are f16 */
-BN_AI void z_tile(const void *const *w, const int RB, const void *x, const int XF, int64_t K, const int F16, float *out) {
+BN_AI void z_tile(const void *const *w, const int RB, const void *x, const int XF, int64_t K, const int F16, const size_t PF,
+                  const int L2, float *out) {
     __m512 acc[4][2];
     /* rows of a tile are adjacent: prefetch the stream linearly, a tile + 4 KB ahead */
-    const char *pf = (const char *)w[0] + (size_t)RB * (size_t)K * (F16 ? 2 : 4) + BN_PF_AHEAD;
+    const char *pf = (const char *)w[0] + (size_t)RB * (size_t)K * (F16 ? 2 : 4) + PF;
 #pragma GCC unroll 4
     for (int r = 0; r < RB; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
     const int64_t K32 = K & ~(int64_t)31;
     for (int64_t k = 0; k < K32; k += 32) {
         __m512 x0 = z_ld(x, k, XF), x1 = z_ld(x, k + 16, XF);
-        for (int r = 0; r < RB * (F16 ? 1 : 2); r++) _mm_prefetch(pf + (size_t)RB * (k << (F16 ? 1 : 2)) + 64 * r, _MM_HINT_T0);
+        for (int r = 0; r < RB * (F16 ? 1 : 2); r++) x86_prefetch(pf + (size_t)RB * (k << (F16 ? 1 : 2)) + 64 * r, L2);
 #pragma GCC unroll 4
         for (int r = 0; r < RB; r++) {
             acc[r][0] = _mm512_fmadd_ps(z_ld(w[r], k, F16), x0, acc[r][0]);
@@ -350,7 +357,8 @@ BN_AI void z_tile(const void *const *w, const int RB, const void *x, const int X
 
 /* Row groups outer, tokens inner: with several tokens the 4 rows (4 x K
  * weights) are read from memory once and from L1/L2 for the other tokens. */
-BN_AI void z_mm(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy, const int F16) {
+BN_AI void z_mm(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy, const int F16,
+                const size_t PF, const int L2) {
     int64_t r = r0;
     /* one token (decode): a row at a time is one sequential stream, which the
      * hardware prefetcher follows better than four rows 5 KB apart (F16 head,
@@ -360,7 +368,7 @@ BN_AI void z_mm(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float
         const void *w[4] = { W->data + (size_t)r * W->row_bytes, W->data + (size_t)(r + 1) * W->row_bytes,
                              W->data + (size_t)(r + 2) * W->row_bytes, W->data + (size_t)(r + 3) * W->row_bytes };
         for (int t = 0; t < a->n; t++)
-            z_tile(w, 4, (const uint8_t *)a->data + (size_t)t * a->row_bytes, F16, W->K, F16, &Y[(int64_t)t * ldy + r]);
+            z_tile(w, 4, (const uint8_t *)a->data + (size_t)t * a->row_bytes, F16, W->K, F16, PF, L2, &Y[(int64_t)t * ldy + r]);
     }
     /* one f16 token: its activations to f32 once (exact), not two
      * conversions per 32 weights in every row */
@@ -371,20 +379,31 @@ BN_AI void z_mm(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float
     for (; r < r1; r++) {
         const void *w[1] = { W->data + (size_t)r * W->row_bytes };
         if (x32) {
-            z_tile(w, 1, xf, 0, W->K, F16, &Y[r]);
+            z_tile(w, 1, xf, 0, W->K, F16, PF, L2, &Y[r]);
             continue;
         }
         for (int t = 0; t < a->n; t++)
-            z_tile(w, 1, (const uint8_t *)a->data + (size_t)t * a->row_bytes, F16, W->K, F16, &Y[(int64_t)t * ldy + r]);
+            z_tile(w, 1, (const uint8_t *)a->data + (size_t)t * a->row_bytes, F16, W->K, F16, PF, L2, &Y[(int64_t)t * ldy + r]);
     }
 }
 
 static void z_mm_f16(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy) {
-    z_mm(W, a, r0, r1, Y, ldy, 1);
+    z_mm(W, a, r0, r1, Y, ldy, 1, BN_PF_AHEAD, 0);
 }
 
 static void z_mm_f32(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy) {
-    z_mm(W, a, r0, r1, Y, ldy, 0);
+    z_mm(W, a, r0, r1, Y, ldy, 0, BN_PF_AHEAD, 0);
+}
+
+/* The AMX table's F16 and Q8_0 slots: the same kernels, one token
+ * prefetched into L2 (BN_PF_L2) */
+static void amx_mm_f16(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy) {
+    if (a->n == 1) z_mm(W, a, r0, r1, Y, ldy, 1, BN_PF_L2, 1);
+    else z_mm(W, a, r0, r1, Y, ldy, 1, BN_PF_AHEAD, 0);
+}
+
+static void amx_mm_q8_0(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy) {
+    x86_mm_q8_0_pf(W, a, r0, r1, Y, ldy, BN_PF_L2, 1);
 }
 
 /* What the three AVX-512 tables share: the AVX2 activation quantizers, and
@@ -393,9 +412,9 @@ static void z_mm_f32(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, 
     .qa = { [BN_ACT_I8S] = bn_qa_i8s_avx2, [BN_ACT_Q8K] = bn_qa_q8k_avx2, [BN_ACT_Q8_0] = bn_qa_q8_0_scalar, \
             [BN_ACT_F16] = bn_qa_f16_avx2, [BN_ACT_F32] = bn_qa_f32_scalar },                               \
     .qa_isa = { "avx2", "avx2", "scalar", "avx2", "scalar" }
-#define VNNI_MATMULS(I2S)                                                                                   \
-    [BN_W_I2S] = I2S, [BN_W_TQ2_0] = vnni_mm_tq2_0, [BN_W_TQ1_0] = vnni_mm_tq1_0, [BN_W_Q8_0] = vnni_mm_q8_0, \
-    [BN_W_Q6_K] = bn_mm_q6_K_avx2, [BN_W_F16] = z_mm_f16, [BN_W_F32] = z_mm_f32
+#define VNNI_MATMULS(I2S, Q8_0, F16)                                                               \
+    [BN_W_I2S] = I2S, [BN_W_TQ2_0] = vnni_mm_tq2_0, [BN_W_TQ1_0] = vnni_mm_tq1_0, [BN_W_Q8_0] = Q8_0, \
+    [BN_W_Q6_K] = bn_mm_q6_K_avx2, [BN_W_F16] = F16, [BN_W_F32] = z_mm_f32
 
 BN_KERNELS_ENTRY_POINTS(avx512, bn_kernels_avx512)
 
@@ -418,7 +437,7 @@ const bn_kernels bn_kernels_avx512_vnni = {
     .name = "avx512-vnni",
     .quantize_act = vnni_quantize,
     .matmul = vnni_matmul,
-    .mm = { VNNI_MATMULS(vnni_mm_i2s) },
+    .mm = { VNNI_MATMULS(vnni_mm_i2s, vnni_mm_q8_0, z_mm_f16) },
     .mm_isa = { "avx512-vnni", "avx512-vnni", "avx512-vnni", "avx512-vnni", "avx2", "avx512", "avx512" },
     Z_QUANTIZERS,
 };
@@ -431,7 +450,7 @@ const bn_kernels bn_kernels_avx512_amx = {
     .name = "avx512-amx",
     .quantize_act = amx_quantize,
     .matmul = amx_matmul,
-    .mm = { VNNI_MATMULS(bn_mm_i2s_amx) },
+    .mm = { VNNI_MATMULS(bn_mm_i2s_amx, amx_mm_q8_0, amx_mm_f16) },
     /* AMX unpacks a 32-row weight panel per call and pays it back over the
      * chunk's tokens: pp512 on the SPR VM, 1 thread, 256 KB 152 tok/s, 512 KB
      * 185, 1 MB 198, 2 MB 187 (the chunk must stay in the 2 MB L2) */

@@ -44,6 +44,23 @@
 #ifndef BN_PF_STREAM
 #define BN_PF_STREAM 32768
 #endif
+/* The AMX table's one-token GEMVs (I2_S, F16, Q8_0) prefetch into L2, not
+ * L1, BN_PF_L2 ahead. On the Sapphire Rapids-class Xeon VM (AMX ⇒ Intel)
+ * gemvprobe measured, 1 / 2 threads, GB/s: I2_S 14.9 / 28.9 with 32 KB into
+ * L1 against 17.7 / 34.6 with 8 KB into L2, F16 14.2 / 26.1 (4 KB, L1)
+ * against 17.5 / 32.4, Q8_0 13.3 / 26.3 against 15.7 / 30.2, with a plain
+ * read at 17.9-18.1 / 34.2-35.9; 4-8 KB into L2 were best, 12-32 KB a little
+ * worse, and every distance into L1 of 4 KB or more lost 10-20%. */
+#ifndef BN_PF_L2
+#define BN_PF_L2 8192
+#endif
+
+/* A software prefetch into L1 (T0) or, with L2 set, into L2 (T1); L2 is a
+ * constant at every call, so the branch folds away. */
+BN_AI void x86_prefetch(const char *p, const int L2) {
+    if (L2) _mm_prefetch(p, _MM_HINT_T1);
+    else _mm_prefetch(p, _MM_HINT_T0);
+}
 
 /* Sum of the 8 int32 lanes (exact, order irrelevant). */
 BN_AI int32_t x86_hsum_i32(__m256i v) {
@@ -355,7 +372,7 @@ BN_AI __m256i x86_q8_0_block(const bn_block_q8_0 *x, const bn_block_q8_0 *y) {
  * reference's order (mul, mul, add; no fma), and the chain latency and the
  * scale conversions are paid once per eight rows instead of per row. */
 BN_AI void x86_q8_0_tile8(const uint8_t *w0, size_t row_bytes, int64_t nb, const bn_block_q8_0 *y, const char *pf,
-                          float *out) {
+                          const int L2, float *out) {
     const bn_block_q8_0 *x[8];
     for (int j = 0; j < 8; j++) x[j] = (const bn_block_q8_0 *)(w0 + (size_t)j * row_bytes);
     __m256 acc = _mm256_setzero_ps();
@@ -365,7 +382,7 @@ BN_AI void x86_q8_0_tile8(const uint8_t *w0, size_t row_bytes, int64_t nb, const
     for (int64_t i = 0; i < nb; i++) {
         if (pf) /* the tile's 8 x 34 bytes per step, as one linear stream ahead */
 #pragma GCC unroll 5
-            for (int j = 0; j < 5; j++) _mm_prefetch(pf + (size_t)i * 8 * sizeof(bn_block_q8_0) + 64 * j, _MM_HINT_T0);
+            for (int j = 0; j < 5; j++) x86_prefetch(pf + (size_t)i * 8 * sizeof(bn_block_q8_0) + 64 * j, L2);
         __m256i v[8];
 #pragma GCC unroll 8
         for (int j = 0; j < 8; j++) v[j] = x86_q8_0_block(&x[j][i], &y[i]);
@@ -378,17 +395,20 @@ BN_AI void x86_q8_0_tile8(const uint8_t *w0, size_t row_bytes, int64_t nb, const
     _mm256_storeu_ps(out, acc);
 }
 
-static void x86_mm_q8_0(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy) {
+/* pf_one: the prefetch distance for one token (batches use BN_PF_AHEAD);
+ * L2: prefetch into L2 (x86_prefetch) */
+BN_AI void x86_mm_q8_0_pf(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy,
+                          const size_t pf_one, const int L2) {
     const int64_t nb = W->K / BN_QK8_0;
     int64_t r = r0;
     /* row tiles outer, tokens inner: the tile's blocks stay in L1 across tokens */
     for (; r + 8 <= r1; r += 8) {
         const uint8_t *w0 = W->data + (size_t)r * W->row_bytes;
-        const char *pf = (const char *)w0 + 8 * W->row_bytes + (BN_X86_VNNI && a->n == 1 ? BN_PF_STREAM : BN_PF_AHEAD);
+        const char *pf = (const char *)w0 + 8 * W->row_bytes + (a->n == 1 ? pf_one : BN_PF_AHEAD);
         for (int t = 0; t < a->n; t++) {
             const bn_block_q8_0 *y = (const bn_block_q8_0 *)((const uint8_t *)a->data + (size_t)t * a->row_bytes);
             float out[8];
-            x86_q8_0_tile8(w0, W->row_bytes, nb, y, t == 0 ? pf : NULL, out);
+            x86_q8_0_tile8(w0, W->row_bytes, nb, y, t == 0 ? pf : NULL, L2, out);
             for (int j = 0; j < 8; j++) Y[(int64_t)t * ldy + r + j] = out[j];
         }
     }
@@ -404,6 +424,10 @@ static void x86_mm_q8_0(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r
             Y[(int64_t)t * ldy + r] = sumf;
         }
     }
+}
+
+static void x86_mm_q8_0(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy) {
+    x86_mm_q8_0_pf(W, a, r0, r1, Y, ldy, BN_X86_VNNI ? BN_PF_STREAM : BN_PF_AHEAD, 0);
 }
 
 /* ---- Q6_K ------------------------------------------------------------------

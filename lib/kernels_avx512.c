@@ -319,6 +319,20 @@ static float z_reduce32(float *acc) {
     return acc[0];
 }
 
+/* z_reduce32 of lanes 0-15 in a and 16-31 in b without the trip through
+ * memory: each step h adds the upper h lanes onto the lower h, as the loop
+ * does, so the sum is bitwise the same. The one-token F16 head reduces once
+ * per 5 KB row: SPR VM, gemvprobe, 1 / 2 threads, 0.913-0.922 / 0.847-0.883
+ * -> 0.925-0.952 / 0.897-0.905 of the read. */
+BN_AI float z_reduce32_regs(__m512 a, __m512 b) {
+    const __m512 s16 = _mm512_add_ps(a, b);
+    const __m256 s8 = _mm256_add_ps(_mm512_castps512_ps256(s16),
+                                    _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(s16), 1)));
+    const __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
+    const __m128 s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+    return _mm_cvtss_f32(_mm_add_ss(s2, _mm_shuffle_ps(s2, s2, 1)));
+}
+
 BN_AI __m512 z_ld(const void *p, int64_t k, const int F16) {
     if (F16) return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)((const uint16_t *)p + k)));
     return _mm512_loadu_ps((const float *)p + k);
@@ -343,6 +357,10 @@ BN_AI void z_tile(const void *const *w, const int RB, const void *x, const int X
         }
     }
     for (int r = 0; r < RB; r++) {
+        if (K32 == K) { /* no tail: z_reduce32's tree on the registers */
+            out[r] = z_reduce32_regs(acc[r][0], acc[r][1]);
+            continue;
+        }
         float lanes[32];
         _mm512_storeu_ps(lanes, acc[r][0]);
         _mm512_storeu_ps(lanes + 16, acc[r][1]);

@@ -1595,14 +1595,32 @@ double bn_log_softmax_at(const float *v, int n, int32_t id) {
     return (double)v[id] - mx - log(s);
 }
 
+/* Every decoded token's row passes through here on the calling thread
+ * while the workers wait, so it is written for the vectorizer: the exponent
+ * test on the bits instead of isfinite, flags summed instead of branches,
+ * and 16-wide blocks with a known trip count (gcc's -O2 cost model will not
+ * vectorize a loop that needs an epilogue). 128256 logits, SPR VM: the
+ * time between a token's head GEMV and the next token's first region fell
+ * by ~160 us (region timers; 2b4t decodes a token in ~40 ms). */
 int bn_logits_check(const float *v, int n, bn_err *e) {
-    int bad = 0;
-    bool all_eq = true;
-    for (int i = 0; i < n; i++) {
+    int bad = 0, neq = 0, i = 0;
+    const float v0 = n > 0 ? v[0] : 0.0f;
+    for (; i + 16 <= n; i += 16) {
+        int b16 = 0, q16 = 0;
+        for (int j = 0; j < 16; j++) {
+            uint32_t u;
+            memcpy(&u, v + i + j, sizeof u);
+            b16 += (u & 0x7f800000u) == 0x7f800000u;
+            q16 |= v[i + j] != v0;
+        }
+        bad += b16;
+        neq |= q16;
+    }
+    for (; i < n; i++) {
         if (!isfinite(v[i])) bad++;
-        if (v[i] != v[0]) all_eq = false;
+        if (v[i] != v0) neq = 1;
     }
     if (bad) return bn_errf(e, "logits: %d NaN or Inf values", bad);
-    if (all_eq && n > 1) return bn_errf(e, "logits: all %d values equal (%g)", n, v[0]);
+    if (!neq && n > 1) return bn_errf(e, "logits: all %d values equal (%g)", n, v[0]);
     return 0;
 }

@@ -508,6 +508,29 @@ int main(void) {
     float flat[4] = {2, 2, 2, 2}, nanr[3] = {0, NAN, 1};
     CHECK(bn_logits_check(flat, 4, &e) < 0 && bn_logits_check(nanr, 3, &e) < 0 && bn_logits_check(row, 5, &e) == 0,
           "logits check: all-equal and NaN rows flagged");
+    { /* the blocked loop: one bad or one different value anywhere in rows of
+       * 1..70 (blocks of 16 and the tail), counted; +0 and -0 are equal */
+        float lr[70];
+        int nfail = 0;
+        const float bads[3] = {NAN, INFINITY, -INFINITY};
+        for (int n = 1; n <= 70; n++)
+            for (int at = 0; at < n; at++) {
+                for (int i = 0; i < n; i++) lr[i] = (i & 1) ? -0.0f : 0.0f;
+                bn_err ce;
+                if (n > 1 && bn_logits_check(lr, n, &ce) == 0) nfail++; /* all equal */
+                lr[at] = 1.5f;
+                if (n > 1 && bn_logits_check(lr, n, &ce) != 0) nfail++; /* one differs */
+                lr[at] = bads[at % 3];
+                if (bn_logits_check(lr, n, &ce) == 0 || !strstr(ce.msg, "1 NaN or Inf")) nfail++;
+                lr[n - 1 - at] = bads[(at + 1) % 3];
+                const int nb = at == n - 1 - at ? 1 : 2;
+                char wmsg[32];
+                snprintf(wmsg, sizeof wmsg, "%d NaN or Inf", nb);
+                if (bn_logits_check(lr, n, &ce) == 0 || !strstr(ce.msg, wmsg)) nfail++;
+            }
+        float one = 3.0f;
+        CHECK(nfail == 0 && bn_logits_check(&one, 1, &e) == 0, "logits check: blocks and tail, every position (%d wrong)", nfail);
+    }
 
     unlink(p_f32); unlink(p_i2s); unlink(p_bad); unlink(p_logt);
     rmdir(dir);

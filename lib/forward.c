@@ -1403,6 +1403,24 @@ static int eval_batch(bn_forward *f, const int32_t *tok, int n, float *logits, i
     return 0;
 }
 
+void bn_forward_profile(bn_forward *f, int on) { bn_pool_profile(f->pool, on); }
+
+int bn_forward_regions(const bn_forward *f, bn_region_stat *out, int max) {
+    static const struct { bn_pool_fn fn; const char *name; } names[] = {
+        {region_norm_quant, "norm+quantize"}, {region_matmul, "matmul"},         {region_rope_store, "rope+store"},
+        {region_attention, "attention"},      {region_ffn_act, "ffn-activation"}, {region_head_f32, "head-f32"},
+    };
+    bn_pool_stat st[BN_POOL_STATS_MAX];
+    const int n = bn_pool_stats(f->pool, st, BN_POOL_STATS_MAX);
+    for (int i = 0; i < n && i < max; i++) {
+        out[i].name = "other";
+        for (size_t k = 0; k < sizeof names / sizeof names[0]; k++)
+            if (names[k].fn == st[i].fn) out[i].name = names[k].name;
+        out[i].t = st[i];
+    }
+    return n;
+}
+
 int bn_forward_eval(bn_forward *f, const int32_t *tokens, int n, float *logits, int n_out, bn_err *e) {
     if (n < 0 || n_out < 0 || n_out > n) return bn_errf(e, "forward: n_out: %d not in 0..%d", n_out, n);
     if ((int64_t)f->pos + n > f->n_ctx)

@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include "kernels.h"
 #include "model.h"
+#include "pool.h"
 #include "util.h"
 
 typedef enum bn_kv_type { BN_KV_F16 = 0, BN_KV_F32 } bn_kv_type;
@@ -62,6 +63,17 @@ void bn_forward_reset(bn_forward *f);     /* start a new sequence at position 0 
  * to logits[n_out][n_vocab]. Running past n_ctx or a bad id is an error
  * before anything is computed. */
 int bn_forward_eval(bn_forward *f, const int32_t *tokens, int n, float *logits, int n_out, bn_err *e);
+
+/* Region timers of the thread pool (bn_pool_profile), named after the part
+ * of the step each region runs: bn_forward_profile clears them and turns
+ * them on or off, bn_forward_regions copies up to max (see bn_pool_stat for
+ * the fields) and returns how many regions ran. */
+typedef struct bn_region_stat {
+    const char *name; /* "matmul", "attention", ... */
+    bn_pool_stat t;
+} bn_region_stat;
+void bn_forward_profile(bn_forward *f, int on);
+int bn_forward_regions(const bn_forward *f, bn_region_stat *out, int max);
 
 /* Receipt: "i2_s/avx512-vnni f16/avx512 threads=2 kv=f16" for the types used. */
 void bn_forward_receipt(const bn_forward *f, char *buf, size_t n);

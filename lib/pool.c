@@ -9,6 +9,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define BN_POOL_SPIN 20000
 
@@ -35,7 +36,20 @@ struct bn_pool {
     bn_pool_fn fn;
     void *ctx;
     struct bn_pool_arg { struct bn_pool *p; int ith; } *args;
+    /* region timers (bn_pool_profile): stat[] is the caller's, wstat[] one
+     * row of BN_POOL_STATS_MAX per worker, so no two threads add to one
+     * field; slot and t_start are published with the generation */
+    int prof, n_stat, slot;
+    double t_start, t_end;
+    bn_pool_stat stat[BN_POOL_STATS_MAX];
+    bn_pool_stat *wstat;
 };
+
+static double pool_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
+}
 
 /* Wait until the generation moves past seen; 0 if a quit was requested. */
 static unsigned pool_wait_gen(bn_pool *p, unsigned seen) {
@@ -60,7 +74,15 @@ static void *pool_worker(void *arg) {
     for (;;) {
         seen = pool_wait_gen(p, seen);
         if (atomic_load(&p->quit)) return NULL;
-        p->fn(p->ctx, a->ith, p->n);
+        if (p->prof) {
+            const double t0 = pool_ms();
+            p->fn(p->ctx, a->ith, p->n);
+            bn_pool_stat *w = &p->wstat[(size_t)a->ith * BN_POOL_STATS_MAX + p->slot];
+            w->work_ms += pool_ms() - t0;
+            w->start_ms += t0 - p->t_start;
+        } else {
+            p->fn(p->ctx, a->ith, p->n);
+        }
         if (atomic_fetch_sub_explicit(&p->pending, 1, memory_order_acq_rel) == 1) {
             pthread_mutex_lock(&p->mu);
             pthread_cond_signal(&p->done_cv);
@@ -120,6 +142,7 @@ void bn_pool_free(bn_pool *p) {
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->wake);
     pthread_cond_destroy(&p->done_cv);
+    free(p->wstat);
     free(p->tid);
     free(p->args);
     free(p);
@@ -129,16 +152,7 @@ int bn_pool_threads(const bn_pool *p) { return p->n; }
 
 /* One parallel region: publish fn, bump the generation, run share 0 here,
  * then wait for every worker (the region's single barrier). */
-void bn_pool_run(bn_pool *p, bn_pool_fn fn, void *ctx) {
-    if (p->n == 1) { fn(ctx, 0, 1); return; }
-    p->fn = fn;
-    p->ctx = ctx;
-    atomic_store_explicit(&p->pending, p->n - 1, memory_order_relaxed);
-    pthread_mutex_lock(&p->mu);
-    atomic_fetch_add_explicit(&p->gen, 1, memory_order_release);
-    pthread_cond_broadcast(&p->wake);
-    pthread_mutex_unlock(&p->mu);
-    fn(ctx, 0, p->n);
+static void pool_join(bn_pool *p) {
     for (int i = 0; i < BN_POOL_SPIN; i++) {
         if (atomic_load_explicit(&p->pending, memory_order_acquire) == 0) return;
         pool_relax(i);
@@ -147,6 +161,72 @@ void bn_pool_run(bn_pool *p, bn_pool_fn fn, void *ctx) {
     while (atomic_load_explicit(&p->pending, memory_order_acquire) != 0)
         pthread_cond_wait(&p->done_cv, &p->mu);
     pthread_mutex_unlock(&p->mu);
+}
+
+/* The slot of fn in stat[] (the last one collects any past the table). */
+static int pool_slot(bn_pool *p, bn_pool_fn fn) {
+    for (int i = 0; i < p->n_stat; i++)
+        if (p->stat[i].fn == fn) return i;
+    if (p->n_stat == BN_POOL_STATS_MAX) return BN_POOL_STATS_MAX - 1;
+    p->stat[p->n_stat].fn = fn;
+    return p->n_stat++;
+}
+
+void bn_pool_run(bn_pool *p, bn_pool_fn fn, void *ctx) {
+    double t0 = 0, t1 = 0;
+    if (p->prof) {
+        t0 = pool_ms();
+        p->slot = pool_slot(p, fn);
+        p->t_start = t0;
+    }
+    if (p->n == 1) {
+        fn(ctx, 0, 1);
+    } else {
+        p->fn = fn;
+        p->ctx = ctx;
+        atomic_store_explicit(&p->pending, p->n - 1, memory_order_relaxed);
+        pthread_mutex_lock(&p->mu);
+        atomic_fetch_add_explicit(&p->gen, 1, memory_order_release);
+        pthread_cond_broadcast(&p->wake);
+        pthread_mutex_unlock(&p->mu);
+        fn(ctx, 0, p->n);
+        if (p->prof) t1 = pool_ms();
+        pool_join(p);
+    }
+    if (p->prof) {
+        const double t2 = pool_ms();
+        if (p->n == 1) t1 = t2;
+        bn_pool_stat *s = &p->stat[p->slot];
+        s->calls++;
+        s->own_ms += t1 - t0;
+        s->wait_ms += t2 - t1;
+        if (p->t_end > 0) s->before_ms += t0 - p->t_end;
+        p->t_end = t2;
+    }
+}
+
+/* Clear the timers and turn them on (on != 0) or off. Not while a region
+ * runs; the per-worker rows are allocated on the first call (without
+ * memory, profiling stays off). */
+void bn_pool_profile(bn_pool *p, int on) {
+    if (on && !p->wstat) p->wstat = calloc((size_t)p->n * BN_POOL_STATS_MAX, sizeof *p->wstat);
+    memset(p->stat, 0, sizeof p->stat);
+    if (p->wstat) memset(p->wstat, 0, (size_t)p->n * BN_POOL_STATS_MAX * sizeof *p->wstat);
+    p->n_stat = 0;
+    p->t_end = 0;
+    p->prof = on && p->wstat;
+}
+
+int bn_pool_stats(const bn_pool *p, bn_pool_stat *out, int max) {
+    for (int i = 0; i < p->n_stat && i < max; i++) {
+        out[i] = p->stat[i];
+        for (int t = 1; t < p->n; t++) {
+            const bn_pool_stat *w = &p->wstat[(size_t)t * BN_POOL_STATS_MAX + i];
+            out[i].work_ms += w->work_ms;
+            out[i].start_ms += w->start_ms;
+        }
+    }
+    return p->n_stat;
 }
 
 /* Even split of [0, n) in units of align; deterministic in (n, ith, nth). */

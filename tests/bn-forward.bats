@@ -72,6 +72,23 @@ setup_file() {
     [ "$(echo "$ids" | wc -w)" -eq 6 ]
 }
 
+@test "--profile-regions: the decode steps' regions on stderr, ids unchanged" {
+    want=$(echo "1 9038 2501 263 931" | bn-forward -m "$W/i2s.gguf" --ids --greedy 5 -t 2)
+    for t in 1 2 3; do
+        run --separate-stderr sh -c "echo '1 9038 2501 263 931' | bn-forward -m '$W/i2s.gguf' --ids --greedy 5 -t $t --profile-regions"
+        assert_success
+        [ "$output" = "$want" ]
+        # 5 decode steps (the last token's too): each runs matmul regions
+        echo "$stderr" | grep -Eq "region matmul +calls +[1-9][0-9]* "
+        echo "$stderr" | grep -Eq "region attention +calls +10 "
+        echo "$stderr" | grep -q "^bn-forward: regions: thread 0 "
+    done
+    # prefill only: nothing to report, said once, still success
+    run --separate-stderr sh -c "echo '1 9038 2501' | bn-forward -m '$W/i2s.gguf' --ids --greedy 0 --profile-regions"
+    assert_success
+    [ "$stderr" = "bn-forward: --profile-regions: no decode step ran" ]
+}
+
 @test "--ids --greedy: same ids and bitwise same logits for threads 1-4, batch sizes and kernel paths" {
     p="1 9038 2501 263 931 29892 297 263 2319 5720 472 278"
     ref=$(echo "$p" | bn-forward -m "$W/tq2.gguf" --ids --greedy 8 -t 1 --dump-logits "$W/t1.logt")

@@ -57,6 +57,8 @@ static void usage(FILE *f) {
         "      --feedback SPEC     feedback endpoint to bind (default: private ipc://)\n"
         "      --no-feedback       never wait for sampled tokens\n"
         "      --strict            fallbacks and bad logits are errors (also BITNET_STRICT_MODE=1)\n"
+        "      --profile-regions   time the thread pool's regions over the decode steps (one token\n"
+        "                          each) and print them on stderr at the end (CPU only)\n"
         BN_TRANSPORT_USAGE
         "  -v, --verbose           print the kernel receipt and speeds on stderr\n"
         "  -h, --help, --version\n");
@@ -69,7 +71,7 @@ typedef struct opts {
     int ffn_act, compat, device;
     int load; /* bn_gguf_load (--mmap, --no-mmap); -1: a copy in huge pages where THP is on, else map */
     uint32_t head_type;
-    bool kv32, all, scores, ids, no_feedback, strict, verbose;
+    bool kv32, all, scores, ids, no_feedback, strict, verbose, profile;
 } opts;
 
 typedef struct run {
@@ -81,7 +83,7 @@ typedef struct run {
     float *logits;            /* [n_batch][n_vocab] */
     float *prev;              /* last row produced (greedy, scores) */
     int n_batch, V;
-    bool have_prev, warned;
+    bool have_prev, warned, profiling;
     char receipt[256];
     uint64_t ns_prefill, ns_decode, n_prefill, n_decode;
 } run;
@@ -118,6 +120,30 @@ static int emit_rows(run *r, float *rows, int n, uint32_t pos, bool send, bn_err
     return put(r, &f, e);
 }
 
+/* --profile-regions: one line per region, then where thread 0's time went. */
+static void print_regions(run *r) {
+    if (!r->fw.cpu) {
+        bn_warnx(T, "--profile-regions: no CPU forward pass to profile");
+        return;
+    }
+    if (!r->profiling) {
+        bn_warnx(T, "--profile-regions: no decode step ran");
+        return;
+    }
+    bn_region_stat st[BN_POOL_STATS_MAX];
+    const int n = bn_forward_regions(r->fw.cpu, st, BN_POOL_STATS_MAX);
+    double own = 0, wait = 0, before = 0;
+    for (int i = 0; i < n && i < BN_POOL_STATS_MAX; i++) {
+        const bn_pool_stat *t = &st[i].t;
+        bn_warnx(T, "region %-14s calls %7llu  thread 0: own %9.1f ms, wait %7.1f ms, before %7.1f ms;"
+                    "  workers: work %9.1f ms, start %6.1f ms",
+                 st[i].name, (unsigned long long)t->calls, t->own_ms, t->wait_ms, t->before_ms, t->work_ms, t->start_ms);
+        own += t->own_ms, wait += t->wait_ms, before += t->before_ms;
+    }
+    bn_warnx(T, "regions: thread 0 %.1f ms own work, %.1f ms waiting for workers, %.1f ms between regions",
+             own, wait, before);
+}
+
 /* ---- evaluation --------------------------------------------------------- */
 
 /* A run of tokens at the cache position: logits (last/all) or scores,
@@ -138,6 +164,10 @@ static int eval_tokens(run *r, const int32_t *tok, int n, bn_err *e) {
         const bool last_chunk = c0 + nc == n;
         const int n_out = all ? nc : last_chunk ? 1 : 0;
         const uint32_t pos = (uint32_t)bn_engine_pos(&r->fw);
+        if (r->o->profile && nc == 1 && !r->profiling && r->fw.cpu) { /* from the first decode step on */
+            bn_forward_profile(r->fw.cpu, 1);
+            r->profiling = true;
+        }
         if (bn_engine_eval(&r->fw, tok + c0, nc, r->logits, n_out, e) < 0) goto fail;
         const bool had_prev = r->have_prev;
         if (r->o->scores) { /* log p(next token) for every row that has one */
@@ -333,12 +363,12 @@ static bool want_feedback(const opts *o) {
 }
 
 static void parse(int argc, char **argv, opts *o) {
-    enum { O_KV = 256, O_ACT, O_LOGITS, O_DUMP, O_SCORES, O_GREEDY, O_IDS, O_FB, O_NOFB, O_STRICT, O_VER, O_COMPAT, O_DEVICE, O_HEAD, O_MMAP, O_NOMMAP };
+    enum { O_KV = 256, O_ACT, O_LOGITS, O_DUMP, O_SCORES, O_GREEDY, O_IDS, O_FB, O_NOFB, O_STRICT, O_VER, O_COMPAT, O_DEVICE, O_HEAD, O_MMAP, O_NOMMAP, O_PROF };
     static const struct option lo[] = {
         {"model", 1, 0, 'm'}, {"in", 1, 0, 'i'}, {"out", 1, 0, 'o'}, {"threads", 1, 0, 't'}, {"ctx", 1, 0, 'c'},
         {"batch", 1, 0, 'b'}, {"kv", 1, 0, O_KV}, {"ffn-act", 1, 0, O_ACT}, {"compat", 1, 0, O_COMPAT}, {"head", 1, 0, O_HEAD}, {"mmap", 0, 0, O_MMAP}, {"no-mmap", 0, 0, O_NOMMAP}, {"device", 1, 0, O_DEVICE}, {"logits", 1, 0, O_LOGITS},
         {"dump-logits", 1, 0, O_DUMP}, {"scores", 0, 0, O_SCORES}, {"greedy", 1, 0, O_GREEDY}, {"ids", 0, 0, O_IDS},
-        {"feedback", 1, 0, O_FB}, {"no-feedback", 0, 0, O_NOFB}, {"strict", 0, 0, O_STRICT}, BN_TRANSPORT_LONGOPTS,
+        {"feedback", 1, 0, O_FB}, {"no-feedback", 0, 0, O_NOFB}, {"strict", 0, 0, O_STRICT}, {"profile-regions", 0, 0, O_PROF}, BN_TRANSPORT_LONGOPTS,
         {"verbose", 0, 0, 'v'}, {"help", 0, 0, 'h'}, {"version", 0, 0, O_VER}, {0, 0, 0, 0}};
     *o = (opts){.in = "-", .out = "-", .compat = -1, .load = -1};
     bn_cli_transport_init(T, &o->co);
@@ -380,6 +410,7 @@ static void parse(int argc, char **argv, opts *o) {
         case O_SCORES: o->scores = true; break;
         case O_GREEDY: if (!bn_parse_long(optarg, 0, 1 << 24, &o->greedy)) bn_die(T, 2, "--greedy: want a count"); break;
         case O_IDS: o->ids = true; break;
+        case O_PROF: o->profile = true; break;
         case O_FB: o->feedback = optarg; break;
         case O_NOFB: o->no_feedback = true; break;
         case O_STRICT: o->strict = true; break;
@@ -526,6 +557,7 @@ int main(int argc, char **argv) {
         bn_warnx(T, "%s; load %.1f ms; prefill %llu tok %.1f tok/s; decode %llu tok %.1f tok/s", r.receipt, t_load / 1e6,
                  (unsigned long long)r.n_prefill, r.ns_prefill ? r.n_prefill * 1e9 / r.ns_prefill : 0.0,
                  (unsigned long long)r.n_decode, r.ns_decode ? r.n_decode * 1e9 / r.ns_decode : 0.0);
+    if (o.profile && rc == 0) print_regions(&r);
     if (r.dump) bn_logt_writer_abort(r.dump);
     if (r.fb) bn_conn_close(r.fb);
     if (r.in) bn_conn_close(r.in);

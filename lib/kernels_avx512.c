@@ -272,9 +272,63 @@ BN_AI void z_tq2_batch_tile(const bn_block_tq2_0 *const *x, const int RP, const 
         }
 }
 
-/* Batches: 4 rows x 4 tokens on zmm, the ymm kernel for the rest. */
+/* ---- TQ2_0 one token with 512-bit VNNI ----------------------------------------
+ * The ymm row loop (x86_tq2_block) unpacks each 32-byte half of a block's
+ * codes with shifts and masks into 8 vectors, ~35 instructions per 66-byte
+ * block, against ~13 per 64 bytes in the I2_S GEMV. Here one zmm holds the block's 64 code
+ * bytes, half c = 0 low and c = 1 high; the codes with shift 2n against the
+ * activations 32n.. of both halves (repacked once per token, z_tq2_repack)
+ * go into one vpdpbusd chain, so lane L of the low half and lane L of the
+ * high half together are the ymm kernel's lane L: the same exact integers
+ * per lane, the same bsums, cvt and fma per block, the same tree at the end
+ * (bitwise the reference). Decode of the 2b4t TQ2_0 file on the SPR VM, 3
+ * alternations: 12.1-12.4 -> 12.5-12.6 tok/s (1 thread), 22.4-23.0 ->
+ * 23.2-23.6 (2 threads); prefetching 1 or 8 KB ahead, or into L2, was
+ * slower, 2 KB the same as 4. */
+BN_AI void z_tq2_repack(const bn_block_q8_K *y, int64_t nb, int8_t *yr) {
+    for (int64_t b = 0; b < nb; b++)
+        for (int n = 0; n < 4; n++) {
+            memcpy(yr + 256 * b + 64 * n, y[b].qs + 32 * n, 32);
+            memcpy(yr + 256 * b + 64 * n + 32, y[b].qs + 128 + 32 * n, 32);
+        }
+}
+
+BN_AI float z_tq2_row(const bn_block_tq2_0 *x, const bn_block_q8_K *y, const int8_t *yr, int64_t nb) {
+    const __m512i m3 = _mm512_set1_epi8(3);
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < nb; i++) {
+        _mm_prefetch((const char *)&x[i] + BN_PF_AHEAD, _MM_HINT_T0);
+        _mm_prefetch((const char *)&x[i] + BN_PF_AHEAD + 64, _MM_HINT_T0);
+        const __m512i wv = _mm512_loadu_si512((const void *)x[i].qs);
+        const int8_t *q = yr + 256 * i;
+        __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_and_si512(wv, m3), _mm512_loadu_si512((const void *)q));
+        s = _mm512_dpbusd_epi32(s, _mm512_and_si512(_mm512_srli_epi16(wv, 2), m3), _mm512_loadu_si512((const void *)(q + 64)));
+        s = _mm512_dpbusd_epi32(s, _mm512_and_si512(_mm512_srli_epi16(wv, 4), m3), _mm512_loadu_si512((const void *)(q + 128)));
+        s = _mm512_dpbusd_epi32(s, _mm512_and_si512(_mm512_srli_epi16(wv, 6), m3), _mm512_loadu_si512((const void *)(q + 192)));
+        __m256i s8 = _mm256_add_epi32(_mm512_castsi512_si256(s), _mm512_extracti64x4_epi64(s, 1));
+        s8 = _mm256_sub_epi32(s8, _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)y[i].bsums), _mm256_set1_epi16(1)));
+        const __m256 d = _mm256_set1_ps(y[i].d * _cvtsh_ss(x[i].d));
+        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s8), d, acc);
+    }
+    float l8[8];
+    _mm256_storeu_ps(l8, acc);
+    return bn_hsum8f(l8);
+}
+
+/* One token: z_tq2_row (rows up to 64 blocks); batches: 4 rows x 4 tokens on
+ * zmm, the ymm kernel for the rest. */
 static void vnni_mm_tq2_0(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy) {
     const int n4 = a->n & ~3;
+    if (a->n == 1 && W->K / BN_QK_K <= 64) {
+        const int64_t nb = W->K / BN_QK_K;
+        const bn_block_q8_K *y = (const bn_block_q8_K *)a->data;
+        _Alignas(64) int8_t yr[64 * BN_QK_K];
+        z_tq2_repack(y, nb, yr);
+        for (int64_t r = r0; r < r1; r++)
+            Y[r] = z_tq2_row((const bn_block_tq2_0 *)(W->data + (size_t)r * W->row_bytes), y, yr, nb);
+        (void)ldy;
+        return;
+    }
     if (n4 == 0) {
         x86_mm_tq2_0(W, a, r0, r1, Y, ldy);
         return;

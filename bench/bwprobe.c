@@ -8,7 +8,7 @@
  * into L1 or L2 at several distances: on the 2-core EPYC VM the prefetched
  * kernels streamed faster than a plain read, which made the "roofline" a
  * floor, and on the Sapphire Rapids VM the 4 KB prefetch alone under-read
- * by 15%). The buffer is in 2 MB pages where the kernel allows (madvise),
+ * by 12-17%). The buffer is in 2 MB pages where the kernel allows (madvise),
  * as bn-forward's weights are. gb_per_s is the best way's; by_way has all.
  * usage: bwprobe [-t THREADS] [-m MiB] [-r REPEATS]   -> one JSON line */
 #ifndef _GNU_SOURCE

@@ -481,17 +481,22 @@ static void amx_mm_f16(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1
     else z_mm(W, a, r0, r1, Y, ldy, 1, BN_PF_AHEAD, 0);
 }
 
+#define BN_PF_Q8_ROW 2048
 static void amx_mm_q8_0(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy) {
     const int64_t nb = W->K / BN_QK8_0;
     float dyf[1024];
-    if (a->n != 1 || nb > 1024) {
+    if (a->n != 1) { /* batches as the VNNI table */
+        x86_mm_q8_0(W, a, r0, r1, Y, ldy);
+        return;
+    }
+    if (nb > 1024) { /* rows too long for dyf: the 8-row tile */
         x86_mm_q8_0_pf(W, a, r0, r1, Y, ldy, BN_PF_L2, 1);
         return;
     }
     const bn_block_q8_0 *y = (const bn_block_q8_0 *)a->data;
     for (int64_t i = 0; i < nb; i++) dyf[i] = _cvtsh_ss(y[i].d);
     for (int64_t r = r0; r < r1; r++)
-        Y[r] = x86_q8_0_row((const bn_block_q8_0 *)(W->data + (size_t)r * W->row_bytes), y, dyf, nb, 2048, 0);
+        Y[r] = x86_q8_0_row((const bn_block_q8_0 *)(W->data + (size_t)r * W->row_bytes), y, dyf, nb, BN_PF_Q8_ROW, 0);
 }
 
 /* What the three AVX-512 tables share: the AVX2 activation quantizers, and

@@ -44,13 +44,14 @@
 #ifndef BN_PF_STREAM
 #define BN_PF_STREAM 32768
 #endif
-/* The AMX table's one-token GEMVs (I2_S, F16, Q8_0) prefetch into L2, not
- * L1, BN_PF_L2 ahead. On the Sapphire Rapids-class Xeon VM (AMX ⇒ Intel)
- * gemvprobe measured, 1 / 2 threads, GB/s: I2_S 14.9 / 28.9 with 32 KB into
- * L1 against 17.7 / 34.6 with 8 KB into L2, F16 14.2 / 26.1 (4 KB, L1)
- * against 17.5 / 32.4, Q8_0 13.3 / 26.3 against 15.7 / 30.2, with a plain
- * read at 17.9-18.1 / 34.2-35.9; 4-8 KB into L2 were best, 12-32 KB a little
- * worse, and every distance into L1 of 4 KB or more lost 10-20%. */
+/* The AMX table's one-token I2_S and F16 GEMVs (and its Q8_0 8-row tile)
+ * prefetch into L2, not L1, BN_PF_L2 ahead. On the Sapphire Rapids-class
+ * Xeon VM (AMX means Intel) gemvprobe measured, 1 / 2 threads, GB/s, old ->
+ * new: I2_S (32 KB into L1) 14.8-15.4 / 29.7-30.2 -> 17.6-18.0 / 33.6, F16
+ * (4 KB into L1) 14.5-14.7 / 28.3-28.6 -> 16.7-16.9 / 31.5-31.8, the Q8_0
+ * tile 10.8-11.0 / 21.3-21.5 -> 12.6-12.8 / 24.9-25.0; 4-16 KB into L2 were
+ * within noise of each other, and into L1 every distance of 4 KB or more
+ * lost 10-20%. */
 #ifndef BN_PF_L2
 #define BN_PF_L2 8192
 #endif

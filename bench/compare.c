@@ -1,8 +1,9 @@
 /* compare.c - flag benchmark figures that got more than 5% worse.
  *
  * usage: compare [--tolerance PCT] OLD.json NEW.json
- * Both files are bench/run output. Every numeric leaf is compared by its
- * path. Across machines only ratios mean anything, so unless both files
+ * Both files are bench/run (or bench/context) output. Every numeric leaf is
+ * compared by its path, results named by type, threads, test and context
+ * rather than by position. Across machines only ratios mean anything, so unless both files
  * name the same machine (machine.model and machine.cores equal) only keys
  * ending in _frac, _ratio or _x are compared; on one machine tok/s figures
  * are compared too. Direction comes from the name: *_ms, *_ns, *_s, *rss*
@@ -31,7 +32,29 @@ static void push(leaves *l, const char *path, double v) {
     l->a[l->n++].v = v;
 }
 
-/* Walk the document, recording numeric leaves as a.b[2].c paths. */
+/* A result's identity, "i2_s/t2/tg128" (type, threads, test, ctx: those it
+ * has), so that runs with other tests or another order are compared figure
+ * by figure; 0 for elements without them (then the index names them). */
+static int elem_key(const bn_json *e, char *key, size_t n) {
+    if (bn_json_type_of(e) != BN_JSON_OBJ) return 0;
+    static const char *const fields[] = { "type", "threads", "test", "ctx" };
+    size_t len = 0;
+    key[0] = 0;
+    for (size_t f = 0; f < sizeof fields / sizeof fields[0]; f++) {
+        const bn_json *x = bn_json_get(e, fields[f]);
+        const char *str = bn_json_str(x, NULL);
+        double d;
+        int w = 0;
+        if (str) w = snprintf(key + len, n - len, "%s%s", len ? "/" : "", str);
+        else if (bn_json_num(x, &d)) w = snprintf(key + len, n - len, "%s%s%g", len ? "/" : "", f == 1 ? "t" : "", d);
+        if (w < 0 || (size_t)w >= n - len) return 0;
+        len += (size_t)w;
+    }
+    return len > 0;
+}
+
+/* Walk the document, recording numeric leaves as a.b[2].c paths (array
+ * elements named by elem_key where they have an identity). */
 static void walk(const bn_json *v, const char *path, leaves *out) {
     char sub[256];
     switch (bn_json_type_of(v)) {
@@ -45,7 +68,9 @@ static void walk(const bn_json *v, const char *path, leaves *out) {
         break;
     case BN_JSON_ARR:
         for (size_t i = 0; i < bn_json_len(v); i++) {
-            snprintf(sub, sizeof sub, "%s[%zu]", path, i);
+            char key[128];
+            if (elem_key(bn_json_at(v, i), key, sizeof key)) snprintf(sub, sizeof sub, "%s[%s]", path, key);
+            else snprintf(sub, sizeof sub, "%s[%zu]", path, i);
             walk(bn_json_at(v, i), sub, out);
         }
         break;

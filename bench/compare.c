@@ -103,7 +103,11 @@ int main(int argc, char **argv) {
     bn_json_doc *d[2];
     bn_err e;
     for (int i = 0; i < 2; i++)
-        if (bn_json_parse_file(&d[i], argv[ai + i], 64 << 20, &e) < 0) { fprintf(stderr, "compare: %s\n", e.msg); return 2; }
+        if (bn_json_parse_file(&d[i], argv[ai + i], 64 << 20, &e) < 0) {
+            fprintf(stderr, "compare: %s\n", e.msg);
+            if (i == 1) bn_json_free(d[0]); /* the first file's document, parsed */
+            return 2;
+        }
     char ma[200], mb[200];
     int same = strcmp(machine_id(bn_json_root(d[0]), ma, sizeof ma), machine_id(bn_json_root(d[1]), mb, sizeof mb)) == 0;
     leaves lo = {0}, ln = {0};

@@ -582,4 +582,68 @@ BN_AI __m256i x86_tq1_block(const bn_block_tq1_0 *x, const bn_block_q8_K *y) {
 
 BN_X86_MM_TQ(x86_mm_tq1_0, bn_block_tq1_0, x86_tq1_block)
 
+/* A TQ1_0 row rewritten as TQ2_0 for a batch: the same codes and d, so the
+ * TQ2_0 kernels give the TQ1_0 reference's result bitwise, and the base-3
+ * decoding is paid once per row instead of once per row and token. Codes go
+ * out in element order (qs[0..31]: element 32n + m; qs[32..47] with qh
+ * broadcast into the high half: element 160 + 16n + m, and qh trit n of copy
+ * n: element 240 + 4n + j), then four to a byte (byte 32c + m, bits 2n:
+ * element 128c + 32n + m). */
+BN_AI void x86_tq1_to_tq2_row(const bn_block_tq1_0 *x, bn_block_tq2_0 *o, int64_t nb) {
+    for (int64_t i = 0; i < nb; i++) {
+        _Alignas(32) uint8_t codes[BN_QK_K];
+        uint32_t qh4;
+        memcpy(&qh4, x[i].qh, 4);
+        __m256i b = _mm256_loadu_si256((const __m256i *)x[i].qs);
+        __m256i c = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(x[i].qs + 32))),
+                                            _mm_set1_epi32((int)qh4), 1);
+        for (int n = 0; n < 5; n++) {
+            _mm256_store_si256((__m256i *)(codes + 32 * n), x86_trit(b));
+            const __m256i tc = x86_trit(c);
+            _mm_store_si128((__m128i *)(codes + 160 + 16 * n), _mm256_castsi256_si128(tc));
+            if (n < 4) { /* trit n of qh byte j: the high half's copy n */
+                const uint32_t t = (uint32_t)_mm_extract_epi32(_mm256_extracti128_si256(tc, 1), 0);
+                memcpy(codes + 240 + 4 * n, &t, 4);
+            }
+            b = x86_mul3(b);
+            c = x86_mul3(c);
+        }
+        for (int h = 0; h < 2; h++) {
+            const uint8_t *cc = codes + 128 * h;
+            __m256i q = _mm256_load_si256((const __m256i *)cc);
+            q = _mm256_or_si256(q, _mm256_slli_epi16(_mm256_load_si256((const __m256i *)(cc + 32)), 2));
+            q = _mm256_or_si256(q, _mm256_slli_epi16(_mm256_load_si256((const __m256i *)(cc + 64)), 4));
+            q = _mm256_or_si256(q, _mm256_slli_epi16(_mm256_load_si256((const __m256i *)(cc + 96)), 6));
+            _mm256_storeu_si256((__m256i *)(o[i].qs + 32 * h), q);
+        }
+        o[i].d = x[i].d;
+    }
+}
+
+/* TQ1_0 for a batch: rows rewritten as TQ2_0, 8 at a time, then MM_TQ2
+ * (the table's TQ2_0 kernel, which unpacks 2-bit codes once per 4-token
+ * tile). Rows of more than 64 blocks: the per-token kernel above. */
+enum { X86_TQ1_NB_MAX = 64 };
+BN_AI void x86_mm_tq1_0_via_tq2(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy,
+                                 bn_matmul_fn mm_tq2) {
+    const int64_t nb = W->K / BN_QK_K;
+    if (nb > X86_TQ1_NB_MAX) {
+        x86_mm_tq1_0(W, a, r0, r1, Y, ldy);
+        return;
+    }
+    enum { ROWS = 8 };
+    _Alignas(64) bn_block_tq2_0 t2[ROWS * X86_TQ1_NB_MAX];
+    bn_qmat w2 = *W;
+    w2.type = BN_TYPE_TQ2_0;
+    w2.row_bytes = (size_t)nb * sizeof(bn_block_tq2_0);
+    w2.data = (const uint8_t *)t2;
+    for (int64_t r = r0; r < r1; r += ROWS) {
+        const int64_t n_rows = r1 - r < ROWS ? r1 - r : ROWS;
+        for (int64_t j = 0; j < n_rows; j++)
+            x86_tq1_to_tq2_row((const bn_block_tq1_0 *)(W->data + (size_t)(r + j) * W->row_bytes), t2 + j * nb, nb);
+        w2.M = n_rows;
+        mm_tq2(&w2, a, 0, n_rows, Y + r, ldy);
+    }
+}
+
 #endif

@@ -416,6 +416,43 @@ static void big_tiles(const bn_kernels *k, uint32_t type) {
     CHECK(bad == 0, "%s vs scalar: wide tiles (M 16..70, n 1 and 16..300, row split), bitwise (%d cases) %s", path, cases, first_bad);
 }
 
+/* TQ1_0 blocks of arbitrary bytes: a file may hold qs/qh bytes above 242
+ * (no quantizer writes them), and every kernel must decode them with the
+ * reference's formula, (uint8)(b * 3^n) * 3 >> 8. One token and a batch,
+ * with bytes 0..255 all present. */
+static void tq1_any_bytes(const bn_kernels *k) {
+    const bn_kernels *ref = bn_kernels_for(BN_ISA_SCALAR);
+    const int64_t K = 768, M = 11, nb = K / BN_QK_K;
+    bn_block_tq1_0 *w = malloc(sizeof *w * (size_t)(M * nb));
+    for (int64_t i = 0; i < M * nb; i++) {
+        for (size_t j = 0; j < sizeof w[i].qs; j++) w[i].qs[j] = (uint8_t)(i * 52 + j);
+        for (size_t j = 0; j < sizeof w[i].qh; j++) w[i].qh[j] = (uint8_t)(i * 52 + 48 + j);
+        w[i].d = (uint16_t)(0x3000 + (rng_u64() & 0x0FFF));
+    }
+    bn_qmat qm = { .type = BN_TYPE_TQ1_0, .K = K, .M = M, .data = (const uint8_t *)w,
+                   .row_bytes = (size_t)nb * sizeof *w, .scale = 1.0f };
+    int bad = 0;
+    for (int n = 1; n <= 6; n += 5) {
+        float *x = malloc(sizeof(float) * (size_t)(K * n)), y_ref[66], y_k[66];
+        make_acts(x, K * n, ACT_RANDOM);
+        bn_act a;
+        bn_err e;
+        if (bn_act_alloc(&a, BN_ACT_Q8K, K, n, &e)) {
+            CHECK(0, "tq1_0 any bytes: setup");
+            free(x);
+            break;
+        }
+        bn_act_quantize(ref, &a, x, K, n);
+        ref->matmul(&qm, &a, 0, M, y_ref, M);
+        k->matmul(&qm, &a, 0, M, y_k, M);
+        bad += memcmp(y_ref, y_k, sizeof(float) * (size_t)(M * n)) != 0;
+        bn_act_free(&a);
+        free(x);
+    }
+    CHECK(bad == 0, "%s: tq1_0 blocks of arbitrary bytes (0..255), 1 and 6 tokens: bitwise the scalar result", k->name);
+    free(w);
+}
+
 int main(void) {
     bn_cpu_info ci;
     bn_cpu_detect(&ci);
@@ -444,6 +481,7 @@ int main(void) {
             chunked_batch(k, ty);
             big_tiles(k, ty);
         }
+        tq1_any_bytes(k);
     }
     /* The tables bn_kernels_for does not pick on this CPU but that it can run:
      * AVX-512 without VNNI (AVX2 code) and NEON without dotprod. */
@@ -461,6 +499,7 @@ int main(void) {
             compare_table(&bn_kernels_avx512_vnni, all_types[i]);
             big_tiles(&bn_kernels_avx512_vnni, all_types[i]);
         }
+        tq1_any_bytes(&bn_kernels_avx512_vnni);
     }
     printf("# AMX-INT8: %s\n", bn_kernels_for(BN_ISA_AVX512) == &bn_kernels_avx512_amx ? "in use (table avx512-amx)"
                                  : ci.amx_int8 ? "in the CPU but not enabled (BN_AMX=0 or refused)" : "not in this CPU");

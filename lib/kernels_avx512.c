@@ -416,11 +416,11 @@ BN_AI __m256 z_tq1_block(const bn_block_tq1_0 *x, const int8_t *g, const int32_t
         v = v3;
     }
     const __m512i e = _mm512_sub_epi32(z_mul3_epi32(se), te), o = _mm512_sub_epi32(z_mul3_epi32(so), to);
-    const __m256i oh = _mm512_extracti64x4_epi64(o, 1);
-    const __m128i o47 = _mm_add_epi32(_mm256_castsi256_si128(oh), _mm256_extracti128_si256(oh, 1));
-    __m256i s = _mm256_add_epi32(_mm512_castsi512_si256(e), _mm512_extracti64x4_epi64(e, 1));
-    s = _mm256_add_epi32(s, _mm512_castsi512_si256(o));
-    s = _mm256_add_epi32(s, _mm256_inserti128_si256(_mm256_setzero_si256(), o47, 1));
+    /* odd trits' lanes 8..11 onto 12..15 (both lane 4..7), then lanes i and
+     * i + 8 together */
+    const __m512i o_hi = _mm512_maskz_shuffle_i32x4(0xF000, o, o, 0x80); /* 128-bit chunk 2 -> 3 */
+    const __m512i z = _mm512_add_epi32(e, _mm512_maskz_add_epi32(0xF0FF, o, o_hi));
+    const __m256i s = _mm256_add_epi32(_mm512_castsi512_si256(z), _mm512_extracti64x4_epi64(z, 1));
     /* every sum is 256 x the trit dot: the shift is exact */
     return _mm256_cvtepi32_ps(_mm256_add_epi32(_mm256_srai_epi32(s, 8), _mm256_loadu_si256((const __m256i *)off)));
 }

@@ -212,6 +212,31 @@ void bn_kernels_matmul_via(const bn_kernels *k, const bn_qmat *W, const bn_act *
     }
 }
 
+/* 512 blocks of TQ2_0 (33 KB) on the stack: 8 rows of 2b4t's widest. */
+void bn_mm_tq1_0_via_tq2(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy,
+                         bn_tq1_to_tq2_fn to_tq2, bn_matmul_fn mm_tq2) {
+    enum { BLOCKS = 512 };
+    const int64_t nb = W->K / BN_QK_K;
+    if (nb > BLOCKS) { /* rows of over 131072 values: the reference */
+        bn_mm_tq1_0_scalar(W, a, r0, r1, Y, ldy);
+        return;
+    }
+    const int64_t rows = BLOCKS / nb < 8 ? BLOCKS / nb : 8;
+    _Alignas(64) bn_block_tq2_0 t2[BLOCKS];
+    bn_qmat w2 = *W;
+    w2.type = BN_TYPE_TQ2_0;
+    w2.row_bytes = (size_t)nb * sizeof(bn_block_tq2_0);
+    w2.data = (const uint8_t *)t2;
+    w2.packed = NULL;
+    for (int64_t r = r0; r < r1; r += rows) {
+        const int64_t n = r1 - r < rows ? r1 - r : rows;
+        for (int64_t j = 0; j < n; j++)
+            to_tq2((const bn_block_tq1_0 *)(W->data + (size_t)(r + j) * W->row_bytes), t2 + j * nb, nb);
+        w2.M = n;
+        mm_tq2(&w2, a, 0, n, Y + r, ldy);
+    }
+}
+
 void bn_kernels_quantize_via(const bn_kernels *k, bn_act *a, const float *X, int64_t ldx, int t0, int t1) {
     if ((unsigned)a->kind >= BN_ACT_COUNT || t1 <= t0) return;
     k->qa[a->kind](a, X, ldx, t0, t1);

@@ -128,6 +128,16 @@ void bn_kernels_matmul_via(const bn_kernels *k, const bn_qmat *W, const bn_act *
                            int64_t r0, int64_t r1, float *Y, int64_t ldy);
 void bn_kernels_quantize_via(const bn_kernels *k, bn_act *a, const float *X, int64_t ldx, int t0, int t1);
 
+/* TQ1_0 through a TQ2_0 kernel: rows rewritten by to_tq2 (same codes and d,
+ * so bitwise the TQ1_0 reference) a few at a time into a stack buffer, then
+ * mm_tq2 on them. Base-3 decoding is paid once per row instead of per row and
+ * token. */
+struct bn_block_tq1_0;
+struct bn_block_tq2_0;
+typedef void (*bn_tq1_to_tq2_fn)(const struct bn_block_tq1_0 *x, struct bn_block_tq2_0 *y, int64_t nb);
+void bn_mm_tq1_0_via_tq2(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy,
+                         bn_tq1_to_tq2_fn to_tq2, bn_matmul_fn mm_tq2);
+
 /* The two generic entry points of a table (PFX_quantize, PFX_matmul), each
  * dispatching through the table's per-type slots. */
 #define BN_KERNELS_ENTRY_POINTS(PFX, TABLE)                                                            \
@@ -160,6 +170,7 @@ void bn_qa_f16_avx2(bn_act *a, const float *X, int64_t ldx, int t0, int t1);
 void bn_mm_i2s_avx2(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy);
 void bn_mm_tq2_0_avx2(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy);
 void bn_mm_tq1_0_avx2(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy);
+void bn_tq1_to_tq2_avx2(const struct bn_block_tq1_0 *x, struct bn_block_tq2_0 *y, int64_t nb);
 void bn_mm_q6_K_avx2(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy);
 void bn_mm_q8_0_avx2(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy);
 void bn_mm_f16_avx2(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy);

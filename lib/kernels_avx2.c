@@ -224,10 +224,14 @@ void bn_mm_tq2_0_avx2(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1,
     x86_mm_tq2_0(W, a, r0, r1, Y, ldy);
 }
 
-/* One token: the ymm kernel; a batch: as TQ2_0 rows (x86_mm_tq1_0_via_tq2) */
+void bn_tq1_to_tq2_avx2(const bn_block_tq1_0 *x, bn_block_tq2_0 *y, int64_t nb) {
+    x86_tq1_to_tq2_row(x, y, nb);
+}
+
+/* One token: the ymm kernel; a batch: as TQ2_0 rows (bn_mm_tq1_0_via_tq2) */
 void bn_mm_tq1_0_avx2(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy) {
     if (a->n == 1) x86_mm_tq1_0(W, a, r0, r1, Y, ldy);
-    else x86_mm_tq1_0_via_tq2(W, a, r0, r1, Y, ldy, bn_mm_tq2_0_avx2);
+    else bn_mm_tq1_0_via_tq2(W, a, r0, r1, Y, ldy, bn_tq1_to_tq2_avx2, bn_mm_tq2_0_avx2);
 }
 
 void bn_mm_q6_K_avx2(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy) {

@@ -440,12 +440,12 @@ BN_AI float z_tq1_row(const bn_block_tq1_0 *x, const bn_block_q8_K *y, const int
 }
 
 /* One token: z_tq1_row per row. A batch: rows rewritten as TQ2_0 for the
- * TQ2_0 batch kernel (x86_mm_tq1_0_via_tq2), which unpacks 2-bit codes once
+ * TQ2_0 batch kernel (bn_mm_tq1_0_via_tq2), which unpacks 2-bit codes once
  * per 4-token tile where base-3 decoding would be paid per token and row.
- * Rows longer than 64 blocks: the ymm kernel. */
+ * One token and rows longer than 64 blocks: the ymm kernel. */
 static void vnni_mm_tq1_0(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy) {
     const int64_t nb = W->K / BN_QK_K;
-    if (nb > Z_TQ1_NB_MAX) {
+    if (a->n == 1 && nb > Z_TQ1_NB_MAX) {
         x86_mm_tq1_0(W, a, r0, r1, Y, ldy);
         return;
     }
@@ -458,7 +458,7 @@ static void vnni_mm_tq1_0(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t
             Y[r] = z_tq1_row((const bn_block_tq1_0 *)(W->data + (size_t)r * W->row_bytes), y, yr, off, nb);
         return;
     }
-    x86_mm_tq1_0_via_tq2(W, a, r0, r1, Y, ldy, vnni_mm_tq2_0);
+    bn_mm_tq1_0_via_tq2(W, a, r0, r1, Y, ldy, bn_tq1_to_tq2_avx2, vnni_mm_tq2_0);
 }
 
 static void vnni_mm_q8_0(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy) {

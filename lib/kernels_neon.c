@@ -251,6 +251,14 @@ static void dp_mm_i2s(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1,
 static void dp_mm_tq2_0(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy) {
     mm_tq2_0(W, a, r0, r1, Y, ldy, 1);
 }
+/* TQ1_0 as TQ2_0 rows (bn_tq1_0_to_tq2_0 decodes, once per row), then the
+ * TQ2_0 kernels: the scalar kernel decoded every block again per token. */
+static void neon_mm_tq1_0(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy) {
+    bn_mm_tq1_0_via_tq2(W, a, r0, r1, Y, ldy, bn_tq1_0_to_tq2_0, neon_mm_tq2_0);
+}
+static void dp_mm_tq1_0(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy) {
+    bn_mm_tq1_0_via_tq2(W, a, r0, r1, Y, ldy, bn_tq1_0_to_tq2_0, dp_mm_tq2_0);
+}
 
 /* ---- tables ----------------------------------------------------------------- */
 
@@ -262,10 +270,10 @@ const bn_kernels bn_kernels_neon = {
     .name = "neon",
     .quantize_act = neon_quantize,
     .matmul = neon_matmul,
-    .mm = { [BN_W_I2S] = neon_mm_i2s, [BN_W_TQ2_0] = neon_mm_tq2_0, [BN_W_TQ1_0] = bn_mm_tq1_0_scalar,
+    .mm = { [BN_W_I2S] = neon_mm_i2s, [BN_W_TQ2_0] = neon_mm_tq2_0, [BN_W_TQ1_0] = neon_mm_tq1_0,
             [BN_W_Q8_0] = bn_mm_q8_0_scalar, [BN_W_Q6_K] = bn_mm_q6_K_scalar, [BN_W_F16] = neon_mm_f16,
             [BN_W_F32] = neon_mm_f32 },
-    .mm_isa = { "neon", "neon", "scalar", "scalar", "scalar", "neon", "neon" },
+    .mm_isa = { "neon", "neon", "neon", "scalar", "scalar", "neon", "neon" },
     .qa = { [BN_ACT_I8S] = neon_qa_i8s, [BN_ACT_Q8K] = bn_qa_q8k_scalar, [BN_ACT_Q8_0] = bn_qa_q8_0_scalar,
             [BN_ACT_F16] = neon_qa_f16, [BN_ACT_F32] = bn_qa_f32_scalar },
     .qa_isa = { "neon", "scalar", "scalar", "neon", "scalar" },
@@ -276,10 +284,10 @@ const bn_kernels bn_kernels_neon_dotprod = {
     .name = "neon-dotprod",
     .quantize_act = dp_quantize,
     .matmul = dp_matmul,
-    .mm = { [BN_W_I2S] = dp_mm_i2s, [BN_W_TQ2_0] = dp_mm_tq2_0, [BN_W_TQ1_0] = bn_mm_tq1_0_scalar,
+    .mm = { [BN_W_I2S] = dp_mm_i2s, [BN_W_TQ2_0] = dp_mm_tq2_0, [BN_W_TQ1_0] = dp_mm_tq1_0,
             [BN_W_Q8_0] = bn_mm_q8_0_scalar, [BN_W_Q6_K] = bn_mm_q6_K_scalar, [BN_W_F16] = neon_mm_f16,
             [BN_W_F32] = neon_mm_f32 },
-    .mm_isa = { "neon-dotprod", "neon-dotprod", "scalar", "scalar", "scalar", "neon", "neon" },
+    .mm_isa = { "neon-dotprod", "neon-dotprod", "neon-dotprod", "scalar", "scalar", "neon", "neon" },
     .qa = { [BN_ACT_I8S] = neon_qa_i8s, [BN_ACT_Q8K] = bn_qa_q8k_scalar, [BN_ACT_Q8_0] = bn_qa_q8_0_scalar,
             [BN_ACT_F16] = neon_qa_f16, [BN_ACT_F32] = bn_qa_f32_scalar },
     .qa_isa = { "neon", "scalar", "scalar", "neon", "scalar" },

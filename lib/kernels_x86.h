@@ -582,9 +582,7 @@ BN_AI __m256i x86_tq1_block(const bn_block_tq1_0 *x, const bn_block_q8_K *y) {
 
 BN_X86_MM_TQ(x86_mm_tq1_0, bn_block_tq1_0, x86_tq1_block)
 
-/* A TQ1_0 row rewritten as TQ2_0 for a batch: the same codes and d, so the
- * TQ2_0 kernels give the TQ1_0 reference's result bitwise, and the base-3
- * decoding is paid once per row instead of once per row and token. Codes go
+/* bn_tq1_0_to_tq2_0 with ymm trits (see bn_mm_tq1_0_via_tq2). Codes go
  * out in element order (qs[0..31]: element 32n + m; qs[32..47] with qh
  * broadcast into the high half: element 160 + 16n + m, and qh trit n of copy
  * n: element 240 + 4n + j), then four to a byte (byte 32c + m, bits 2n:
@@ -617,32 +615,6 @@ BN_AI void x86_tq1_to_tq2_row(const bn_block_tq1_0 *x, bn_block_tq2_0 *o, int64_
             _mm256_storeu_si256((__m256i *)(o[i].qs + 32 * h), q);
         }
         o[i].d = x[i].d;
-    }
-}
-
-/* TQ1_0 for a batch: rows rewritten as TQ2_0, 8 at a time, then MM_TQ2
- * (the table's TQ2_0 kernel, which unpacks 2-bit codes once per 4-token
- * tile). Rows of more than 64 blocks: the per-token kernel above. */
-enum { X86_TQ1_NB_MAX = 64 };
-BN_AI void x86_mm_tq1_0_via_tq2(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy,
-                                 bn_matmul_fn mm_tq2) {
-    const int64_t nb = W->K / BN_QK_K;
-    if (nb > X86_TQ1_NB_MAX) {
-        x86_mm_tq1_0(W, a, r0, r1, Y, ldy);
-        return;
-    }
-    enum { ROWS = 8 };
-    _Alignas(64) bn_block_tq2_0 t2[ROWS * X86_TQ1_NB_MAX];
-    bn_qmat w2 = *W;
-    w2.type = BN_TYPE_TQ2_0;
-    w2.row_bytes = (size_t)nb * sizeof(bn_block_tq2_0);
-    w2.data = (const uint8_t *)t2;
-    for (int64_t r = r0; r < r1; r += ROWS) {
-        const int64_t n_rows = r1 - r < ROWS ? r1 - r : ROWS;
-        for (int64_t j = 0; j < n_rows; j++)
-            x86_tq1_to_tq2_row((const bn_block_tq1_0 *)(W->data + (size_t)(r + j) * W->row_bytes), t2 + j * nb, nb);
-        w2.M = n_rows;
-        mm_tq2(&w2, a, 0, n_rows, Y + r, ldy);
     }
 }
 

@@ -99,6 +99,8 @@ void bn_quantize_row_tq1_0_ref(const float *x, bn_block_tq1_0 *y, int64_t k);
 void bn_dequantize_row_tq1_0(const bn_block_tq1_0 *x, float *y, int64_t k);
 /* Ternary codes 0,1,2 (value = code-1) of one TQ1_0 block in element order. */
 void bn_tq1_0_codes(const bn_block_tq1_0 *x, uint8_t codes[BN_QK_K]);
+/* nb TQ1_0 blocks as TQ2_0 blocks: the same codes and d. */
+void bn_tq1_0_to_tq2_0(const bn_block_tq1_0 *x, bn_block_tq2_0 *y, int64_t nb);
 
 /* ---- Q8_0, Q8_K, Q6_K (llama.cpp) ---------------------------------------- */
 /* quantize_row_q8_0_ref: d = max|x|/127, q = roundf(x * (1/d)). */

@@ -118,6 +118,21 @@ void bn_tq1_0_codes(const bn_block_tq1_0 *x, uint8_t codes[BN_QK_K]) {
         for (size_t j = 0; j < sizeof x->qh; ++j) *c++ = tq1_trit(x->qh[j], pow3[n]);
 }
 
+/* TQ1_0 blocks rewritten as TQ2_0 ones with the same codes and d (byte
+ * 32c + m, bits 2n: element 128c + 32n + m): what a kernel without its own
+ * base-3 decoder multiplies instead, decoding once per row, not per token. */
+void bn_tq1_0_to_tq2_0(const bn_block_tq1_0 *x, bn_block_tq2_0 *y, int64_t nb) {
+    uint8_t codes[BN_QK_K];
+    for (int64_t i = 0; i < nb; i++) {
+        bn_tq1_0_codes(&x[i], codes);
+        for (int c = 0; c < 2; c++)
+            for (int m = 0; m < 32; m++)
+                y[i].qs[32 * c + m] = (uint8_t)(codes[128 * c + m] | codes[128 * c + 32 + m] << 2 |
+                                                codes[128 * c + 64 + m] << 4 | codes[128 * c + 96 + m] << 6);
+        y[i].d = x[i].d;
+    }
+}
+
 /* dequantize_row_tq1_0: (trit - 1) * d. */
 void bn_dequantize_row_tq1_0(const bn_block_tq1_0 *x, float *y, int64_t k) {
     int64_t nb = k / BN_QK_K;

@@ -164,7 +164,9 @@ static int k_values(uint32_t type, int64_t *ks) {
     case BN_TYPE_Q8_0: ks[n++] = 32; ks[n++] = 96; ks[n++] = 32 * 9; ks[n++] = 32 * 81; ks[n++] = 2560; ks[n++] = 6912; break;
     case BN_TYPE_F16:
     case BN_TYPE_F32: ks[n++] = 1; ks[n++] = 37; ks[n++] = 256; ks[n++] = 1000; ks[n++] = 2560 + 13; ks[n++] = 8192; break;
-    default: ks[n++] = 256; ks[n++] = 768; ks[n++] = 256 * 7; ks[n++] = 2560; ks[n++] = 6912; ks[n++] = 8192; break;
+    default: /* 256 * 65: past the 64 blocks the AVX-512 TQ1_0 GEMV repacks on its stack */
+        ks[n++] = 256; ks[n++] = 768; ks[n++] = 256 * 7; ks[n++] = 2560; ks[n++] = 6912; ks[n++] = 8192; ks[n++] = 256 * 65;
+        break;
     }
     return n;
 }

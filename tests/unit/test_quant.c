@@ -124,6 +124,20 @@ static void test_tq1(void) {
     CHECK(codes[0] == 2 && codes[32] == 0 && codes[64] == 1 && codes[96] == 2 && codes[128] == 1 && codes[240] == 2 &&
               codes[252] == 0 && codes[1] == 1,
           "tq1_0: trits decode by (uint8)(q*3^n)*3 >> 8");
+    /* as TQ2_0 (what kernels without a base-3 decoder multiply): the same
+     * values, also for bytes no quantizer writes (243..255) */
+    bn_block_tq1_0 any[6];
+    for (int i = 0; i < 6; i++) {
+        for (int j = 0; j < 48; j++) any[i].qs[j] = (uint8_t)(52 * i + j);
+        for (int j = 0; j < 4; j++) any[i].qh[j] = (uint8_t)(52 * i + 48 + j);
+        any[i].d = (uint16_t)(0x3400 + 37 * i);
+    }
+    bn_block_tq2_0 t2[6];
+    bn_tq1_0_to_tq2_0(any, t2, 6);
+    static float y1[256 * 6], y2[256 * 6];
+    bn_dequantize_row_tq1_0(any, y1, 256 * 6);
+    bn_dequantize_row_tq2_0(t2, y2, 256 * 6);
+    CHECK(!memcmp(y1, y2, sizeof y1), "tq1_0 -> tq2_0: the same values for every byte 0..255 and d");
 }
 
 static void test_q8(void) {

@@ -1,7 +1,8 @@
 /* kernels_neon.c - aarch64 NEON kernels: I2_S reading the x86 128-element
  * layout (the one in every published I2_S file; bitnet.cpp's own ARM build
- * since 2025-11 expects a 64-element layout and misreads them), TQ2_0, F16
- * and F32, plus the I8S/F16 activation quantizers. Two tables: with the
+ * since 2025-11 expects a 64-element layout and misreads them), TQ2_0 (and
+ * TQ1_0 through it), Q8_0, Q6_K, F16 and F32, plus the I8S/F16 activation
+ * quantizers. Two tables: with the
  * dotprod extension (sdot, checked through HWCAP at table selection) and
  * without it (smull + sadalp). Integer parts are exact, so results equal the
  * scalar reference bit for bit; F16/F32 use the scalar's 32-lane schedule. */
@@ -197,6 +198,104 @@ BN_AI void mm_tq2_0(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, f
     }
 }
 
+/* ---- Q8_0 ------------------------------------------------------------------
+ * Per block the exact int32 dot of 32 int8 pairs, then the reference's chain
+ * sumf += (float)sumi * (dx * dy) per row (mul, then add: no fma), four rows
+ * in the lanes of one vector. Without dotprod the products are widened and
+ * accumulated pairwise into int32 at once (|x*y| <= 16384: two of them can
+ * overflow int16, so no pairwise add in 16 bits as dot16 does). */
+BN_AI int32_t q8_0_dot(const int8_t *x, const int8_t *y, const int DP) {
+    const int8x16_t x0 = vld1q_s8(x), x1 = vld1q_s8(x + 16), y0 = vld1q_s8(y), y1 = vld1q_s8(y + 16);
+#if defined(__ARM_FEATURE_DOTPROD)
+    if (DP) return vaddvq_s32(vdotq_s32(vdotq_s32(vdupq_n_s32(0), x0, y0), x1, y1));
+#endif
+    int32x4_t acc = vpadalq_s16(vdupq_n_s32(0), vmull_s8(vget_low_s8(x0), vget_low_s8(y0)));
+    acc = vpadalq_s16(acc, vmull_high_s8(x0, y0));
+    acc = vpadalq_s16(acc, vmull_s8(vget_low_s8(x1), vget_low_s8(y1)));
+    acc = vpadalq_s16(acc, vmull_high_s8(x1, y1));
+    return vaddvq_s32(acc);
+}
+
+BN_AI void mm_q8_0(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy, const int DP) {
+    const int64_t nb = W->K / BN_QK8_0;
+    int64_t r = r0;
+    /* 4-row tiles outer, tokens inner: the tile's blocks stay in L1 across tokens */
+    for (; r + 4 <= r1; r += 4) {
+        const bn_block_q8_0 *x[4];
+        for (int j = 0; j < 4; j++) x[j] = (const bn_block_q8_0 *)(W->data + (size_t)(r + j) * W->row_bytes);
+        for (int t = 0; t < a->n; t++) {
+            const bn_block_q8_0 *y = (const bn_block_q8_0 *)((const uint8_t *)a->data + (size_t)t * a->row_bytes);
+            float32x4_t sumf = vdupq_n_f32(0);
+            for (int64_t i = 0; i < nb; i++) {
+                __builtin_prefetch(&x[0][i] + 16);
+                const int32_t s[4] = { q8_0_dot(x[0][i].qs, y[i].qs, DP), q8_0_dot(x[1][i].qs, y[i].qs, DP),
+                                       q8_0_dot(x[2][i].qs, y[i].qs, DP), q8_0_dot(x[3][i].qs, y[i].qs, DP) };
+                const uint16_t dh[4] = { x[0][i].d, x[1][i].d, x[2][i].d, x[3][i].d };
+                const float32x4_t d = vmulq_n_f32(vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(dh))), bn_f16_to_f32(y[i].d));
+                sumf = vaddq_f32(sumf, vmulq_f32(vcvtq_f32_s32(vld1q_s32(s)), d));
+            }
+            float o[4];
+            vst1q_f32(o, sumf);
+            for (int j = 0; j < 4; j++) Y[(int64_t)t * ldy + r + j] = o[j];
+        }
+    }
+    for (; r < r1; r++) {
+        const bn_block_q8_0 *x = (const bn_block_q8_0 *)(W->data + (size_t)r * W->row_bytes);
+        for (int t = 0; t < a->n; t++) {
+            const bn_block_q8_0 *y = (const bn_block_q8_0 *)((const uint8_t *)a->data + (size_t)t * a->row_bytes);
+            float sumf = 0.0f;
+            for (int64_t i = 0; i < nb; i++)
+                sumf += (float)q8_0_dot(x[i].qs, y[i].qs, DP) * (bn_f16_to_f32(x[i].d) * bn_f16_to_f32(y[i].d));
+            Y[(int64_t)t * ldy + r] = sumf;
+        }
+    }
+}
+
+/* ---- Q6_K ------------------------------------------------------------------
+ * Each 16-lane vector of unpacked 6-bit values (ql nibble | qh pair << 4,
+ * minus 32) is exactly one 16-element sub-block; its dot (|v*q| <= 4096, so
+ * dot16's pairwise int16 sum is safe) is scaled by the sub-block's int8
+ * scale in int32. Exact, then the reference's sumf += d * (float)sumi. */
+BN_AI int32_t q6k_block(const bn_block_q6_K *x, const bn_block_q8_K *y, const int DP) {
+    const uint8x16_t m4 = vdupq_n_u8(0x0F), m3 = vdupq_n_u8(3);
+    const int8x16_t k32 = vdupq_n_s8(32);
+    int32x4_t acc = vdupq_n_s32(0);
+    for (int h = 0; h < 2; h++) { /* elements 128h.. from ql[64h..], qh[32h..] */
+        const uint8_t *ql = x->ql + 64 * h, *qh = x->qh + 32 * h;
+        for (int l = 0; l < 32; l += 16) {
+            const uint8x16_t a = vld1q_u8(ql + l), b = vld1q_u8(ql + 32 + l), hb = vld1q_u8(qh + l);
+            uint8x16_t v[4];
+            v[0] = vorrq_u8(vandq_u8(a, m4), vshlq_n_u8(vandq_u8(hb, m3), 4));
+            v[1] = vorrq_u8(vandq_u8(b, m4), vshlq_n_u8(vandq_u8(vshrq_n_u8(hb, 2), m3), 4));
+            v[2] = vorrq_u8(vshrq_n_u8(a, 4), vshlq_n_u8(vandq_u8(vshrq_n_u8(hb, 4), m3), 4));
+            v[3] = vorrq_u8(vshrq_n_u8(b, 4), vshlq_n_u8(vshrq_n_u8(hb, 6), 4));
+            for (int k = 0; k < 4; k++) { /* elements 128h + 32k + l.., sub-block 8h + 2k + l / 16 */
+                const int e = 128 * h + 32 * k + l;
+                const int32x4_t p = dot16(vdupq_n_s32(0), vsubq_s8(vreinterpretq_s8_u8(v[k]), k32), vld1q_s8(y->qs + e), DP);
+                acc = vmlaq_n_s32(acc, p, x->scales[e / 16]);
+            }
+        }
+    }
+    return vaddvq_s32(acc);
+}
+
+BN_AI void mm_q6_K(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy, const int DP) {
+    const int64_t nb = W->K / BN_QK_K;
+    /* row outer, token inner: a row's blocks stay in L1 across tokens */
+    for (int64_t r = r0; r < r1; r++) {
+        const bn_block_q6_K *x = (const bn_block_q6_K *)(W->data + (size_t)r * W->row_bytes);
+        for (int t = 0; t < a->n; t++) {
+            const bn_block_q8_K *y = (const bn_block_q8_K *)((const uint8_t *)a->data + (size_t)t * a->row_bytes);
+            float sumf = 0.0f;
+            for (int64_t i = 0; i < nb; i++) {
+                const float d = bn_f16_to_f32(x[i].d) * y[i].d;
+                sumf += d * (float)q6k_block(&x[i], &y[i], DP);
+            }
+            Y[(int64_t)t * ldy + r] = sumf;
+        }
+    }
+}
+
 /* ---- F16 / F32: 8 x 4 lanes = the scalar's 32 lanes ------------------------- */
 static float reduce32(float *acc) {
     for (int h = 16; h >= 1; h /= 2)
@@ -256,6 +355,18 @@ static void dp_mm_tq2_0(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r
 static void neon_mm_tq1_0(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy) {
     bn_mm_tq1_0_via_tq2(W, a, r0, r1, Y, ldy, bn_tq1_0_to_tq2_0, neon_mm_tq2_0);
 }
+static void neon_mm_q8_0(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy) {
+    mm_q8_0(W, a, r0, r1, Y, ldy, 0);
+}
+static void dp_mm_q8_0(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy) {
+    mm_q8_0(W, a, r0, r1, Y, ldy, 1);
+}
+static void neon_mm_q6_K(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy) {
+    mm_q6_K(W, a, r0, r1, Y, ldy, 0);
+}
+static void dp_mm_q6_K(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy) {
+    mm_q6_K(W, a, r0, r1, Y, ldy, 1);
+}
 static void dp_mm_tq1_0(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy) {
     bn_mm_tq1_0_via_tq2(W, a, r0, r1, Y, ldy, bn_tq1_0_to_tq2_0, dp_mm_tq2_0);
 }
@@ -271,9 +382,9 @@ const bn_kernels bn_kernels_neon = {
     .quantize_act = neon_quantize,
     .matmul = neon_matmul,
     .mm = { [BN_W_I2S] = neon_mm_i2s, [BN_W_TQ2_0] = neon_mm_tq2_0, [BN_W_TQ1_0] = neon_mm_tq1_0,
-            [BN_W_Q8_0] = bn_mm_q8_0_scalar, [BN_W_Q6_K] = bn_mm_q6_K_scalar, [BN_W_F16] = neon_mm_f16,
+            [BN_W_Q8_0] = neon_mm_q8_0, [BN_W_Q6_K] = neon_mm_q6_K, [BN_W_F16] = neon_mm_f16,
             [BN_W_F32] = neon_mm_f32 },
-    .mm_isa = { "neon", "neon", "neon", "scalar", "scalar", "neon", "neon" },
+    .mm_isa = { "neon", "neon", "neon", "neon", "neon", "neon", "neon" },
     .qa = { [BN_ACT_I8S] = neon_qa_i8s, [BN_ACT_Q8K] = bn_qa_q8k_scalar, [BN_ACT_Q8_0] = bn_qa_q8_0_scalar,
             [BN_ACT_F16] = neon_qa_f16, [BN_ACT_F32] = bn_qa_f32_scalar },
     .qa_isa = { "neon", "scalar", "scalar", "neon", "scalar" },
@@ -285,9 +396,9 @@ const bn_kernels bn_kernels_neon_dotprod = {
     .quantize_act = dp_quantize,
     .matmul = dp_matmul,
     .mm = { [BN_W_I2S] = dp_mm_i2s, [BN_W_TQ2_0] = dp_mm_tq2_0, [BN_W_TQ1_0] = dp_mm_tq1_0,
-            [BN_W_Q8_0] = bn_mm_q8_0_scalar, [BN_W_Q6_K] = bn_mm_q6_K_scalar, [BN_W_F16] = neon_mm_f16,
+            [BN_W_Q8_0] = dp_mm_q8_0, [BN_W_Q6_K] = dp_mm_q6_K, [BN_W_F16] = neon_mm_f16,
             [BN_W_F32] = neon_mm_f32 },
-    .mm_isa = { "neon-dotprod", "neon-dotprod", "neon-dotprod", "scalar", "scalar", "neon", "neon" },
+    .mm_isa = { "neon-dotprod", "neon-dotprod", "neon-dotprod", "neon-dotprod", "neon-dotprod", "neon", "neon" },
     .qa = { [BN_ACT_I8S] = neon_qa_i8s, [BN_ACT_Q8K] = bn_qa_q8k_scalar, [BN_ACT_Q8_0] = bn_qa_q8_0_scalar,
             [BN_ACT_F16] = neon_qa_f16, [BN_ACT_F32] = bn_qa_f32_scalar },
     .qa_isa = { "neon", "scalar", "scalar", "neon", "scalar" },

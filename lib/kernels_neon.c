@@ -338,38 +338,26 @@ static void neon_mm_f32(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r
                                            (const uint8_t *)a->data + (size_t)t * a->row_bytes, W->K, 0);
 }
 
-static void neon_mm_i2s(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy) {
-    mm_i2s(W, a, r0, r1, Y, ldy, 0);
-}
-static void neon_mm_tq2_0(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy) {
-    mm_tq2_0(W, a, r0, r1, Y, ldy, 0);
-}
-static void dp_mm_i2s(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy) {
-    mm_i2s(W, a, r0, r1, Y, ldy, 1);
-}
-static void dp_mm_tq2_0(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy) {
-    mm_tq2_0(W, a, r0, r1, Y, ldy, 1);
-}
+/* A kernel body with its DP flag, as the two tables' slots: neon_NAME (no
+ * dotprod) and dp_NAME (sdot). */
+#define NEON_SLOTS(NAME, BODY)                                                                              \
+    static void neon_##NAME(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy) { \
+        BODY(W, a, r0, r1, Y, ldy, 0);                                                                      \
+    }                                                                                                       \
+    static void dp_##NAME(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy) {   \
+        BODY(W, a, r0, r1, Y, ldy, 1);                                                                      \
+    }
+NEON_SLOTS(mm_i2s, mm_i2s)
+NEON_SLOTS(mm_tq2_0, mm_tq2_0)
+NEON_SLOTS(mm_q8_0, mm_q8_0)
+NEON_SLOTS(mm_q6_K, mm_q6_K)
+
 /* TQ1_0 as TQ2_0 rows (bn_tq1_0_to_tq2_0 decodes, once per row), then the
  * TQ2_0 kernels: the scalar kernel decoded every block again per token. */
-static void neon_mm_tq1_0(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy) {
-    bn_mm_tq1_0_via_tq2(W, a, r0, r1, Y, ldy, bn_tq1_0_to_tq2_0, neon_mm_tq2_0);
+BN_AI void mm_tq1_0(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy, const int DP) {
+    bn_mm_tq1_0_via_tq2(W, a, r0, r1, Y, ldy, bn_tq1_0_to_tq2_0, DP ? dp_mm_tq2_0 : neon_mm_tq2_0);
 }
-static void neon_mm_q8_0(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy) {
-    mm_q8_0(W, a, r0, r1, Y, ldy, 0);
-}
-static void dp_mm_q8_0(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy) {
-    mm_q8_0(W, a, r0, r1, Y, ldy, 1);
-}
-static void neon_mm_q6_K(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy) {
-    mm_q6_K(W, a, r0, r1, Y, ldy, 0);
-}
-static void dp_mm_q6_K(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy) {
-    mm_q6_K(W, a, r0, r1, Y, ldy, 1);
-}
-static void dp_mm_tq1_0(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy) {
-    bn_mm_tq1_0_via_tq2(W, a, r0, r1, Y, ldy, bn_tq1_0_to_tq2_0, dp_mm_tq2_0);
-}
+NEON_SLOTS(mm_tq1_0, mm_tq1_0)
 
 /* ---- tables ----------------------------------------------------------------- */
 

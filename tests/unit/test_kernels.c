@@ -453,6 +453,34 @@ static void tq1_any_bytes(const bn_kernels *k) {
     }
     CHECK(bad == 0, "%s: tq1_0 blocks of arbitrary bytes (0..255), 1 and 6 tokens: bitwise the scalar result", k->name);
     free(w);
+    /* rows of 513 blocks: past the 512 the TQ2_0 rewrite buffers (the scalar path) */
+    const int64_t KL = 256 * 513, ML = 3;
+    float *wl = malloc(sizeof(float) * (size_t)(KL * ML));
+    make_weights(wl, KL * ML, BN_TYPE_TQ1_0, WT_TERNARY_RANDOM);
+    size_t nbytes;
+    uint8_t *buf = quantize_weights(wl, KL, ML, BN_TYPE_TQ1_0, &nbytes);
+    free(wl);
+    bn_qmat ql;
+    bad = make_qmat(&ql, BN_TYPE_TQ1_0, KL, ML, buf, nbytes);
+    for (int n = 1; n <= 3 && !bad; n += 2) {
+        float *x = malloc(sizeof(float) * (size_t)(KL * n)), y_ref[9], y_k[9];
+        make_acts(x, KL * n, ACT_RANDOM);
+        bn_act a;
+        bn_err e;
+        if (bn_act_alloc(&a, BN_ACT_Q8K, KL, n, &e)) {
+            bad = 1;
+            free(x);
+            break;
+        }
+        bn_act_quantize(ref, &a, x, KL, n);
+        ref->matmul(&ql, &a, 0, ML, y_ref, ML);
+        k->matmul(&ql, &a, 0, ML, y_k, ML);
+        bad += memcmp(y_ref, y_k, sizeof(float) * (size_t)(ML * n)) != 0;
+        bn_act_free(&a);
+        free(x);
+    }
+    CHECK(bad == 0, "%s: tq1_0 rows of 513 blocks, 1 and 3 tokens: bitwise the scalar result", k->name);
+    free(buf);
 }
 
 int main(void) {

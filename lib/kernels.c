@@ -212,7 +212,7 @@ void bn_kernels_matmul_via(const bn_kernels *k, const bn_qmat *W, const bn_act *
     }
 }
 
-/* 512 blocks of TQ2_0 (33 KB) on the stack: 8 rows of 2b4t's widest. */
+/* A stack buffer of 512 TQ2_0 blocks (33 KB), up to 8 rows at a time. */
 void bn_mm_tq1_0_via_tq2(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy,
                          bn_tq1_to_tq2_fn to_tq2, bn_matmul_fn mm_tq2) {
     enum { BLOCKS = 512 };

@@ -583,10 +583,10 @@ BN_AI __m256i x86_tq1_block(const bn_block_tq1_0 *x, const bn_block_q8_K *y) {
 BN_X86_MM_TQ(x86_mm_tq1_0, bn_block_tq1_0, x86_tq1_block)
 
 /* bn_tq1_0_to_tq2_0 with ymm trits (see bn_mm_tq1_0_via_tq2). Codes go
- * out in element order (qs[0..31]: element 32n + m; qs[32..47] with qh
- * broadcast into the high half: element 160 + 16n + m, and qh trit n of copy
- * n: element 240 + 4n + j), then four to a byte (byte 32c + m, bits 2n:
- * element 128c + 32n + m). */
+ * out in element order (qs[0..31]: element 32n + m; qs[32..47], in the low
+ * half of a second vector: element 160 + 16n + m; qh, in its high half's low
+ * 4 bytes: element 240 + 4n + j for n < 4), then four to a byte (byte
+ * 32c + m, bits 2n: element 128c + 32n + m). */
 BN_AI void x86_tq1_to_tq2_row(const bn_block_tq1_0 *x, bn_block_tq2_0 *o, int64_t nb) {
     for (int64_t i = 0; i < nb; i++) {
         _Alignas(32) uint8_t codes[BN_QK_K];
@@ -594,12 +594,12 @@ BN_AI void x86_tq1_to_tq2_row(const bn_block_tq1_0 *x, bn_block_tq2_0 *o, int64_
         memcpy(&qh4, x[i].qh, 4);
         __m256i b = _mm256_loadu_si256((const __m256i *)x[i].qs);
         __m256i c = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(x[i].qs + 32))),
-                                            _mm_set1_epi32((int)qh4), 1);
+                                            _mm_cvtsi32_si128((int)qh4), 1);
         for (int n = 0; n < 5; n++) {
             _mm256_store_si256((__m256i *)(codes + 32 * n), x86_trit(b));
             const __m256i tc = x86_trit(c);
             _mm_store_si128((__m128i *)(codes + 160 + 16 * n), _mm256_castsi256_si128(tc));
-            if (n < 4) { /* trit n of qh byte j: the high half's copy n */
+            if (n < 4) { /* trit n of qh byte j: byte j of the high half */
                 const uint32_t t = (uint32_t)_mm_extract_epi32(_mm256_extracti128_si256(tc, 1), 0);
                 memcpy(codes + 240 + 4 * n, &t, 4);
             }

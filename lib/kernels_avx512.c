@@ -359,7 +359,7 @@ static void vnni_mm_tq2_0(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t
  * (3 dot(v_n, y) - dot(v_{n+1}, y)) / 256 exactly: two vpdpbusd (u8 x s8) per
  * trit and no multiply on bytes. (Trits on 16-bit lanes by vpmullw and
  * vpmulhuw, then vpdpwssd, ran 5.8 ns a block from L2 on the Zen 5 VM
- * against 5.3 for this form and 9.9 for the ymm kernel.)
+ * against 5.0 for this form and 9.9 for the ymm kernel.)
  * A block is one zmm (z_tq1_bytes): qs in bytes 0..47 (trit n of byte m is
  * element 32n + m for m < 32, 160 + 16n + (m - 32) after), and qh copied
  * into bytes 48..51, 52..55, 56..59, 60..63, copy c serving trit c (element
@@ -442,7 +442,8 @@ BN_AI float z_tq1_row(const bn_block_tq1_0 *x, const bn_block_q8_K *y, const int
 /* One token: z_tq1_row per row. A batch: rows rewritten as TQ2_0 for the
  * TQ2_0 batch kernel (bn_mm_tq1_0_via_tq2), which unpacks 2-bit codes once
  * per 4-token tile where base-3 decoding would be paid per token and row.
- * One token and rows longer than 64 blocks: the ymm kernel. */
+ * One token on rows longer than 64 blocks (past the repack buffer): the ymm
+ * kernel. */
 static void vnni_mm_tq1_0(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy) {
     const int64_t nb = W->K / BN_QK_K;
     if (a->n == 1 && nb > Z_TQ1_NB_MAX) {

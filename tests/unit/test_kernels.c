@@ -418,12 +418,35 @@ static void big_tiles(const bn_kernels *k, uint32_t type) {
     CHECK(bad == 0, "%s vs scalar: wide tiles (M 16..70, n 1 and 16..300, row split), bitwise (%d cases) %s", path, cases, first_bad);
 }
 
+/* Whether table k gives the scalar result bit for bit on qm for n random
+ * q8_K tokens (0 yes, 1 no or no memory). */
+static int q8k_matmul_differs(const bn_kernels *k, const bn_qmat *qm, int n) {
+    const bn_kernels *ref = bn_kernels_for(BN_ISA_SCALAR);
+    float *x = malloc(sizeof(float) * (size_t)(qm->K * n));
+    float *y_ref = malloc(sizeof(float) * (size_t)(qm->M * n)), *y_k = malloc(sizeof(float) * (size_t)(qm->M * n));
+    bn_act a;
+    bn_err e;
+    int bad = 1;
+    if (x && y_ref && y_k && !bn_act_alloc(&a, BN_ACT_Q8K, qm->K, n, &e)) {
+        make_acts(x, qm->K * n, ACT_RANDOM);
+        bn_act_quantize(ref, &a, x, qm->K, n);
+        ref->matmul(qm, &a, 0, qm->M, y_ref, qm->M);
+        k->matmul(qm, &a, 0, qm->M, y_k, qm->M);
+        bad = memcmp(y_ref, y_k, sizeof(float) * (size_t)(qm->M * n)) != 0;
+        bn_act_free(&a);
+    }
+    free(x);
+    free(y_ref);
+    free(y_k);
+    return bad;
+}
+
 /* TQ1_0 blocks of arbitrary bytes: a file may hold qs/qh bytes above 242
  * (no quantizer writes them), and every kernel must decode them with the
  * reference's formula, (uint8)(b * 3^n) * 3 >> 8. One token and a batch,
- * with bytes 0..255 all present. */
+ * with bytes 0..255 all present. Then rows of 513 blocks: past the 512 the
+ * TQ2_0 rewrite buffers (the scalar path). */
 static void tq1_any_bytes(const bn_kernels *k) {
-    const bn_kernels *ref = bn_kernels_for(BN_ISA_SCALAR);
     const int64_t K = 768, M = 11, nb = K / BN_QK_K;
     bn_block_tq1_0 *w = malloc(sizeof *w * (size_t)(M * nb));
     for (int64_t i = 0; i < M * nb; i++) {
@@ -433,27 +456,9 @@ static void tq1_any_bytes(const bn_kernels *k) {
     }
     bn_qmat qm = { .type = BN_TYPE_TQ1_0, .K = K, .M = M, .data = (const uint8_t *)w,
                    .row_bytes = (size_t)nb * sizeof *w, .scale = 1.0f };
-    int bad = 0;
-    for (int n = 1; n <= 6; n += 5) {
-        float *x = malloc(sizeof(float) * (size_t)(K * n)), y_ref[66], y_k[66];
-        make_acts(x, K * n, ACT_RANDOM);
-        bn_act a;
-        bn_err e;
-        if (bn_act_alloc(&a, BN_ACT_Q8K, K, n, &e)) {
-            CHECK(0, "tq1_0 any bytes: setup");
-            free(x);
-            break;
-        }
-        bn_act_quantize(ref, &a, x, K, n);
-        ref->matmul(&qm, &a, 0, M, y_ref, M);
-        k->matmul(&qm, &a, 0, M, y_k, M);
-        bad += memcmp(y_ref, y_k, sizeof(float) * (size_t)(M * n)) != 0;
-        bn_act_free(&a);
-        free(x);
-    }
+    int bad = q8k_matmul_differs(k, &qm, 1) + q8k_matmul_differs(k, &qm, 6);
     CHECK(bad == 0, "%s: tq1_0 blocks of arbitrary bytes (0..255), 1 and 6 tokens: bitwise the scalar result", k->name);
     free(w);
-    /* rows of 513 blocks: past the 512 the TQ2_0 rewrite buffers (the scalar path) */
     const int64_t KL = 256 * 513, ML = 3;
     float *wl = malloc(sizeof(float) * (size_t)(KL * ML));
     make_weights(wl, KL * ML, BN_TYPE_TQ1_0, WT_TERNARY_RANDOM);
@@ -462,23 +467,7 @@ static void tq1_any_bytes(const bn_kernels *k) {
     free(wl);
     bn_qmat ql;
     bad = make_qmat(&ql, BN_TYPE_TQ1_0, KL, ML, buf, nbytes);
-    for (int n = 1; n <= 3 && !bad; n += 2) {
-        float *x = malloc(sizeof(float) * (size_t)(KL * n)), y_ref[9], y_k[9];
-        make_acts(x, KL * n, ACT_RANDOM);
-        bn_act a;
-        bn_err e;
-        if (bn_act_alloc(&a, BN_ACT_Q8K, KL, n, &e)) {
-            bad = 1;
-            free(x);
-            break;
-        }
-        bn_act_quantize(ref, &a, x, KL, n);
-        ref->matmul(&ql, &a, 0, ML, y_ref, ML);
-        k->matmul(&ql, &a, 0, ML, y_k, ML);
-        bad += memcmp(y_ref, y_k, sizeof(float) * (size_t)(ML * n)) != 0;
-        bn_act_free(&a);
-        free(x);
-    }
+    if (!bad) bad = q8k_matmul_differs(k, &ql, 1) + q8k_matmul_differs(k, &ql, 3);
     CHECK(bad == 0, "%s: tq1_0 rows of 513 blocks, 1 and 3 tokens: bitwise the scalar result", k->name);
     free(buf);
 }

@@ -197,6 +197,8 @@ $(BUILD)/bench/gemvprobe: bench/gemvprobe.c $(LIBBN)
 $(BUILD)/bench/%: bench/%.c
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 -D_GNU_SOURCE -O2 -march=native -pthread $(WARN) $< -o $@ -lm
+# both read the buffer every way readways.h knows
+$(BUILD)/bench/bwprobe $(BUILD)/bench/gemvprobe: bench/readways.h
 bench: all $(BUILD)/bench/bwprobe $(BUILD)/bench/int8peak $(BUILD)/bench/compare $(BUILD)/bench/gemvprobe
 	bench/run
 

@@ -16,15 +16,33 @@
 #include <immintrin.h>
 #endif
 
-enum { READ_WAYS = 4 };
-/* plain loads; prefetched into L1 4 KB and 2 KB ahead; into L2 8 KB ahead */
-static const char *const read_way_name[READ_WAYS] = { "plain", "l1-4k", "l1-2k", "l2-8k" };
+enum { READ_WAYS = 6 };
+/* plain loads; prefetched into L1 4 KB and 2 KB ahead; into L2 8 KB ahead;
+ * four streams, plain and prefetched into L1 2 KB ahead of each */
+static const char *const read_way_name[READ_WAYS] = { "plain", "l1-4k", "l1-2k", "l2-8k", "4str", "4str-l1-2k" };
 
 /* XOR of the n bytes at p (n a multiple of 128), read the given way; the
  * result is kept by the caller so the loads are not elided. */
 static inline uint64_t read_way(const uint8_t *p, size_t n, int way) {
 #if defined(__AVX2__)
     __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
+    if (way >= 4) { /* four parts of n/4 (whole 128-byte units) side by side, then the rest */
+        const size_t part = n / 512 * 128;
+        for (size_t i = 0; i < part; i += 128)
+            for (int s = 0; s < 4; s++) {
+                const uint8_t *q = p + (size_t)s * part + i;
+                if (way == 5) {
+                    _mm_prefetch((const char *)q + 2048, _MM_HINT_T0);
+                    _mm_prefetch((const char *)q + 2048 + 64, _MM_HINT_T0);
+                }
+                a0 = _mm256_xor_si256(a0, _mm256_load_si256((const __m256i *)q));
+                a1 = _mm256_xor_si256(a1, _mm256_load_si256((const __m256i *)(q + 32)));
+                a2 = _mm256_xor_si256(a2, _mm256_load_si256((const __m256i *)(q + 64)));
+                a3 = _mm256_xor_si256(a3, _mm256_load_si256((const __m256i *)(q + 96)));
+            }
+        p += 4 * part;
+        n -= 4 * part;
+    }
     const size_t dist = way == 1 ? 4096 : way == 2 ? 2048 : 8192;
     for (size_t i = 0; i + 128 <= n; i += 128) {
         const char *f = (const char *)p + i + dist;

@@ -51,8 +51,9 @@ BN_AI void z_i2s_gemv_tile(const uint8_t *w0, size_t rb, const int RB, const int
             qg[g] = qr ? _mm512_loadu_si512((const void *)(qr + 128 * b + 64 * g))
                        : _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(qb + 32 * g))),
                                             _mm256_loadu_si256((const __m256i *)(qb + 128 + 32 * g)), 1);
+        if (PF) /* a constant at every call: 0 (no prefetch) folds away */
 #pragma GCC unroll 4
-        for (int r = 0; r < RB; r++) x86_prefetch(pf + (size_t)RB * 32 * b + 64 * r, L2);
+            for (int r = 0; r < RB; r++) x86_prefetch(pf + (size_t)RB * 32 * b + 64 * r, L2);
 #pragma GCC unroll 4
         for (int r = 0; r < RB; r++) {
             __m512i wv = _mm512_loadu_si512((const void *)(w0 + (size_t)r * rb + 32 * b));
@@ -174,10 +175,11 @@ static void z_mm_i2s_batch(const bn_qmat *W, const bn_act *a, int64_t r0, int64_
     z_batch_leftovers(x86_mm_i2s, W, a, n4, r, r0, r1, Y, ldy);
 }
 
-/* One token: 4-row zmm tiles; batches: the 4 x 4 zmm tiles; very long rows:
- * the ymm tiles (the lane sums of the masked form need nb < 40000). */
+/* One token: a row at a time, or (TWO) two runs of rows side by side;
+ * batches: the 4 x 4 zmm tiles; very long rows: the ymm tiles (the lane sums
+ * of the masked form need nb < 40000). */
 BN_AI void z_mm_i2s(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy, const size_t PF,
-                    const int L2) {
+                    const int L2, const int TWO) {
     const int64_t nb = W->K / 128;
     if (nb >= 40000) {
         x86_mm_i2s(W, a, r0, r1, Y, ldy);
@@ -191,9 +193,28 @@ BN_AI void z_mm_i2s(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, f
     _Alignas(64) int8_t qr[32768]; /* the repacked activations when they fit */
     const bool rep = nb * 128 <= (int64_t)sizeof qr;
     if (rep) z_i2s_repack(q, nb, qr);
+    int64_t r = r0;
+    if (TWO && rep) {
+        /* two streams: the range cut in two runs of n rows, row i of both in
+         * one tile, no software prefetch. Zen 5 VM, in rotation in one
+         * process, 512 MB of 2560- and 6912-wide rows, GB/s at 1 / 2 threads:
+         * one stream prefetched 32 KB ahead (the row loop below) 20.3 / 40.9
+         * and 16.8 / 34.4, two streams 23.7 / 48.4 and 19.3 / 38.6; two
+         * streams prefetched 2-32 KB ahead 19.1-20.7 / 28.9-40.4, four
+         * streams 10.8-14.2 / 18.7-27.1 (the F16 head gains from four, see
+         * z_rows_4streams: this GEMV is closer to its arithmetic's limit). */
+        const int64_t n = (r1 - r0) / 2;
+        for (int64_t i = 0; i < n; i++) {
+            int32_t s[2];
+            z_i2s_gemv_tile(W->data + (size_t)(r0 + i) * W->row_bytes, (size_t)n * W->row_bytes, 2, q, qr, nb, 0, L2, s);
+            Y[r0 + i] = bn_i2s_out(s[0], a->sum[0], a->scale[0], W->scale);
+            Y[r0 + n + i] = bn_i2s_out(s[1], a->sum[0], a->scale[0], W->scale);
+        }
+        r = r0 + 2 * n;
+    }
     /* a row at a time: one sequential stream (as the F16 GEMV in z_mm; 4-row
      * tiles measured ~3% slower with 2 threads, the same with 1) */
-    for (int64_t r = r0; r < r1; r++) {
+    for (; r < r1; r++) {
         int32_t s[1];
         if (rep) z_i2s_gemv_tile(W->data + (size_t)r * W->row_bytes, W->row_bytes, 1, q, qr, nb, PF, L2, s);
         else z_i2s_gemv_tile(W->data + (size_t)r * W->row_bytes, W->row_bytes, 1, q, NULL, nb, PF, L2, s);
@@ -203,12 +224,12 @@ BN_AI void z_mm_i2s(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, f
 }
 
 static void vnni_mm_i2s(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy) {
-    z_mm_i2s(W, a, r0, r1, Y, ldy, BN_PF_STREAM, 0);
+    z_mm_i2s(W, a, r0, r1, Y, ldy, BN_PF_STREAM, 0, 1);
 }
 
 /* The AMX table's: as vnni_mm_i2s, one token prefetched into L2 (BN_PF_L2) */
 void bn_mm_i2s_vnni(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy) {
-    z_mm_i2s(W, a, r0, r1, Y, ldy, BN_PF_L2, 1);
+    z_mm_i2s(W, a, r0, r1, Y, ldy, BN_PF_L2, 1, 0);
 }
 
 /* ---- TQ2_0 batch with 512-bit VNNI ------------------------------------------------
@@ -498,18 +519,25 @@ BN_AI __m512 z_ld(const void *p, int64_t k, const int F16) {
     return _mm512_loadu_ps((const float *)p + k);
 }
 
-/* XF: x is f16 (1) or already f32 (0); F16: the weights are f16 */
-BN_AI void z_tile(const void *const *w, const int RB, const void *x, const int XF, int64_t K, const int F16, const size_t PF,
-                  const int L2, float *out) {
+/* XF: x is f16 (1) or already f32 (0); F16: the weights are f16. SEP: the
+ * RB rows lie apart (separate streams, each prefetched PF ahead of itself);
+ * otherwise they are adjacent and prefetched as one stream, a tile + PF
+ * ahead. Either way row r's result depends only on row r. */
+BN_AI void z_tile_pf(const void *const *w, const int RB, const void *x, const int XF, int64_t K, const int F16, const size_t PF,
+                     const int L2, const int SEP, float *out) {
     __m512 acc[4][2];
-    /* rows of a tile are adjacent: prefetch the stream linearly, a tile + 4 KB ahead */
     const char *pf = (const char *)w[0] + (size_t)RB * (size_t)K * (F16 ? 2 : 4) + PF;
 #pragma GCC unroll 4
     for (int r = 0; r < RB; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
     const int64_t K32 = K & ~(int64_t)31;
     for (int64_t k = 0; k < K32; k += 32) {
         __m512 x0 = z_ld(x, k, XF), x1 = z_ld(x, k + 16, XF);
-        for (int r = 0; r < RB * (F16 ? 1 : 2); r++) x86_prefetch(pf + (size_t)RB * (k << (F16 ? 1 : 2)) + 64 * r, L2);
+        if (SEP) {
+#pragma GCC unroll 4
+            for (int r = 0; r < RB; r++)
+                for (int c = 0; c < (F16 ? 1 : 2); c++) x86_prefetch((const char *)w[r] + (k << (F16 ? 1 : 2)) + PF + 64 * c, L2);
+        } else
+            for (int r = 0; r < RB * (F16 ? 1 : 2); r++) x86_prefetch(pf + (size_t)RB * (k << (F16 ? 1 : 2)) + 64 * r, L2);
 #pragma GCC unroll 4
         for (int r = 0; r < RB; r++) {
             acc[r][0] = _mm512_fmadd_ps(z_ld(w[r], k, F16), x0, acc[r][0]);
@@ -533,10 +561,39 @@ BN_AI void z_tile(const void *const *w, const int RB, const void *x, const int X
     }
 }
 
+BN_AI void z_tile(const void *const *w, const int RB, const void *x, const int XF, int64_t K, const int F16, const size_t PF,
+                  const int L2, float *out) {
+    z_tile_pf(w, RB, x, XF, K, F16, PF, L2, 0, out);
+}
+
+/* One token, rows [r0, r1) as four streams read side by side: the range cut
+ * in four runs of n rows, row i of each run in one z_tile_pf, each run
+ * prefetched 2 KB ahead of itself (BN_PF_SEP). On the Zen 5 VM, the F16 head
+ * (128256 x 2560), timed in rotation in one process against a same-pass
+ * best-way read, 1 / 2 threads: a row at a time (one stream, 4 KB ahead)
+ * 0.88 / 0.89 of the read, four streams without prefetch 1.08 / 0.91, four
+ * streams 2 KB ahead 1.16 / 1.10; a plain 4-stream read is faster than a
+ * 1-stream one too, which is why bench/readways.h reads that way as well.
+ * The rest (fewer than 4 rows left over) a row at a time. x is f32. */
+#ifndef BN_PF_SEP
+#define BN_PF_SEP 2048
+#endif
+BN_AI int64_t z_rows_4streams(const bn_qmat *W, const float *x, int64_t r0, int64_t r1, float *Y, const int F16, const int L2) {
+    const int64_t n = (r1 - r0) / 4;
+    for (int64_t i = 0; i < n; i++) {
+        const void *w[4];
+        float o[4];
+        for (int s = 0; s < 4; s++) w[s] = W->data + (size_t)(r0 + s * n + i) * W->row_bytes;
+        z_tile_pf(w, 4, x, 0, W->K, F16, BN_PF_SEP, L2, 1, o);
+        for (int s = 0; s < 4; s++) Y[r0 + s * n + i] = o[s];
+    }
+    return r0 + 4 * n;
+}
+
 /* Row groups outer, tokens inner: with several tokens the 4 rows (4 x K
  * weights) are read from memory once and from L1/L2 for the other tokens. */
 BN_AI void z_mm(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy, const int F16,
-                const size_t PF, const int L2) {
+                const size_t PF, const int L2, const int SEP) {
     int64_t r = r0;
     /* one token (decode): a row at a time is one sequential stream, which the
      * hardware prefetcher follows better than four rows 5 KB apart (F16 head,
@@ -550,10 +607,11 @@ BN_AI void z_mm(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float
     }
     /* one f16 token: its activations to f32 once (exact), not two
      * conversions per 32 weights in every row */
-    float xf[8192];
+    _Alignas(64) float xf[8192];
     const bool x32 = F16 && a->n == 1 && W->K <= 8192 && r < r1;
     if (x32)
         for (int64_t k = 0; k < W->K; k++) xf[k] = _cvtsh_ss(((const uint16_t *)a->data)[k]);
+    if (SEP && a->n == 1 && (x32 || !F16)) r = z_rows_4streams(W, x32 ? xf : (const float *)a->data, r, r1, Y, F16, L2);
     for (; r < r1; r++) {
         const void *w[1] = { W->data + (size_t)r * W->row_bytes };
         if (x32) {
@@ -566,11 +624,11 @@ BN_AI void z_mm(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float
 }
 
 static void z_mm_f16(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy) {
-    z_mm(W, a, r0, r1, Y, ldy, 1, BN_PF_AHEAD, 0);
+    z_mm(W, a, r0, r1, Y, ldy, 1, BN_PF_AHEAD, 0, 1);
 }
 
 static void z_mm_f32(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy) {
-    z_mm(W, a, r0, r1, Y, ldy, 0, BN_PF_AHEAD, 0);
+    z_mm(W, a, r0, r1, Y, ldy, 0, BN_PF_AHEAD, 0, 1);
 }
 
 /* The AMX table's F16 and Q8_0 slots. F16: the same kernel, one token
@@ -583,8 +641,8 @@ static void z_mm_f32(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, 
  * ~29 GB/s and without the float chain the row streams no faster, so the
  * limit from memory is the access pattern, not the arithmetic. */
 static void amx_mm_f16(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy) {
-    if (a->n == 1) z_mm(W, a, r0, r1, Y, ldy, 1, BN_PF_L2, 1);
-    else z_mm(W, a, r0, r1, Y, ldy, 1, BN_PF_AHEAD, 0);
+    if (a->n == 1) z_mm(W, a, r0, r1, Y, ldy, 1, BN_PF_L2, 1, 0);
+    else z_mm(W, a, r0, r1, Y, ldy, 1, BN_PF_AHEAD, 0, 0);
 }
 
 #define BN_PF_Q8_ROW 2048

@@ -205,9 +205,13 @@ static void compare_table(const bn_kernels *k, uint32_t type) {
             /* every shape and act mode twice: once with n tokens (prefill
              * tiles and their tails), once with one token (the decode GEMV) */
             const int64_t K = ks[ik];
-            const int64_t M = (ik % 2) ? 7 : 13;
             const int mode = im % ACT_MODES;
             const int n = im >= ACT_MODES ? 1 : 2 + (int)((ik * 3 + mode) % 8);
+            /* one token, 29 rows: each half-range of 14 rows gives the
+             * one-token GEMVs that read 2 or 4 row runs side by side
+             * (z_rows_4streams, the two-stream I2_S) several rows per run
+             * and a remainder */
+            const int64_t M = (ik % 2) ? 7 : n == 1 ? 29 : 13;
             int wmode = mode == ACT_SATURATE ? WT_ALL_PLUS : mode == ACT_ZERO ? WT_ALL_MINUS
                       : mode == ACT_TINY ? WT_ZERO_HEAVY : WT_TERNARY_RANDOM;
             bn_qmat qm;

@@ -654,7 +654,7 @@ static void amx_mm_q8_0(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r
         return;
     }
     if (nb > 1024) { /* rows too long for dyf: the 8-row tile */
-        x86_mm_q8_0_pf(W, a, r0, r1, Y, ldy, BN_PF_L2, 1);
+        x86_mm_q8_0_pf(W, a, r0, r1, Y, ldy, BN_PF_L2, 1, 0);
         return;
     }
     const bn_block_q8_0 *y = (const bn_block_q8_0 *)a->data;

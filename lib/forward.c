@@ -78,9 +78,11 @@ static void rmsnorm_rows(float *o, int64_t ldo, const float *x, int64_t ldx, con
     for (int r0 = 0; r0 < rows; r0 += 8) {
         const int nr = rows - r0 < 8 ? rows - r0 : 8;
         double sums[8];
-        bn_sumsq_rows(x + r0 * ldx, ldx, nr, n, sums, lv);
+        /* eight rows: their in-order chains side by side; fewer (decode's
+         * one): bn_rms_mean, the same floats without the chain's latency */
+        if (nr == 8) bn_sumsq_rows(x + r0 * ldx, ldx, nr, n, sums, lv);
         for (int r = 0; r < nr; r++) {
-            const float mean = (float)(sums[r] / n);
+            const float mean = nr == 8 ? (float)(sums[r] / n) : bn_rms_mean(x + (r0 + r) * ldx, n, lv);
             const float scale = 1.0f / sqrtf(mean + eps);
             const float *xr = x + (r0 + r) * ldx;
             float *yr = o + (r0 + r) * ldo;

@@ -167,6 +167,64 @@ void bn_sumsq_rows(const float *x, int64_t ldx, int rows, int n, double *sums, b
     }
 }
 
+/* (float)q when every double within q * (1 +- rel) rounds to the same float
+ * (then any sum that close to the one q came from gives the same float);
+ * false when q lies too near a float rounding boundary or is NaN. The ends
+ * are widened by 4 ulp of double for their own rounding. */
+bool bn_f32_of_f64_certain(double q, double rel, float *out) {
+    const double d = rel + 4.0 * 0x1p-53;
+    const float lo = (float)(q - fabs(q) * d), hi = (float)(q + fabs(q) * d);
+    if (lo != hi) return false; /* also NaN */
+    *out = (float)q;
+    return *out == lo;
+}
+
+#if defined(__x86_64__)
+/* sum of (double)(x[i]*x[i]) in 16 lanes (element i in lane i % 16, the
+ * lanes reduced pairwise): the same float squares, another order. */
+BN_VM_X86 static double sumsq_lanes_avx2(const float *x, int n) {
+    __m256d s[4] = { _mm256_setzero_pd(), _mm256_setzero_pd(), _mm256_setzero_pd(), _mm256_setzero_pd() };
+    int i = 0;
+    for (; i + 16 <= n; i += 16) {
+        const __m256 a = _mm256_loadu_ps(x + i), b = _mm256_loadu_ps(x + i + 8);
+        const __m256 a2 = _mm256_mul_ps(a, a), b2 = _mm256_mul_ps(b, b);
+        s[0] = _mm256_add_pd(s[0], _mm256_cvtps_pd(_mm256_castps256_ps128(a2)));
+        s[1] = _mm256_add_pd(s[1], _mm256_cvtps_pd(_mm256_extractf128_ps(a2, 1)));
+        s[2] = _mm256_add_pd(s[2], _mm256_cvtps_pd(_mm256_castps256_ps128(b2)));
+        s[3] = _mm256_add_pd(s[3], _mm256_cvtps_pd(_mm256_extractf128_ps(b2, 1)));
+    }
+    double l[16];
+    for (int k = 0; k < 4; k++) _mm256_storeu_pd(l + 4 * k, s[k]);
+    for (; i < n; i++) l[i % 16] += (double)(x[i] * x[i]);
+    for (int h = 8; h >= 1; h /= 2)
+        for (int k = 0; k < h; k++) l[k] += l[k + h];
+    return l[0];
+}
+#endif
+
+/* One row's rms-norm mean, (float)(sum / n) with the sum as bn_sumsq_rows
+ * forms it (in order, in double). That chain of n dependent double adds was
+ * 2-5 us per decode norm (n = 2560, 6912). Any summation order of n
+ * nonnegative terms is within (n-1)u/(1-(n-1)u) of the exact sum (u =
+ * 2^-53), so the in-order sum and a 16-lane one differ by at most twice
+ * that; when bn_f32_of_f64_certain says every double that close gives the
+ * same float, the lane sum's float is the in-order one's, bit for bit.
+ * Otherwise (a mean within ~1e-12 of a float rounding boundary, or NaN)
+ * the in-order chain runs. */
+float bn_rms_mean(const float *x, int n, bn_vm_level lv) {
+#if defined(__x86_64__)
+    if (lv >= BN_VM_AVX2 && n >= 64) {
+        const double g = (double)(n - 1) * 0x1p-53, rel = 2.0 * g / (1.0 - g) * 1.01 + 2.0 * 0x1p-53;
+        float m;
+        if (bn_f32_of_f64_certain(sumsq_lanes_avx2(x, n) / n, rel, &m)) return m;
+    }
+#endif
+    (void)lv;
+    double sum;
+    bn_sumsq_rows(x, n, 1, n, &sum, BN_VM_PLAIN);
+    return (float)(sum / n);
+}
+
 /* ---- softmax ------------------------------------------------------------- */
 
 /* ((v0+v4) + (v2+v6)) + ((v1+v5) + (v3+v7)): the AVX2 horizontal sum. */

@@ -6,6 +6,7 @@
 #ifndef BN_VECMATH_H
 #define BN_VECMATH_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 typedef enum {
@@ -24,6 +25,16 @@ void bn_f32_to_f16_row(const float *x, uint16_t *y, int n, bn_vm_level lv);
  * square added in double one element at a time, as ggml_compute_forward_rms_norm
  * does; the x86 version runs eight rows' chains side by side. */
 void bn_sumsq_rows(const float *x, int64_t ldx, int rows, int n, double *sums, bn_vm_level lv);
+
+/* (float)(sum / n) for one row, the sum exactly as bn_sumsq_rows forms it
+ * (bitwise the same float), by a 16-lane sum checked against its error
+ * bound, the in-order chain when the check cannot decide. */
+float bn_rms_mean(const float *x, int n, bn_vm_level lv);
+
+/* *out = (float)q and true when every double within relative rel of q
+ * rounds to the same float; false when q is that near a rounding boundary
+ * (or NaN). */
+bool bn_f32_of_f64_certain(double q, double rel, float *out);
 
 /* v[i] = ggml_expf(v[i] - mx) for i < n, returning their sum formed as
  * ggml_vec_soft_max_f32 (AVX2) forms it: groups of 8 (the last one zero

@@ -115,6 +115,39 @@ int main(void) {
         CHECK(fails[5] == 0, "relu^2 * up (%s): top level bitwise the reference", mn[mode]);
     }
 
+    /* rms-norm means: the 16-lane sum with its error check gives the float
+     * the in-order double chain gives, for every length and kind of row */
+    {
+        int badm = 0, rows_m = 0;
+        for (int it = 0; it < 6000; it++) {
+            const int n = it < 200 ? 1 + it : 1 + (int)(rng_u64() % 7000);
+            const int mode = it % 4;
+            if (mode < 3) fill(a, n, mode, 4.0f);
+            else for (int i = 0; i < n; i++) a[i] = 1.0f + ldexpf(rng_unif(), -20); /* means near 1: many boundaries */
+            double sum;
+            bn_sumsq_rows(a, n, 1, n, &sum, BN_VM_PLAIN);
+            const float want = (float)(sum / n), got = bn_rms_mean(a, n, top);
+            badm += !same_f32(&want, &got, 1);
+            rows_m++;
+        }
+        CHECK(badm == 0, "rms mean: bitwise (float)(in-order sum / n) on %d rows, n 1..7000, 4 kinds (%d differ)", rows_m, badm);
+        /* a mean exactly halfway between two floats: 63 ones and
+         * fl(x0^2) = 1 + 2^-18 sum to 64 + 2^-18, mean 1 + 2^-24; the check
+         * cannot decide, so the chain runs and ties go to even (1.0) */
+        for (int i = 0; i < 64; i++) a[i] = 1.0f;
+        a[17] = 1.0f + 0x1p-19f;
+        const float tie = bn_rms_mean(a, 64, top);
+        CHECK(tie == 1.0f, "rms mean on a rounding tie: %.9g (want 1)", tie);
+        float o = 0;
+        CHECK(bn_f32_of_f64_certain(1.0, 1e-12, &o) && o == 1.0f, "1.0 within 1e-12 is certainly 1.0f");
+        CHECK(!bn_f32_of_f64_certain(1.0 + 0x1p-24, 1e-12, &o), "a tie between floats is not certain");
+        CHECK(!bn_f32_of_f64_certain(1.0 + 0x1p-24 + 0x1p-45, 1e-12, &o), "1e-13 past a tie with 1e-12 of error is not certain");
+        CHECK(bn_f32_of_f64_certain(1.0 + 0x1p-24 + 0x1p-45, 1e-15, &o) && o == 1.0f + 0x1p-23f,
+              "2^-45 past a tie with 1e-15 of error rounds up, certainly");
+        CHECK(!bn_f32_of_f64_certain(NAN, 1e-12, &o), "NaN is never certain");
+        CHECK(bn_f32_of_f64_certain(1e300, 1e-12, &o) && isinf(o), "far above the float range: certainly inf");
+    }
+
     /* f16 conversion over a sweep of the whole float range (every 4099th pattern) */
     bad = 0;
     for (uint64_t k = 0; k < (1ull << 32); k += 4099 * 4096ull) {

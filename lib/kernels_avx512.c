@@ -77,6 +77,49 @@ BN_AI void z_i2s_gemv_tile(const uint8_t *w0, size_t rb, const int RB, const int
     }
 }
 
+/* acc += a . b (vpdpbusd) updated in place. With the intrinsic gcc 12 kept
+ * each accumulator of the two-run I2_S loop in two registers and copied it
+ * back and forth every step (16 extra moves per 128 bytes); the asm's "+v"
+ * ties the accumulator to one register. */
+BN_AI __m512i z_dpbusd_inplace(__m512i acc, __m512i a, __m512i b) {
+    __asm__("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(a), "v"(b));
+    return acc;
+}
+
+/* NR rows at their own addresses (runs read side by side), activations
+ * repacked (qr), no software prefetch, an even block count: the masked
+ * form of z_i2s_gemv_tile, row r's sum in out[r]. (z_i2s_gemv_tile with
+ * its rows a run apart streamed 18 GB/s a core here against this loop's
+ * 25 on the Zen 5 VM; the difference was not tracked down.) */
+BN_AI void z_i2s_gemv_rows(const uint8_t *const *w, const int NR, const int8_t *qr, int64_t nb, int32_t *out) {
+    const __m512i m0 = _mm512_set1_epi8((char)0xC0), m1 = _mm512_set1_epi8(0x30), m2 = _mm512_set1_epi8(0x0C),
+                  m3 = _mm512_set1_epi8(0x03);
+    __m512i acc[4][4];
+#pragma GCC unroll 4
+    for (int r = 0; r < NR; r++)
+#pragma GCC unroll 4
+        for (int g = 0; g < 4; g++) acc[r][g] = _mm512_setzero_si512();
+    for (int64_t b = 0; b + 2 <= nb; b += 2) {
+        __m512i qg[4];
+#pragma GCC unroll 4
+        for (int g = 0; g < 4; g++) qg[g] = _mm512_load_si512((const void *)(qr + 128 * b + 64 * g));
+#pragma GCC unroll 4
+        for (int r = 0; r < NR; r++) {
+            const __m512i wv = _mm512_loadu_si512((const void *)(w[r] + 32 * b));
+            acc[r][0] = z_dpbusd_inplace(acc[r][0], _mm512_and_si512(wv, m0), qg[0]);
+            acc[r][1] = z_dpbusd_inplace(acc[r][1], _mm512_and_si512(wv, m1), qg[1]);
+            acc[r][2] = z_dpbusd_inplace(acc[r][2], _mm512_and_si512(wv, m2), qg[2]);
+            acc[r][3] = z_dpbusd_inplace(acc[r][3], _mm512_and_si512(wv, m3), qg[3]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < NR; r++) {
+        const __m512i s = _mm512_add_epi32(_mm512_add_epi32(_mm512_srai_epi32(acc[r][0], 6), _mm512_srai_epi32(acc[r][1], 4)),
+                                           _mm512_add_epi32(_mm512_srai_epi32(acc[r][2], 2), acc[r][3]));
+        out[r] = _mm512_reduce_add_epi32(s);
+    }
+}
+
 /* 32 code bytes of two rows side by side (row a low, row b high), unpacked
  * into the four 2-bit fields: c[n] = (bytes >> 2n) & 3. Shared by the I2_S
  * and TQ2_0 batch tiles. */
@@ -194,7 +237,7 @@ BN_AI void z_mm_i2s(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, f
     const bool rep = nb * 128 <= (int64_t)sizeof qr;
     if (rep) z_i2s_repack(q, nb, qr);
     int64_t r = r0;
-    if (TWO && rep) {
+    if (TWO && rep && nb % 2 == 0) {
         /* two streams: the range cut in two runs of n rows, row i of both in
          * one tile, no software prefetch. Zen 5 VM, in rotation in one
          * process, 512 MB of 2560- and 6912-wide rows, GB/s at 1 / 2 threads:
@@ -206,7 +249,8 @@ BN_AI void z_mm_i2s(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, f
         const int64_t n = (r1 - r0) / 2;
         for (int64_t i = 0; i < n; i++) {
             int32_t s[2];
-            z_i2s_gemv_tile(W->data + (size_t)(r0 + i) * W->row_bytes, (size_t)n * W->row_bytes, 2, q, qr, nb, 0, L2, s);
+            const uint8_t *w2[2] = { W->data + (size_t)(r0 + i) * W->row_bytes, W->data + (size_t)(r0 + n + i) * W->row_bytes };
+            z_i2s_gemv_rows(w2, 2, qr, nb, s);
             Y[r0 + i] = bn_i2s_out(s[0], a->sum[0], a->scale[0], W->scale);
             Y[r0 + n + i] = bn_i2s_out(s[1], a->sum[0], a->scale[0], W->scale);
         }

@@ -31,16 +31,30 @@ BN_AI void z_i2s_repack(const int8_t *q, int64_t nb, int8_t *qr) {
         }
 }
 
+/* The four field masks of the masked form (code times 64, 16, 4, 1) and R
+ * rows' zeroed accumulators; the row's sum from its four accumulators, each
+ * shifted back. */
+BN_AI void z_i2s_start(__m512i m[4], __m512i acc[][4], const int R) {
+    m[0] = _mm512_set1_epi8((char)0xC0);
+    m[1] = _mm512_set1_epi8(0x30);
+    m[2] = _mm512_set1_epi8(0x0C);
+    m[3] = _mm512_set1_epi8(0x03);
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+        for (int g = 0; g < 4; g++) acc[r][g] = _mm512_setzero_si512();
+}
+BN_AI int32_t z_i2s_fold(const __m512i *acc) {
+    const __m512i s = _mm512_add_epi32(_mm512_add_epi32(_mm512_srai_epi32(acc[0], 6), _mm512_srai_epi32(acc[1], 4)),
+                                       _mm512_add_epi32(_mm512_srai_epi32(acc[2], 2), acc[3]));
+    return _mm512_reduce_add_epi32(s);
+}
+
 /* qr: q as z_i2s_repack leaves it, or NULL to join the pieces here */
 BN_AI void z_i2s_gemv_tile(const uint8_t *w0, size_t rb, const int RB, const int8_t *q, const int8_t *qr, int64_t nb,
                            const size_t PF, const int L2, int32_t *out) {
-    const __m512i m0 = _mm512_set1_epi8((char)0xC0), m1 = _mm512_set1_epi8(0x30), m2 = _mm512_set1_epi8(0x0C),
-                  m3 = _mm512_set1_epi8(0x03);
-    __m512i acc[4][4];
-#pragma GCC unroll 4
-    for (int r = 0; r < RB; r++)
-#pragma GCC unroll 4
-        for (int g = 0; g < 4; g++) acc[r][g] = _mm512_setzero_si512();
+    __m512i m[4], acc[4][4];
+    z_i2s_start(m, acc, RB);
     const char *pf = (const char *)w0 + (size_t)RB * rb + PF;
     int64_t b = 0;
     for (; b + 2 <= nb; b += 2) {
@@ -57,10 +71,10 @@ BN_AI void z_i2s_gemv_tile(const uint8_t *w0, size_t rb, const int RB, const int
 #pragma GCC unroll 4
         for (int r = 0; r < RB; r++) {
             __m512i wv = _mm512_loadu_si512((const void *)(w0 + (size_t)r * rb + 32 * b));
-            acc[r][0] = _mm512_dpbusd_epi32(acc[r][0], _mm512_and_si512(wv, m0), qg[0]);
-            acc[r][1] = _mm512_dpbusd_epi32(acc[r][1], _mm512_and_si512(wv, m1), qg[1]);
-            acc[r][2] = _mm512_dpbusd_epi32(acc[r][2], _mm512_and_si512(wv, m2), qg[2]);
-            acc[r][3] = _mm512_dpbusd_epi32(acc[r][3], _mm512_and_si512(wv, m3), qg[3]);
+            acc[r][0] = _mm512_dpbusd_epi32(acc[r][0], _mm512_and_si512(wv, m[0]), qg[0]);
+            acc[r][1] = _mm512_dpbusd_epi32(acc[r][1], _mm512_and_si512(wv, m[1]), qg[1]);
+            acc[r][2] = _mm512_dpbusd_epi32(acc[r][2], _mm512_and_si512(wv, m[2]), qg[2]);
+            acc[r][3] = _mm512_dpbusd_epi32(acc[r][3], _mm512_and_si512(wv, m[3]), qg[3]);
         }
     }
     int32_t tail[4] = {0, 0, 0, 0};
@@ -70,11 +84,7 @@ BN_AI void z_i2s_gemv_tile(const uint8_t *w0, size_t rb, const int RB, const int
         x86_i2s_tile(w, RB, qt, 1, 1, tail);
     }
 #pragma GCC unroll 4
-    for (int r = 0; r < RB; r++) {
-        __m512i s = _mm512_add_epi32(_mm512_add_epi32(_mm512_srai_epi32(acc[r][0], 6), _mm512_srai_epi32(acc[r][1], 4)),
-                                     _mm512_add_epi32(_mm512_srai_epi32(acc[r][2], 2), acc[r][3]));
-        out[r] = _mm512_reduce_add_epi32(s) + tail[r];
-    }
+    for (int r = 0; r < RB; r++) out[r] = z_i2s_fold(acc[r]) + tail[r];
 }
 
 /* acc += a . b (vpdpbusd) updated in place. With the intrinsic gcc 12 kept
@@ -88,17 +98,12 @@ BN_AI __m512i z_dpbusd_inplace(__m512i acc, __m512i a, __m512i b) {
 
 /* NR rows at their own addresses (runs read side by side), activations
  * repacked (qr), no software prefetch, an even block count: the masked
- * form of z_i2s_gemv_tile, row r's sum in out[r]. (z_i2s_gemv_tile with
- * its rows a run apart streamed 18 GB/s a core here against this loop's
- * 25 on the Zen 5 VM; the difference was not tracked down.) */
+ * form of z_i2s_gemv_tile, row r's sum in out[r], vpdpbusd in place
+ * (z_dpbusd_inplace: z_i2s_gemv_tile with its rows a run apart, through
+ * the intrinsic, streamed 18 GB/s a core on the Zen 5 VM against 25-30). */
 BN_AI void z_i2s_gemv_rows(const uint8_t *const *w, const int NR, const int8_t *qr, int64_t nb, int32_t *out) {
-    const __m512i m0 = _mm512_set1_epi8((char)0xC0), m1 = _mm512_set1_epi8(0x30), m2 = _mm512_set1_epi8(0x0C),
-                  m3 = _mm512_set1_epi8(0x03);
-    __m512i acc[4][4];
-#pragma GCC unroll 4
-    for (int r = 0; r < NR; r++)
-#pragma GCC unroll 4
-        for (int g = 0; g < 4; g++) acc[r][g] = _mm512_setzero_si512();
+    __m512i m[4], acc[4][4];
+    z_i2s_start(m, acc, NR);
     for (int64_t b = 0; b + 2 <= nb; b += 2) {
         __m512i qg[4];
 #pragma GCC unroll 4
@@ -106,18 +111,14 @@ BN_AI void z_i2s_gemv_rows(const uint8_t *const *w, const int NR, const int8_t *
 #pragma GCC unroll 4
         for (int r = 0; r < NR; r++) {
             const __m512i wv = _mm512_loadu_si512((const void *)(w[r] + 32 * b));
-            acc[r][0] = z_dpbusd_inplace(acc[r][0], _mm512_and_si512(wv, m0), qg[0]);
-            acc[r][1] = z_dpbusd_inplace(acc[r][1], _mm512_and_si512(wv, m1), qg[1]);
-            acc[r][2] = z_dpbusd_inplace(acc[r][2], _mm512_and_si512(wv, m2), qg[2]);
-            acc[r][3] = z_dpbusd_inplace(acc[r][3], _mm512_and_si512(wv, m3), qg[3]);
+            acc[r][0] = z_dpbusd_inplace(acc[r][0], _mm512_and_si512(wv, m[0]), qg[0]);
+            acc[r][1] = z_dpbusd_inplace(acc[r][1], _mm512_and_si512(wv, m[1]), qg[1]);
+            acc[r][2] = z_dpbusd_inplace(acc[r][2], _mm512_and_si512(wv, m[2]), qg[2]);
+            acc[r][3] = z_dpbusd_inplace(acc[r][3], _mm512_and_si512(wv, m[3]), qg[3]);
         }
     }
 #pragma GCC unroll 4
-    for (int r = 0; r < NR; r++) {
-        const __m512i s = _mm512_add_epi32(_mm512_add_epi32(_mm512_srai_epi32(acc[r][0], 6), _mm512_srai_epi32(acc[r][1], 4)),
-                                           _mm512_add_epi32(_mm512_srai_epi32(acc[r][2], 2), acc[r][3]));
-        out[r] = _mm512_reduce_add_epi32(s);
-    }
+    for (int r = 0; r < NR; r++) out[r] = z_i2s_fold(acc[r]);
 }
 
 /* 32 code bytes of two rows side by side (row a low, row b high), unpacked

@@ -65,9 +65,8 @@ BN_AI void z_i2s_gemv_tile(const uint8_t *w0, size_t rb, const int RB, const int
             qg[g] = qr ? _mm512_loadu_si512((const void *)(qr + 128 * b + 64 * g))
                        : _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(qb + 32 * g))),
                                             _mm256_loadu_si256((const __m256i *)(qb + 128 + 32 * g)), 1);
-        if (PF) /* a constant at every call: 0 (no prefetch) folds away */
 #pragma GCC unroll 4
-            for (int r = 0; r < RB; r++) x86_prefetch(pf + (size_t)RB * 32 * b + 64 * r, L2);
+        for (int r = 0; r < RB; r++) x86_prefetch(pf + (size_t)RB * 32 * b + 64 * r, L2);
 #pragma GCC unroll 4
         for (int r = 0; r < RB; r++) {
             __m512i wv = _mm512_loadu_si512((const void *)(w0 + (size_t)r * rb + 32 * b));
@@ -244,8 +243,9 @@ BN_AI void z_mm_i2s(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, f
          * process, 512 MB of 2560- and 6912-wide rows, GB/s at 1 / 2 threads:
          * one stream prefetched 32 KB ahead (the row loop below) 20.3 / 40.9
          * and 16.8 / 34.4, two streams 23.7 / 48.4 and 19.3 / 38.6; two
-         * streams prefetched 2-32 KB ahead 19.1-20.7 / 28.9-40.4, four
-         * streams 10.8-14.2 / 18.7-27.1 (the F16 head gains from four, see
+         * streams prefetched 2-32 KB ahead 19.1-20.7 / 28.9-40.4; four
+         * streams (z_i2s_gemv_rows with NR 4) 28.0 / 41.4 against two's
+         * 29.1 / 39.1 in a later run (the F16 head gains from four, see
          * z_rows_4streams: this GEMV is closer to its arithmetic's limit). */
         const int64_t n = (r1 - r0) / 2;
         for (int64_t i = 0; i < n; i++) {

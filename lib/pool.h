@@ -3,8 +3,10 @@
  * bn_pool_run(p, fn, ctx) calls fn(ctx, ith, nth) once on each of the nth
  * threads (the caller is thread 0) and returns when all have finished: one
  * barrier per parallel region. Work is split by the callee from (ith, nth)
- * with bn_pool_split(), which is a pure function of its arguments, so which
- * thread computes which rows is deterministic. */
+ * with bn_pool_split() or bn_pool_split_cost(), pure functions of their
+ * arguments, or dealt in chunks from a counter the callee keeps (a batch's
+ * matmul rows); the forward pass computes every row and item the same way
+ * on any thread, so its results do not depend on who took what. */
 #ifndef BN_POOL_H
 #define BN_POOL_H
 
@@ -43,5 +45,11 @@ int bn_pool_stats(const bn_pool *p, bn_pool_stat *out, int max);
 /* The share [*lo, *hi) of [0, n) for thread ith of nth, with boundaries
  * rounded to multiples of align (the last share takes the rest). */
 void bn_pool_split(int64_t n, int ith, int nth, int64_t align, int64_t *lo, int64_t *hi);
+/* The same by cost: unit u costs cost(ctx, u) >= 0, and each share's
+ * boundaries fall where the running cost passes ith/nth and (ith+1)/nth of
+ * the total, on multiples of align; the shares cover [0, n) in order. */
+typedef int64_t (*bn_pool_cost_fn)(const void *ctx, int64_t u);
+void bn_pool_split_cost(int64_t n, int ith, int nth, int64_t align, bn_pool_cost_fn cost, const void *ctx, int64_t *lo,
+                        int64_t *hi);
 
 #endif

@@ -284,6 +284,53 @@ static void pool_sum(void *ctx, int ith, int nth) {
     for (int64_t i = lo; i < hi; i++) acc[ith] += i;
 }
 
+/* Costs for bn_pool_split_cost: kind 0 grows with u (causal attention),
+ * 1 constant, 2 all zero, 3 pseudo-random 0..99. */
+static int64_t test_cost(const void *ctx, int64_t u) {
+    switch (*(const int *)ctx) {
+    case 0: return u + 1;
+    case 1: return 5;
+    case 2: return 0;
+    default: return (int64_t)((u * 2654435761u) >> 7) % 100;
+    }
+}
+
+/* Shares by cost: in order, aligned, covering [0, n) exactly, and each
+ * within one aligned unit's cost of an even share of the total. */
+static void test_split_cost(void) {
+    const int64_t ns[] = {0, 1, 7, 100, 1001};
+    int ok = 1, checked = 0;
+    for (int kind = 0; kind < 4; kind++)
+        for (size_t ni = 0; ni < sizeof ns / sizeof ns[0]; ni++)
+            for (int64_t align = 1; align <= 4; align *= 2)
+                for (int nth = 1; nth <= 5; nth++) {
+                    const int64_t n = ns[ni];
+                    int64_t total = 0, unit_max = 0, prev = 0;
+                    for (int64_t b = 0; b < n; b += align) {
+                        int64_t c = 0;
+                        for (int64_t u = b; u < n && u < b + align; u++) c += test_cost(&kind, u);
+                        total += c;
+                        if (c > unit_max) unit_max = c;
+                    }
+                    for (int ith = 0; ith < nth; ith++) {
+                        int64_t lo, hi, c = 0;
+                        bn_pool_split_cost(n, ith, nth, align, test_cost, &kind, &lo, &hi);
+                        for (int64_t u = lo; u < hi; u++) c += test_cost(&kind, u);
+                        ok &= lo == prev && lo <= hi && (lo % align == 0 || lo == n) && (ith < nth - 1 || hi == n);
+                        ok &= c * nth <= total + (int64_t)nth * unit_max;
+                        prev = hi;
+                        checked++;
+                    }
+                }
+    CHECK(ok && checked > 0, "bn_pool_split_cost: %d shares in order, aligned, covering, balanced", checked);
+    /* a causal batch: 512 tokens of rising cost split in two at ~362 (the
+     * count split's 256 gave the second thread 3x the first's keys) */
+    int kind = 0;
+    int64_t lo, hi;
+    bn_pool_split_cost(512, 0, 2, 1, test_cost, &kind, &lo, &hi);
+    CHECK(lo == 0 && hi >= 360 && hi <= 364, "bn_pool_split_cost: 512 rising costs split at %lld", (long long)hi);
+}
+
 /* bn_alloc_big (the KV cache): zeroed and writable for any size, freed with
  * its size; a size that overflows is an error, not a crash. */
 static void test_alloc_big(void) {
@@ -464,6 +511,7 @@ int main(void) {
     int64_t lo, hi;
     bn_pool_split(100, 3, 4, 16, &lo, &hi);
     CHECK(lo % 16 == 0 && hi == 100, "split aligned, last share to the end [%lld,%lld)", (long long)lo, (long long)hi);
+    test_split_cost();
 
     /* LOGT round trip, and a truncated file is refused */
     bn_logt_writer *lw;

@@ -1568,6 +1568,8 @@ int bn_forward_new(bn_forward **out, const bn_model *m, const bn_forward_opts *o
     f->kc = bn_alloc_big(k_n, e);
     f->vc = f->kc ? bn_alloc_big(v_n, e) : NULL;
     if (!f->vc) { bn_forward_free(f); bn_err_prefix(e, "forward: kv cache"); return -1; }
+    bn_populate_big(f->kc, f->k_bytes);
+    bn_populate_big(f->vc, f->v_bytes);
     if (f->kv == BN_KV_F16) {
         f->f16tab = bn_malloc(65536 * sizeof(float), e);
         if (!f->f16tab) { bn_forward_free(f); return -1; }

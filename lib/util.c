@@ -84,11 +84,28 @@ void *bn_alloc_big(size_t n, bn_err *e) {
 void bn_free_big(void *p, size_t n) {
     if (p) munmap(p, big_len(n ? n : 1));
 }
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+/* On the 2-vCPU VMs a fresh page costs the host a fault as well: a 512-token
+ * prompt at -c 4096 touched all of its 315 MB cache (V is stored by column)
+ * and spent 4-20% of its time in clear_page; populated here in one call it
+ * costs less in total (wall time 5.05-5.26 s against 5.22-6.14 s). */
+void bn_populate_big(void *p, size_t n) {
+    if (!p || !n) return;
+    const size_t len = big_len(n);
+    if (madvise(p, len, MADV_POPULATE_WRITE) == 0) return;
+    const size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    for (size_t o = 0; o < len; o += page) ((volatile uint8_t *)p)[o] = 0;
+}
 #else
 void *bn_alloc_big(size_t n, bn_err *e) { return bn_calloc(n ? n : 1, 1, e); }
 void bn_free_big(void *p, size_t n) {
     (void)n;
     free(p);
+}
+void bn_populate_big(void *p, size_t n) { /* calloc's memory: touched page by page */
+    for (size_t o = 0; p && o < n; o += 4096) ((volatile uint8_t *)p)[o] = 0;
 }
 #endif
 

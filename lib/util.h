@@ -47,6 +47,11 @@ void *bn_calloc(size_t n, size_t size, bn_err *e);
  * kernel has them; elsewhere calloc. Free with bn_free_big and the same n. */
 void *bn_alloc_big(size_t n, bn_err *e);
 void bn_free_big(void *p, size_t n);
+/* Fault every page of a bn_alloc_big buffer in now (MADV_POPULATE_WRITE,
+ * or a write per page where the kernel lacks it), so the first prompt does
+ * not pay for them: llama.cpp clears its KV buffer when it creates the
+ * context, outside its prompt timing, and so does bitnet.cpp. */
+void bn_populate_big(void *p, size_t n);
 
 /* Monotonic clock in nanoseconds. */
 uint64_t bn_now_ns(void);

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "forward.h"
@@ -351,6 +352,21 @@ static void test_alloc_big(void) {
     }
     bn_err e = {{0}};
     CHECK(bn_alloc_big(SIZE_MAX - 10, &e) == NULL && e.msg[0], "bn_alloc_big(SIZE_MAX - 10) fails: %s", e.msg);
+#if defined(__linux__)
+    /* bn_populate_big: every page resident afterwards (mincore), still zero */
+    const size_t n = ((size_t)5 << 20) + 123, page = (size_t)sysconf(_SC_PAGESIZE), np = (n + page - 1) / page;
+    unsigned char *p = bn_alloc_big(n, &e), *vec = calloc(np, 1);
+    int resident = p && vec;
+    if (resident) {
+        bn_populate_big(p, n);
+        resident = mincore(p, np * page, vec) == 0;
+        for (size_t i = 0; resident && i < np; i++) resident &= vec[i] & 1;
+        resident &= p[0] == 0 && p[n / 2] == 0 && p[n - 1] == 0;
+    }
+    CHECK(resident, "bn_populate_big: %zu pages resident and zero", np);
+    free(vec);
+    bn_free_big(p, n);
+#endif
 }
 
 int main(void) {

@@ -89,8 +89,8 @@ void bn_free_big(void *p, size_t n) {
 #endif
 /* On the 2-vCPU VMs a fresh page costs the host a fault as well: a 512-token
  * prompt at -c 4096 touched all of its 315 MB cache (V is stored by column)
- * and spent 4-20% of its time in clear_page; populated here in one call it
- * costs less in total (wall time 5.05-5.26 s against 5.22-6.14 s). */
+ * and spent up to 22% of its time in clear_page; populated in one call here
+ * the pages cost no more in total (docs/PERFORMANCE.md, eighth session). */
 void bn_populate_big(void *p, size_t n) {
     if (!p || !n) return;
     const size_t len = big_len(n);

@@ -245,19 +245,18 @@ void bn_pool_split(int64_t n, int ith, int nth, int64_t align, int64_t *lo, int6
  * in proportion to their token's keys, and an even count split of a
  * 512-token batch left one of two threads ~20% more of the work. Boundary k
  * is the first multiple of align at which the running cost reaches k/nth of
- * the total (the last share ends at n). O(n) cost calls; deterministic. */
+ * the total (the last share ends at n). At most 2n cost calls; deterministic. */
 void bn_pool_split_cost(int64_t n, int ith, int nth, int64_t align, bn_pool_cost_fn cost, const void *ctx, int64_t *lo,
                         int64_t *hi) {
     if (align < 1) align = 1;
     int64_t total = 0;
     for (int64_t u = 0; u < n; u++) total += cost(ctx, u);
-    int64_t bound[2] = {0, n};
+    /* one walk for both boundaries: the second target is past the first */
+    int64_t bound[2] = {0, n}, run = 0, b = 0;
     for (int k = 0; k < 2; k++) {
         const int part = ith + k;
         if (part == 0 || part == nth) continue;
-        int64_t run = 0, b = 0;
-        for (; b < n; b += align) {
-            if (run * nth >= total * part) break;
+        for (; b < n && run * nth < total * part; b += align) {
             const int64_t e = b + align < n ? b + align : n;
             for (int64_t u = b; u < e; u++) run += cost(ctx, u);
         }

@@ -218,11 +218,11 @@ static void z_mm_i2s_batch(const bn_qmat *W, const bn_act *a, int64_t r0, int64_
     z_batch_leftovers(x86_mm_i2s, W, a, n4, r, r0, r1, Y, ldy);
 }
 
-/* One token: a row at a time, or (TWO) two runs of rows side by side;
+/* One token: a row at a time, or (RUNS) four runs of rows side by side;
  * batches: the 4 x 4 zmm tiles; very long rows: the ymm tiles (the lane sums
  * of the masked form need nb < 40000). */
 BN_AI void z_mm_i2s(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy, const size_t PF,
-                    const int L2, const int TWO) {
+                    const int L2, const int RUNS) {
     const int64_t nb = W->K / 128;
     if (nb >= 40000) {
         x86_mm_i2s(W, a, r0, r1, Y, ldy);
@@ -237,25 +237,27 @@ BN_AI void z_mm_i2s(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, f
     const bool rep = nb * 128 <= (int64_t)sizeof qr;
     if (rep) z_i2s_repack(q, nb, qr);
     int64_t r = r0;
-    if (TWO && rep && nb % 2 == 0) {
-        /* two streams: the range cut in two runs of n rows, row i of both in
-         * one tile, no software prefetch. Zen 5 VM, in rotation in one
-         * process, 512 MB of 2560- and 6912-wide rows, GB/s at 1 / 2 threads:
-         * one stream prefetched 32 KB ahead (the row loop below) 20.3 / 40.9
-         * and 16.8 / 34.4, two streams 23.7 / 48.4 and 19.3 / 38.6; two
-         * streams prefetched 2-32 KB ahead 19.1-20.7 / 28.9-40.4; four
-         * streams (z_i2s_gemv_rows with NR 4) 28.0 / 41.4 against two's
-         * 29.1 / 39.1 in a later run (the F16 head gains from four, see
-         * z_rows_4streams: this GEMV is closer to its arithmetic's limit). */
-        const int64_t n = (r1 - r0) / 2;
+    if (RUNS && rep && nb % 2 == 0) {
+        /* four streams: the range cut in four runs of n rows, row i of each
+         * in one z_i2s_gemv_rows, no software prefetch (the 0-3 rows left
+         * over a row at a time below). Zen 5 VM, 2b4t decode, one process
+         * alternating the variants per step, 9 runs of 256 steps at 1 and 2
+         * threads: four runs against two +0.5% to +7% (never slower); four
+         * runs each prefetched 2 KB ahead, as z_rows_4streams, +3% to +20%
+         * in the VM's slow phases but -6% in a fast one; 1 KB ahead -2% to
+         * +5%. Earlier (two runs against one, 512 MB of 2560- and 6912-wide
+         * rows, GB/s at 1 / 2 threads): one stream prefetched 32 KB ahead
+         * 20.3 / 40.9 and 16.8 / 34.4, two streams 23.7 / 48.4 and 19.3 /
+         * 38.6, two streams prefetched 2-32 KB ahead 19.1-20.7 / 28.9-40.4. */
+        const int64_t n = (r1 - r0) / 4;
         for (int64_t i = 0; i < n; i++) {
-            int32_t s[2];
-            const uint8_t *w2[2] = { W->data + (size_t)(r0 + i) * W->row_bytes, W->data + (size_t)(r0 + n + i) * W->row_bytes };
-            z_i2s_gemv_rows(w2, 2, qr, nb, s);
-            Y[r0 + i] = bn_i2s_out(s[0], a->sum[0], a->scale[0], W->scale);
-            Y[r0 + n + i] = bn_i2s_out(s[1], a->sum[0], a->scale[0], W->scale);
+            int32_t s[4];
+            const uint8_t *w4[4];
+            for (int j = 0; j < 4; j++) w4[j] = W->data + (size_t)(r0 + j * n + i) * W->row_bytes;
+            z_i2s_gemv_rows(w4, 4, qr, nb, s);
+            for (int j = 0; j < 4; j++) Y[r0 + j * n + i] = bn_i2s_out(s[j], a->sum[0], a->scale[0], W->scale);
         }
-        r = r0 + 2 * n;
+        r = r0 + 4 * n;
     }
     /* a row at a time: one sequential stream (as the F16 GEMV in z_mm; 4-row
      * tiles measured ~3% slower with 2 threads, the same with 1) */

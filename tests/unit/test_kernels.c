@@ -209,7 +209,7 @@ static void compare_table(const bn_kernels *k, uint32_t type) {
             const int n = im >= ACT_MODES ? 1 : 2 + (int)((ik * 3 + mode) % 8);
             /* one token, 29 rows: each half-range of 14 rows gives the
              * one-token GEMVs that read 2 or 4 row runs side by side
-             * (z_rows_4streams, the two-stream I2_S) several rows per run
+             * (z_rows_4streams, the four-run I2_S) several rows per run
              * and a remainder */
             const int64_t M = (ik % 2) ? 7 : n == 1 ? 29 : 13;
             int wmode = mode == ACT_SATURATE ? WT_ALL_PLUS : mode == ACT_ZERO ? WT_ALL_MINUS

@@ -241,11 +241,11 @@ BN_AI void z_mm_i2s(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, f
         /* four streams: the range cut in four runs of n rows, row i of each
          * in one z_i2s_gemv_rows, no software prefetch (the 0-3 rows left
          * over a row at a time below). Zen 5 VM, 2b4t decode, one process
-         * alternating the variants per step, 9 runs of 256 steps at 1 and 2
-         * threads: four runs against two +0.5% to +7% (never slower); four
-         * runs each prefetched 2 KB ahead, as z_rows_4streams, +3% to +20%
-         * in the VM's slow phases but -6% in a fast one; 1 KB ahead -2% to
-         * +5%. Earlier (two runs against one, 512 MB of 2560- and 6912-wide
+         * alternating the variants per step, 15 runs of 256 steps at 1 and 2
+         * threads: four runs against two +0.6% to +7.2% (never slower); four
+         * runs each prefetched 2 KB ahead, as z_rows_4streams, -6% to +22%
+         * with the VM's phase (the gains where it read slowly); 1 KB ahead
+         * -2% to +5.5%. Earlier (two runs against one, 512 MB of 2560- and 6912-wide
          * rows, GB/s at 1 / 2 threads): one stream prefetched 32 KB ahead
          * 20.3 / 40.9 and 16.8 / 34.4, two streams 23.7 / 48.4 and 19.3 /
          * 38.6, two streams prefetched 2-32 KB ahead 19.1-20.7 / 28.9-40.4. */

@@ -87,7 +87,7 @@ BN_AI void z_i2s_gemv_tile(const uint8_t *w0, size_t rb, const int RB, const int
 }
 
 /* acc += a . b (vpdpbusd) updated in place. With the intrinsic gcc 12 kept
- * each accumulator of the two-run I2_S loop in two registers and copied it
+ * each accumulator of the multi-run I2_S loop (then two runs) in two registers and copied it
  * back and forth every step (16 extra moves per 128 bytes); the asm's "+v"
  * ties the accumulator to one register. */
 BN_AI __m512i z_dpbusd_inplace(__m512i acc, __m512i a, __m512i b) {

@@ -212,6 +212,30 @@ void bn_kernels_matmul_via(const bn_kernels *k, const bn_qmat *W, const bn_act *
     }
 }
 
+void bn_kernels_runs(const bn_kernels *k, uint32_t weight_type, int *R, int *unit) {
+    const int w = bn_wkind_of(weight_type);
+    *R = *unit = 1;
+    if (w < 0 || !k->mm_runs[w]) return;
+    *R = k->mm_runs_n[w];
+    *unit = k->mm_run_unit[w];
+}
+
+const void *bn_kernels_runs_prep(const bn_kernels *k, const bn_qmat *W, const bn_act *a, void *buf) {
+    const int w = bn_wkind_of(W->type);
+    if (w < 0 || !k->mm_runs[w] || !k->mm_runs_prep[w]) return NULL;
+    return k->mm_runs_prep[w](W, a, buf);
+}
+
+/* A table without a runs kernel for the slot reads a row at a time, so its
+ * one run is a plain row range. */
+void bn_kernels_matmul_runs(const bn_kernels *k, const bn_qmat *W, const bn_act *a, const void *prep,
+                            const int64_t *start, int64_t len, float *Y) {
+    const int w = bn_wkind_of(W->type);
+    if (w < 0 || len <= 0) return;
+    if (k->mm_runs[w]) k->mm_runs[w](W, a, prep, start, len, Y);
+    else k->matmul(W, a, start[0], start[0] + len, Y, W->M);
+}
+
 /* A stack buffer of 512 TQ2_0 blocks (33 KB), up to 8 rows at a time. */
 void bn_mm_tq1_0_via_tq2(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy,
                          bn_tq1_to_tq2_fn to_tq2, bn_matmul_fn mm_tq2) {

@@ -71,6 +71,12 @@ int bn_wkind_of(uint32_t weight_type);
 
 typedef void (*bn_matmul_fn)(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy);
 typedef void (*bn_quantize_act_fn)(bn_act *a, const float *X, int64_t ldx, int t0, int t1);
+/* One token, rows start[j] + i for j < the slot's run count, i < len. */
+#define BN_MAX_RUNS 8
+#define BN_RUNS_PREP_BYTES 32768
+typedef void (*bn_mm_runs_fn)(const bn_qmat *W, const bn_act *a, const void *prep, const int64_t *start, int64_t len,
+                              float *Y);
+typedef const void *(*bn_mm_runs_prep_fn)(const bn_qmat *W, const bn_act *a, void *buf);
 
 typedef struct bn_kernels {
     bn_isa isa;
@@ -93,6 +99,21 @@ typedef struct bn_kernels {
      * bn_kernels_matmul_via): kernels that repack their operands per call
      * want bigger chunks than ones that stream them. */
     size_t mm_chunk[BN_W_COUNT];
+    /* One token: a slot whose kernel reads a range [r0, r1) as runs side by
+     * side (several weight streams at once) says how, so that a caller
+     * dealing the range out in parts keeps those streams (region_matmul's
+     * stealing). The kernel reads R = mm_runs_n[slot] runs of n rows, n =
+     * (r1 - r0) / (R * u) * u with u = mm_run_unit[slot], the run j from
+     * r0 + j * n, row i of every run together; then the rows left over.
+     * mm_runs[slot] computes any part of that: rows start[j] + i for j < R,
+     * i < len (len a multiple of u), each bitwise as matmul computes it.
+     * NULL: the slot reads a row at a time (R = u = 1). mm_runs_prep[slot],
+     * where there is one, puts the token in the form the runs read into buf
+     * (BN_RUNS_PREP_BYTES, 64-byte aligned) once for many mm_runs calls;
+     * it returns what to pass them as prep (NULL: nothing prepared). */
+    bn_mm_runs_fn mm_runs[BN_W_COUNT];
+    bn_mm_runs_prep_fn mm_runs_prep[BN_W_COUNT];
+    uint8_t mm_runs_n[BN_W_COUNT], mm_run_unit[BN_W_COUNT];
 } bn_kernels;
 
 /* The table for an ISA (NULL if not compiled in). */
@@ -108,6 +129,19 @@ int bn_kernels_is_native(const bn_kernels *k, uint32_t weight_type);
  * several threads may quantize disjoint row ranges; this helper does both
  * for the single-threaded case: a->n = n, then quantize rows [0, n). */
 void bn_act_quantize(const bn_kernels *k, bn_act *a, const float *X, int64_t ldx, int n);
+
+/* The one-token run layout of a weight type on this table (see mm_runs):
+ * *R runs of a multiple of *unit rows; 1 and 1 for a row at a time. */
+void bn_kernels_runs(const bn_kernels *k, uint32_t weight_type, int *R, int *unit);
+/* The one token a in the form W's runs read (see mm_runs_prep), written
+ * into buf (BN_RUNS_PREP_BYTES, 64-byte aligned); NULL if the slot prepares
+ * nothing. Valid for runs calls with the same a and W->K until a changes. */
+const void *bn_kernels_runs_prep(const bn_kernels *k, const bn_qmat *W, const bn_act *a, void *buf);
+/* One token: Y[start[j] + i] for j < R, i < len, with R and a multiple of
+ * unit as bn_kernels_runs says; the rows as k->matmul computes them. prep:
+ * from bn_kernels_runs_prep, or NULL. */
+void bn_kernels_matmul_runs(const bn_kernels *k, const bn_qmat *W, const bn_act *a, const void *prep,
+                            const int64_t *start, int64_t len, float *Y);
 
 /* Bytes of one weight row of K inputs for a type with a kernel (0 if none). */
 size_t bn_qmat_row_bytes(uint32_t type, int64_t K);

@@ -26,8 +26,9 @@
 BN_AI void z_i2s_repack(const int8_t *q, int64_t nb, int8_t *qr) {
     for (int64_t b = 0; b + 2 <= nb; b += 2)
         for (int g = 0; g < 4; g++) {
-            memcpy(qr + 128 * b + 64 * g, q + 128 * b + 32 * g, 32);
-            memcpy(qr + 128 * b + 64 * g + 32, q + 128 * (b + 1) + 32 * g, 32);
+            const __m256i lo = _mm256_loadu_si256((const __m256i *)(q + 128 * b + 32 * g));
+            const __m256i hi = _mm256_loadu_si256((const __m256i *)(q + 128 * (b + 1) + 32 * g));
+            _mm512_store_si512((void *)(qr + 128 * b + 64 * g), _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1));
         }
 }
 
@@ -218,13 +219,57 @@ static void z_mm_i2s_batch(const bn_qmat *W, const bn_act *a, int64_t r0, int64_
     z_batch_leftovers(x86_mm_i2s, W, a, n4, r, r0, r1, Y, ldy);
 }
 
-/* One token: a row at a time, or (RUNS) four runs of rows side by side;
- * batches: the 4 x 4 zmm tiles; very long rows: the ymm tiles (the lane sums
- * of the masked form need nb < 40000). */
+/* One token, rows start[j] + i for j < NS, i < len: four runs (NS = 4) read
+ * side by side, row i of each in one z_i2s_gemv_rows with no software
+ * prefetch, where the activations fit the repack buffer and the block count
+ * is even; otherwise a row at a time. Either way each row's sum is the same
+ * integer. qr_in: the activations as z_i2s_repack leaves them, or NULL to
+ * repack them here. Zen 5 VM, 2b4t decode, one process alternating the
+ * variants per step, 15 runs of 256 steps at 1 and 2 threads: four runs
+ * against two +0.6% to +7.2% (never slower); four runs each prefetched 2 KB
+ * ahead, as z_rows_4streams, -6% to +22% with the VM's phase (the gains
+ * where it read slowly); 1 KB ahead -2% to +5.5%. Earlier (two runs against
+ * one, 512 MB of 2560- and 6912-wide rows, GB/s at 1 / 2 threads): one
+ * stream prefetched 32 KB ahead 20.3 / 40.9 and 16.8 / 34.4, two streams
+ * 23.7 / 48.4 and 19.3 / 38.6, two streams prefetched 2-32 KB ahead
+ * 19.1-20.7 / 28.9-40.4. A row at a time is one sequential stream (as the
+ * F16 GEMV in z_mm; 4-row tiles measured ~3% slower with 2 threads, the same
+ * with 1). */
+BN_AI void z_i2s_one(const bn_qmat *W, const bn_act *a, const int8_t *qr_in, const int64_t *start, const int NS,
+                     int64_t len, float *Y, const size_t PF, const int L2) {
+    const int64_t nb = W->K / 128;
+    const int8_t *q = (const int8_t *)a->data, *qr = qr_in;
+    _Alignas(64) int8_t qbuf[BN_RUNS_PREP_BYTES];
+    if (len <= 0) return;
+    if (!qr && nb * 128 <= (int64_t)sizeof qbuf) {
+        z_i2s_repack(q, nb, qbuf);
+        qr = qbuf;
+    }
+    if (NS == 4 && qr && nb % 2 == 0) {
+        for (int64_t i = 0; i < len; i++) {
+            int32_t s[4];
+            const uint8_t *w4[4];
+            for (int j = 0; j < 4; j++) w4[j] = W->data + (size_t)(start[j] + i) * W->row_bytes;
+            z_i2s_gemv_rows(w4, 4, qr, nb, s);
+            for (int j = 0; j < 4; j++) Y[start[j] + i] = bn_i2s_out(s[j], a->sum[0], a->scale[0], W->scale);
+        }
+        return;
+    }
+    for (int j = 0; j < NS; j++)
+        for (int64_t r = start[j]; r < start[j] + len; r++) {
+            int32_t s[1];
+            z_i2s_gemv_tile(W->data + (size_t)r * W->row_bytes, W->row_bytes, 1, q, qr, nb, PF, L2, s);
+            Y[r] = bn_i2s_out(s[0], a->sum[0], a->scale[0], W->scale);
+        }
+}
+
+/* One token: a row at a time, or (RUNS) the range cut in four runs of n
+ * rows read side by side (z_i2s_one) and the 0-3 rows left over a row at a
+ * time; batches: the 4 x 4 zmm tiles; very long rows: the ymm tiles (the
+ * lane sums of the masked form need nb < 40000). */
 BN_AI void z_mm_i2s(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy, const size_t PF,
                     const int L2, const int RUNS) {
-    const int64_t nb = W->K / 128;
-    if (nb >= 40000) {
+    if (W->K / 128 >= 40000) {
         x86_mm_i2s(W, a, r0, r1, Y, ldy);
         return;
     }
@@ -232,46 +277,34 @@ BN_AI void z_mm_i2s(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, f
         z_mm_i2s_batch(W, a, r0, r1, Y, ldy);
         return;
     }
-    const int8_t *q = (const int8_t *)a->data;
-    _Alignas(64) int8_t qr[32768]; /* the repacked activations when they fit */
-    const bool rep = nb * 128 <= (int64_t)sizeof qr;
-    if (rep) z_i2s_repack(q, nb, qr);
-    int64_t r = r0;
-    if (RUNS && rep && nb % 2 == 0) {
-        /* four streams: the range cut in four runs of n rows, row i of each
-         * in one z_i2s_gemv_rows, no software prefetch (the 0-3 rows left
-         * over a row at a time below). Zen 5 VM, 2b4t decode, one process
-         * alternating the variants per step, 15 runs of 256 steps at 1 and 2
-         * threads: four runs against two +0.6% to +7.2% (never slower); four
-         * runs each prefetched 2 KB ahead, as z_rows_4streams, -6% to +22%
-         * with the VM's phase (the gains where it read slowly); 1 KB ahead
-         * -2% to +5.5%. Earlier (two runs against one, 512 MB of 2560- and 6912-wide
-         * rows, GB/s at 1 / 2 threads): one stream prefetched 32 KB ahead
-         * 20.3 / 40.9 and 16.8 / 34.4, two streams 23.7 / 48.4 and 19.3 /
-         * 38.6, two streams prefetched 2-32 KB ahead 19.1-20.7 / 28.9-40.4. */
-        const int64_t n = (r1 - r0) / 4;
-        for (int64_t i = 0; i < n; i++) {
-            int32_t s[4];
-            const uint8_t *w4[4];
-            for (int j = 0; j < 4; j++) w4[j] = W->data + (size_t)(r0 + j * n + i) * W->row_bytes;
-            z_i2s_gemv_rows(w4, 4, qr, nb, s);
-            for (int j = 0; j < 4; j++) Y[r0 + j * n + i] = bn_i2s_out(s[j], a->sum[0], a->scale[0], W->scale);
-        }
-        r = r0 + 4 * n;
+    if (RUNS) {
+        const int64_t n = (r1 - r0) / 4, start[4] = { r0, r0 + n, r0 + 2 * n, r0 + 3 * n };
+        z_i2s_one(W, a, NULL, start, 4, n, Y, PF, L2);
+        r0 += 4 * n;
     }
-    /* a row at a time: one sequential stream (as the F16 GEMV in z_mm; 4-row
-     * tiles measured ~3% slower with 2 threads, the same with 1) */
-    for (; r < r1; r++) {
-        int32_t s[1];
-        if (rep) z_i2s_gemv_tile(W->data + (size_t)r * W->row_bytes, W->row_bytes, 1, q, qr, nb, PF, L2, s);
-        else z_i2s_gemv_tile(W->data + (size_t)r * W->row_bytes, W->row_bytes, 1, q, NULL, nb, PF, L2, s);
-        Y[r] = bn_i2s_out(s[0], a->sum[0], a->scale[0], W->scale);
-    }
-    (void)ldy;
+    z_i2s_one(W, a, NULL, &r0, 1, r1 - r0, Y, PF, L2);
 }
 
 static void vnni_mm_i2s(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy) {
     z_mm_i2s(W, a, r0, r1, Y, ldy, BN_PF_STREAM, 0, 1);
+}
+
+/* Part of vnni_mm_i2s's four runs (bn_kernels.mm_runs), the activations
+ * repacked once beforehand (mm_runs_prep): a repack per call made 18 KB
+ * calls 15-20% slower than one call over the matrix (gate, one thread). */
+static const void *vnni_prep_i2s(const bn_qmat *W, const bn_act *a, void *buf) {
+    const int64_t nb = W->K / 128;
+    if (nb * 128 > BN_RUNS_PREP_BYTES) return NULL;
+    z_i2s_repack((const int8_t *)a->data, nb, buf);
+    return buf;
+}
+static void vnni_runs_i2s(const bn_qmat *W, const bn_act *a, const void *prep, const int64_t *start, int64_t len,
+                          float *Y) {
+    if (W->K / 128 >= 40000) {
+        for (int j = 0; j < 4; j++) x86_mm_i2s(W, a, start[j], start[j] + len, Y, W->M);
+        return;
+    }
+    z_i2s_one(W, a, prep, start, 4, len, Y, BN_PF_STREAM, 0);
 }
 
 /* The AMX table's: as vnni_mm_i2s, one token prefetched into L2 (BN_PF_L2) */
@@ -533,6 +566,10 @@ static void vnni_mm_tq1_0(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t
 static void vnni_mm_q8_0(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy) {
     x86_mm_q8_0(W, a, r0, r1, Y, ldy);
 }
+static void vnni_runs_q8_0(const bn_qmat *W, const bn_act *a, const void *prep, const int64_t *start, int64_t len,
+                           float *Y) {
+    x86_q8_0_runs(W, a, start, len, Y, BN_PF_STREAM, 0);
+}
 
 /* ---- F16 / F32 with 512-bit vectors ------------------------------------------
  * Two zmm accumulators per (row, token) = the scalar's 32 lanes (lanes 0-15 and
@@ -625,15 +662,20 @@ BN_AI void z_tile(const void *const *w, const int RB, const void *x, const int X
 #ifndef BN_PF_SEP
 #define BN_PF_SEP 2048
 #endif
-BN_AI int64_t z_rows_4streams(const bn_qmat *W, const float *x, int64_t r0, int64_t r1, float *Y, const int F16, const int L2) {
-    const int64_t n = (r1 - r0) / 4;
-    for (int64_t i = 0; i < n; i++) {
+BN_AI void z_rows_runs(const bn_qmat *W, const float *x, const int64_t *start, int64_t len, float *Y, const int F16,
+                       const int L2) {
+    for (int64_t i = 0; i < len; i++) {
         const void *w[4];
         float o[4];
-        for (int s = 0; s < 4; s++) w[s] = W->data + (size_t)(r0 + s * n + i) * W->row_bytes;
+        for (int s = 0; s < 4; s++) w[s] = W->data + (size_t)(start[s] + i) * W->row_bytes;
         z_tile_pf(w, 4, x, 0, W->K, F16, BN_PF_SEP, L2, 1, o);
-        for (int s = 0; s < 4; s++) Y[r0 + s * n + i] = o[s];
+        for (int s = 0; s < 4; s++) Y[start[s] + i] = o[s];
     }
+}
+
+BN_AI int64_t z_rows_4streams(const bn_qmat *W, const float *x, int64_t r0, int64_t r1, float *Y, const int F16, const int L2) {
+    const int64_t n = (r1 - r0) / 4, start[4] = { r0, r0 + n, r0 + 2 * n, r0 + 3 * n };
+    z_rows_runs(W, x, start, n, Y, F16, L2);
     return r0 + 4 * n;
 }
 
@@ -676,6 +718,32 @@ static void z_mm_f16(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, 
 
 static void z_mm_f32(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy) {
     z_mm(W, a, r0, r1, Y, ldy, 0, BN_PF_AHEAD, 0, 1);
+}
+
+/* Part of z_mm's four streams (SEP, one token; bn_kernels.mm_runs). An f16
+ * token is converted to f32 once (mm_runs_prep, or here without one), as
+ * z_mm does; where z_mm would not use the streams (f16 rows over 8192 wide)
+ * each run goes a row at a time. */
+static const void *z_prep_f16(const bn_qmat *W, const bn_act *a, void *buf) {
+    if (W->K * (int64_t)sizeof(float) > BN_RUNS_PREP_BYTES) return NULL;
+    for (int64_t k = 0; k < W->K; k++) ((float *)buf)[k] = _cvtsh_ss(((const uint16_t *)a->data)[k]);
+    return buf;
+}
+BN_AI void z_runs(const bn_qmat *W, const bn_act *a, const void *prep, const int64_t *start, int64_t len, float *Y,
+                  const int F16) {
+    _Alignas(64) float xf[BN_RUNS_PREP_BYTES / sizeof(float)];
+    if (F16 && !prep) prep = z_prep_f16(W, a, xf);
+    if (F16 && !prep) {
+        for (int j = 0; j < 4; j++) z_mm(W, a, start[j], start[j] + len, Y, W->M, F16, BN_PF_AHEAD, 0, 0);
+        return;
+    }
+    z_rows_runs(W, F16 ? (const float *)prep : (const float *)a->data, start, len, Y, F16, 0);
+}
+static void z_runs_f16(const bn_qmat *W, const bn_act *a, const void *prep, const int64_t *start, int64_t len, float *Y) {
+    z_runs(W, a, prep, start, len, Y, 1);
+}
+static void z_runs_f32(const bn_qmat *W, const bn_act *a, const void *prep, const int64_t *start, int64_t len, float *Y) {
+    z_runs(W, a, prep, start, len, Y, 0);
 }
 
 /* The AMX table's F16 and Q8_0 slots. F16: the same kernel, one token
@@ -733,6 +801,10 @@ const bn_kernels bn_kernels_avx512 = {
             [BN_W_Q8_0] = bn_mm_q8_0_avx2, [BN_W_Q6_K] = bn_mm_q6_K_avx2, [BN_W_F16] = z_mm_f16,
             [BN_W_F32] = z_mm_f32 },
     .mm_isa = { "avx2", "avx2", "avx2", "avx2", "avx2", "avx512", "avx512" },
+    .mm_runs = { [BN_W_F16] = z_runs_f16, [BN_W_F32] = z_runs_f32 },
+    .mm_runs_prep = { [BN_W_F16] = z_prep_f16 },
+    .mm_runs_n = { [BN_W_F16] = 4, [BN_W_F32] = 4 },
+    .mm_run_unit = { [BN_W_F16] = 1, [BN_W_F32] = 1 },
     Z_QUANTIZERS,
 };
 
@@ -743,6 +815,11 @@ const bn_kernels bn_kernels_avx512_vnni = {
     .matmul = vnni_matmul,
     .mm = { VNNI_MATMULS(vnni_mm_i2s, vnni_mm_q8_0, z_mm_f16) },
     .mm_isa = { "avx512-vnni", "avx512-vnni", "avx512-vnni", "avx512-vnni", "avx2", "avx512", "avx512" },
+    .mm_runs = { [BN_W_I2S] = vnni_runs_i2s, [BN_W_Q8_0] = vnni_runs_q8_0, [BN_W_F16] = z_runs_f16,
+                 [BN_W_F32] = z_runs_f32 },
+    .mm_runs_prep = { [BN_W_I2S] = vnni_prep_i2s, [BN_W_F16] = z_prep_f16 },
+    .mm_runs_n = { [BN_W_I2S] = 4, [BN_W_Q8_0] = 2, [BN_W_F16] = 4, [BN_W_F32] = 4 },
+    .mm_run_unit = { [BN_W_I2S] = 1, [BN_W_Q8_0] = 4, [BN_W_F16] = 1, [BN_W_F32] = 1 },
     Z_QUANTIZERS,
 };
 
@@ -760,5 +837,8 @@ const bn_kernels bn_kernels_avx512_amx = {
      * 185, 1 MB 198, 2 MB 187 (the chunk must stay in the 2 MB L2) */
     .mm_chunk = { [BN_W_I2S] = 1u << 20 },
     .mm_isa = { "avx512-amx", "avx512-vnni", "avx512-vnni", "avx512-vnni", "avx2", "avx512", "avx512" },
+    .mm_runs = { [BN_W_F32] = z_runs_f32 },
+    .mm_runs_n = { [BN_W_F32] = 4 },
+    .mm_run_unit = { [BN_W_F32] = 1 },
     Z_QUANTIZERS,
 };

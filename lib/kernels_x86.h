@@ -439,6 +439,25 @@ BN_AI float x86_q8_0_row(const bn_block_q8_0 *x, const bn_block_q8_0 *y, const f
     return sumf;
 }
 
+/* One token, rows start[j] + i for j < 2, i < len (a multiple of 4, run 1
+ * after run 0): 4 rows of each run in one x86_q8_0_tile8, each run's bytes
+ * prefetched pf_one ahead of it (bn_kernels.mm_runs). */
+BN_AI void x86_q8_0_runs(const bn_qmat *W, const bn_act *a, const int64_t *start, int64_t len, float *Y, const size_t pf_one,
+                         const int L2) {
+    const int64_t nb = W->K / BN_QK8_0;
+    const size_t gap = (size_t)(start[1] - start[0]) * W->row_bytes;
+    const bn_block_q8_0 *y = (const bn_block_q8_0 *)a->data;
+    for (int64_t i = 0; i < len; i += 4) {
+        const uint8_t *w0 = W->data + (size_t)(start[0] + i) * W->row_bytes;
+        float out[8];
+        x86_q8_0_tile8(w0, W->row_bytes, nb, y, (const char *)w0 + 4 * W->row_bytes + pf_one, L2, gap, out);
+        for (int j = 0; j < 4; j++) {
+            Y[start[0] + i + j] = out[j];
+            Y[start[1] + i + j] = out[4 + j];
+        }
+    }
+}
+
 /* pf_one: the prefetch distance for one token (batches use BN_PF_AHEAD);
  * L2: prefetch into L2 (x86_prefetch) */
 BN_AI void x86_mm_q8_0_pf(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy,
@@ -447,23 +466,13 @@ BN_AI void x86_mm_q8_0_pf(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t
     int64_t r = r0;
     if (TWO && a->n == 1) {
         /* one token: the range cut in two runs of `per` rows (a multiple of
-         * 4), 4 rows of each in one tile. Zen 5 VM, the Q8_0 head in
-         * rotation in one process, GB/s at 1 / 2 threads: one run of 8-row
-         * tiles 20.2 / 45.9, two runs of 4 24.3 / 50.1, four of 2 23.6 /
+         * 4), 4 rows of each in one tile (x86_q8_0_runs). Zen 5 VM, the Q8_0
+         * head in rotation in one process, GB/s at 1 / 2 threads: one run of
+         * 8-row tiles 20.2 / 45.9, two runs of 4 24.3 / 50.1, four of 2 23.6 /
          * 47.2, eight of 1 22.4 / 44.1 (a 4-stream read: 30.8 / 59.1); two
          * runs without prefetch 13.8 / 25.7. */
-        const int64_t per = (r1 - r0) / 8 * 4;
-        const size_t gap = (size_t)per * W->row_bytes;
-        const bn_block_q8_0 *y = (const bn_block_q8_0 *)a->data;
-        for (int64_t i = 0; i < per; i += 4) {
-            const uint8_t *w0 = W->data + (size_t)(r0 + i) * W->row_bytes;
-            float out[8];
-            x86_q8_0_tile8(w0, W->row_bytes, nb, y, (const char *)w0 + 4 * W->row_bytes + pf_one, L2, gap, out);
-            for (int j = 0; j < 4; j++) {
-                Y[r0 + i + j] = out[j];
-                Y[r0 + per + i + j] = out[4 + j];
-            }
-        }
+        const int64_t per = (r1 - r0) / 8 * 4, start[2] = { r0, r0 + per };
+        x86_q8_0_runs(W, a, start, per, Y, pf_one, L2);
         r = r0 + 2 * per;
     }
     /* row tiles outer, tokens inner: the tile's blocks stay in L1 across tokens */

@@ -422,6 +422,76 @@ static void big_tiles(const bn_kernels *k, uint32_t type) {
     CHECK(bad == 0, "%s vs scalar: wide tiles (M 16..70, n 1 and 16..300, row split), bitwise (%d cases) %s", path, cases, first_bad);
 }
 
+/* The one-token runs entry points (bn_kernels_runs, bn_kernels_matmul_runs),
+ * as region_matmul deals a range out in parts: a range [r0, r1) cut into the
+ * table's run layout, its steps computed in parts of 1..7 steps (from the
+ * front, then from the back, with and without a prepared token), the rows
+ * left over by k->matmul; against the scalar table bit for bit, rows outside
+ * the range untouched. Widths with an odd block count, wider than the
+ * preparing buffers, and saturated operands included. */
+static void runs_parts(const bn_kernels *k, uint32_t type) {
+    const bn_kernels *ref = bn_kernels_for(BN_ISA_SCALAR);
+    int64_t ks[8];
+    const int nk = k_values(type, ks);
+    char path[64], first_bad[200] = "";
+    bn_kernels_path(k, type, path, sizeof path);
+    int R, u, cases = 0, bad = 0;
+    bn_kernels_runs(k, type, &R, &u);
+    CHECK(R >= 1 && R <= BN_MAX_RUNS && u >= 1, "%s: run layout %d runs of %d-row units", path, R, u);
+    _Alignas(64) static uint8_t prep_buf[BN_RUNS_PREP_BYTES];
+    for (int ik = 0; ik <= nk; ik++)
+        for (int im = 0; im < 2; im++) {
+            const int64_t K = ik < nk ? ks[ik] : type == BN_TYPE_F16 || type == BN_TYPE_F32 ? 8200 : 36864;
+            const int64_t M = im ? 70 : 5 + (int64_t)R * u * 3, r0 = im ? 3 : 1, r1 = M - (im ? 2 : 0);
+            const int amode = im ? ACT_SATURATE : ACT_RANDOM;
+            bn_qmat qm;
+            uint8_t *buf;
+            float *x = make_case(type, K, M, 1, amode == ACT_SATURATE ? WT_ALL_PLUS : WT_TERNARY_RANDOM, amode, &qm, &buf);
+            bn_act a;
+            bn_err e;
+            const float sentinel = -12345.5f;
+            float *y_ref = malloc(sizeof(float) * (size_t)M), *y_k = malloc(sizeof(float) * (size_t)M);
+            if (!x || !y_ref || !y_k || bn_act_alloc(&a, bn_act_kind_for(type), K, 1, &e)) {
+                CHECK(0, "%s: runs setup K=%lld", path, (long long)K);
+                free(x); free(buf); free(y_ref); free(y_k);
+                return;
+            }
+            bn_act_quantize(ref, &a, x, K, 1);
+            ref->matmul(&qm, &a, 0, M, y_ref, M);
+            for (int64_t i = 0; i < M; i++) y_k[i] = sentinel;
+            const int64_t n = (r1 - r0) / ((int64_t)R * u) * u, steps = n / u;
+            const void *prep = bn_kernels_runs_prep(k, &qm, &a, prep_buf);
+            int64_t lo = 0, hi = steps;
+            for (int part = 0; lo < hi; part++) {
+                int64_t take = 1 + (int64_t)(rng_u64() % 7);
+                if (take > hi - lo) take = hi - lo;
+                const int64_t s0 = part % 2 ? hi - take : lo;
+                int64_t start[BN_MAX_RUNS];
+                for (int j = 0; j < R; j++) start[j] = r0 + j * n + s0 * u;
+                bn_kernels_matmul_runs(k, &qm, &a, part % 3 ? prep : NULL, start, take * u, y_k);
+                if (part % 2) hi -= take;
+                else lo += take;
+            }
+            k->matmul(&qm, &a, r0 + R * n, r1, y_k, M);
+            int wrong = 0;
+            for (int64_t i = 0; i < M; i++) {
+                const bool inside = i >= r0 && i < r1;
+                if (inside ? memcmp(&y_ref[i], &y_k[i], sizeof(float)) != 0 : y_k[i] != sentinel) {
+                    if (!first_bad[0])
+                        snprintf(first_bad, sizeof first_bad, "K=%lld M=%lld row %lld%s: ref=%.9g got=%.9g", (long long)K,
+                                 (long long)M, (long long)i, inside ? "" : " (outside)", y_ref[i], y_k[i]);
+                    wrong = 1;
+                }
+            }
+            bad += wrong;
+            cases++;
+            bn_act_free(&a);
+            free(x); free(buf); free(y_ref); free(y_k);
+        }
+    CHECK(bad == 0, "%s: one token in run parts (%d runs of %d-row units), bitwise the scalar result (%d cases) %s", path, R, u,
+          cases, first_bad);
+}
+
 /* Whether table k gives the scalar result bit for bit on qm for n random
  * q8_K tokens (0 yes, 1 no or no memory). */
 static int q8k_matmul_differs(const bn_kernels *k, const bn_qmat *qm, int n) {
@@ -503,6 +573,7 @@ int main(void) {
             compare_table(k, ty);
             chunked_batch(k, ty);
             big_tiles(k, ty);
+            runs_parts(k, ty);
         }
         tq1_any_bytes(k);
     }
@@ -512,7 +583,10 @@ int main(void) {
     if (bn_isa_supported(&ci, BN_ISA_AVX512)) {
         printf("# running table %s (the no-VNNI variant)\n", bn_kernels_avx512.name);
         ran++;
-        for (size_t i = 0; i < sizeof all_types / sizeof all_types[0]; i++) compare_table(&bn_kernels_avx512, all_types[i]);
+        for (size_t i = 0; i < sizeof all_types / sizeof all_types[0]; i++) {
+            compare_table(&bn_kernels_avx512, all_types[i]);
+            runs_parts(&bn_kernels_avx512, all_types[i]);
+        }
     }
     /* with AMX the VNNI table is the one bn_kernels_for does not pick */
     if (bn_isa_supported(&ci, BN_ISA_AVX512) && ci.avx512vnni && bn_kernels_for(BN_ISA_AVX512) != &bn_kernels_avx512_vnni) {
@@ -521,6 +595,7 @@ int main(void) {
         for (size_t i = 0; i < sizeof all_types / sizeof all_types[0]; i++) {
             compare_table(&bn_kernels_avx512_vnni, all_types[i]);
             big_tiles(&bn_kernels_avx512_vnni, all_types[i]);
+            runs_parts(&bn_kernels_avx512_vnni, all_types[i]);
         }
         tq1_any_bytes(&bn_kernels_avx512_vnni);
     }

@@ -61,6 +61,7 @@ struct bn_forward {
     float *pvlanes;  /* per thread [BN_ATT_QT][n_head / n_head_kv][8][head_dim]: blocked P.V lane sums */
     float *kvtmp;    /* per thread: K rows [n_ctx][head_dim], V rows [n_ctx][head_dim], P.V lanes [8][head_dim] */
     float *wrow;     /* per thread [n_embd]: a head row as f32 (compat head) */
+    struct mm_claim *claims; /* per thread: what is left of its one-token matmul share */
     bool hw_fma;     /* CPU has FMA: the fma-target helpers may run */
     bool hw_avx2;    /* and AVX2 (the compat head's vector loop) */
     bool hw_avx512;  /* and AVX-512 F/VL with an AVX-512 kernel table (batch attention) */
@@ -307,6 +308,7 @@ typedef struct job {
     const bn_layer *L;
     int layer;
     _Atomic int64_t next_chunk; /* batch matmul: the next chunk to take */
+    bool steal;                 /* one token: the shares in f->claims (matmul_steal) */
 } job;
 
 /* Norm (optional) + quantize rows of the batch, split over tokens. */
@@ -327,6 +329,20 @@ static void region_norm_quant(void *arg, int ith, int nth) {
         if (j->kinds & (1u << kd)) f->k->quantize_act(&f->act[j->site][kd], f->xn, ldx, (int)lo, (int)hi);
 }
 
+/* Weight i's rows [r0, r1) of every token: the per-tensor scale, then the
+ * residual add, once the matmul has written them. */
+static void matmul_finish(const job *j, int i, int64_t r0, int64_t r1) {
+    for (int t = 0; t < j->n; t++) {
+        float *yr = j->y[i] + (int64_t)t * j->ldy;
+        if (j->scale[i] != 1.0f)
+            for (int64_t r = r0; r < r1; r++) yr[r] *= j->scale[i];
+        if (j->resid) {
+            float *xr = j->resid + (int64_t)t * j->ldy;
+            for (int64_t r = r0; r < r1; r++) xr[r] += yr[r];
+        }
+    }
+}
+
 /* Rows [lo, hi) of several weights sharing one input, taken as one range
  * over their concatenated rows; optional per-tensor scale and residual add. */
 static void matmul_rows(job *j, int64_t lo, int64_t hi) {
@@ -339,28 +355,173 @@ static void matmul_rows(job *j, int64_t lo, int64_t hi) {
         if (r0 >= r1) continue;
         bn_act *a = &f->act[j->site][bn_act_kind_for(W->type)];
         f->k->matmul(W, a, r0, r1, j->y[i], j->ldy);
-        for (int t = 0; t < j->n; t++) {
-            float *yr = j->y[i] + (int64_t)t * j->ldy;
-            if (j->scale[i] != 1.0f)
-                for (int64_t r = r0; r < r1; r++) yr[r] *= j->scale[i];
-            if (j->resid) {
-                float *xr = j->resid + (int64_t)t * j->ldy;
-                for (int64_t r = r0; r < r1; r++) xr[r] += yr[r];
+        matmul_finish(j, i, r0, r1);
+    }
+}
+
+/* ---- one token: shares with stealing --------------------------------------
+ * A thread's share of a one-token matmul is a range of rows that the kernel
+ * reads as a few runs side by side (bn_kernels_runs), one weight stream per
+ * run. On a VM one vCPU can run 5-35% slower than the other for a while, and
+ * a static split then leaves the faster thread waiting. So each share is
+ * counted in steps (row i of every run is step i; the 0..R*u-1 rows left
+ * over are one more step). Its owner takes steps from the front: 7/8 of
+ * them at once, then a quarter of what is left at a time; a thread whose
+ * own share is done takes steps from the back of another's, half of what is
+ * left at a time. Either way the runs stay whole streams: the owner's go on
+ * where they were, the thief's start where the owner's will end. Zen 5 VM,
+ * 2b4t decode at 2 threads, one process alternating per step with the
+ * static split, 60 and 38 rounds of 96 steps: +2.1% and +0.6% (better by
+ * over 1% in 35 of the 60 rounds, worse in 1); first claims of 3/4 and
+ * 15/16 gave the same, a quarter at a time from the start +1.1%, and the
+ * owner's chunks alone, without a thief, 4-6% less than the static split.
+ * Dealing the last rows in 32-row chunks (an earlier try) measured 0-9%
+ * slower: the chunks broke the streams. */
+
+/* What is left of a share: steps [front, back), packed front | back << 32
+ * so one compare-and-swap takes from either end; a line of its own. */
+typedef struct mm_claim {
+    _Alignas(64) _Atomic uint64_t left;
+    int64_t min_steps; /* the smallest chunk worth a kernel call */
+    char pad[64 - sizeof(uint64_t) - sizeof(int64_t)];
+} mm_claim;
+
+/* A share's part of one weight: rows [r0, r1), runs of n rows (a multiple
+ * of u) from r0, then rows [r0 + R n, r1) as the last step. */
+typedef struct mm_piece {
+    int w, R, u;
+    int64_t r0, r1, n, steps;
+} mm_piece;
+
+/* The pieces of thread v's share (the same split as the batch-less static
+ * one) and their total steps; the same on every thread. */
+static int64_t share_pieces(const job *j, int v, int nth, mm_piece *pc, int *np) {
+    int64_t total = 0, lo, hi, base = 0, steps = 0;
+    for (int i = 0; i < j->nw; i++) total += j->w[i]->M;
+    bn_pool_split(total, v, nth, ROW_ALIGN, &lo, &hi);
+    *np = 0;
+    for (int i = 0; i < j->nw; i++) {
+        const bn_qmat *W = j->w[i];
+        const int64_t r0 = lo > base ? lo - base : 0, r1 = hi - base < W->M ? hi - base : W->M;
+        base += W->M;
+        if (r0 >= r1) continue;
+        mm_piece *p = &pc[(*np)++];
+        p->w = i;
+        p->r0 = r0;
+        p->r1 = r1;
+        bn_kernels_runs(j->f->k, W->type, &p->R, &p->u);
+        p->n = (r1 - r0) / ((int64_t)p->R * p->u) * p->u;
+        p->steps = p->n / p->u + (r0 + p->R * p->n < r1);
+        steps += p->steps;
+    }
+    return steps;
+}
+
+/* A thread's token prepared for the runs kernels (bn_kernels_runs_prep),
+ * once per weight type and width instead of once per chunk. */
+typedef struct runs_prep {
+    _Alignas(64) uint8_t buf[BN_RUNS_PREP_BYTES];
+    const void *prep;
+    uint32_t type;
+    int64_t K;
+    bool done;
+} runs_prep;
+
+/* Steps [s0, s1) of a share: each piece's runs from step s0 on, and the
+ * rows left over if the last step is among them. */
+static void share_steps(job *j, const mm_piece *pc, int np, int64_t s0, int64_t s1, runs_prep *rp) {
+    bn_forward *f = j->f;
+    int64_t base = 0;
+    for (int k = 0; k < np; k++) {
+        const mm_piece *p = &pc[k];
+        const bn_qmat *W = j->w[p->w];
+        const bn_act *a = &f->act[j->site][bn_act_kind_for(W->type)];
+        const int64_t lo = s0 - base > 0 ? s0 - base : 0, hi = s1 - base < p->steps ? s1 - base : p->steps;
+        const int64_t main_steps = p->n / p->u;
+        base += p->steps;
+        if (lo >= hi) continue;
+        if (lo < main_steps) {
+            const int64_t e = hi < main_steps ? hi : main_steps, len = (e - lo) * p->u;
+            int64_t start[BN_MAX_RUNS];
+            for (int r = 0; r < p->R; r++) start[r] = p->r0 + r * p->n + lo * p->u;
+            if (!rp->done || rp->type != W->type || rp->K != W->K) {
+                rp->prep = bn_kernels_runs_prep(f->k, W, a, rp->buf);
+                rp->type = W->type;
+                rp->K = W->K;
+                rp->done = true;
             }
+            bn_kernels_matmul_runs(f->k, W, a, rp->prep, start, len, j->y[p->w]);
+            for (int r = 0; r < p->R; r++) matmul_finish(j, p->w, start[r], start[r] + len);
+        }
+        if (hi > main_steps) {
+            const int64_t r = p->r0 + p->R * p->n;
+            f->k->matmul(W, a, r, p->r1, j->y[p->w], j->ldy);
+            matmul_finish(j, p->w, r, p->r1);
         }
     }
 }
 
+/* Take a chunk of steps from the front (the owner) or the back (a thief). */
+static bool claim_steps(mm_claim *c, bool front, int64_t *s0, int64_t *s1) {
+    uint64_t v = atomic_load_explicit(&c->left, memory_order_relaxed);
+    for (;;) {
+        const int64_t lo = (int64_t)(v & 0xffffffffu), hi = (int64_t)(v >> 32), rem = hi - lo;
+        if (rem <= 0) return false;
+        int64_t take = !front ? rem / 2 : lo == 0 ? rem - rem / 8 : rem / 4;
+        if (take < c->min_steps) take = c->min_steps;
+        if (take > rem) take = rem;
+        const uint64_t nv = front ? v + (uint64_t)take : v - ((uint64_t)take << 32);
+        if (atomic_compare_exchange_weak_explicit(&c->left, &v, nv, memory_order_relaxed, memory_order_relaxed)) {
+            *s0 = front ? lo : hi - take;
+            *s1 = front ? lo + take : hi;
+            return true;
+        }
+    }
+}
+
+/* The one-token matmul on thread ith: its own share, then the others'. */
+static void matmul_steal(job *j, int ith, int nth) {
+    runs_prep rp;
+    rp.done = false;
+    mm_piece pc[3];
+    int np;
+    int64_t s0, s1;
+    for (int d = 0; d < nth; d++) {
+        const int v = (ith + d) % nth;
+        mm_claim *c = &j->f->claims[v];
+        const uint64_t left = atomic_load_explicit(&c->left, memory_order_relaxed);
+        if ((left & 0xffffffffu) >= left >> 32) continue;
+        share_pieces(j, v, nth, pc, &np);
+        while (claim_steps(c, d == 0, &s0, &s1)) share_steps(j, pc, np, s0, s1, &rp);
+    }
+}
+
+/* Before a one-token matmul region: every share's steps, all left. The
+ * smallest chunk is ~16 KB of weights, so a kernel call's setup stays a
+ * small part of it. */
+static void matmul_steal_init(job *j, int nth) {
+    int64_t total = 0;
+    for (int i = 0; i < j->nw; i++) total += j->w[i]->M;
+    j->steal = total < ((int64_t)1 << 32); /* steps of a share fit the 32-bit halves */
+    for (int v = 0; v < nth && j->steal; v++) {
+        mm_piece pc[3];
+        int np;
+        const int64_t steps = share_pieces(j, v, nth, pc, &np);
+        mm_claim *c = &j->f->claims[v];
+        const int64_t step_bytes = np ? (int64_t)(pc[0].R * pc[0].u) * (int64_t)j->w[pc[0].w]->row_bytes : 1;
+        c->min_steps = (16384 + step_bytes - 1) / step_bytes;
+        atomic_store_explicit(&c->left, (uint64_t)steps << 32, memory_order_relaxed);
+    }
+}
+
 /* A matmul region. One token: each thread its contiguous share of the rows,
- * a stream the kernels read in runs. A batch (compute bound, weight tiles
- * from L2): chunks of BN_MM_CHUNK rows dealt from a shared counter, the
- * first one by thread index (as ggml's current_chunk), so a thread that
- * runs slower (on a VM a vCPU's speed moves from region to region: the
- * static split left one thread waiting 8% of a 2-thread pp512 on average)
- * takes fewer. Every row's result depends only on the row, so the output
- * is the same whichever thread computes it. Dealing one-token rows this
- * way (fixed shares plus the last 5-20% in 32-row chunks) measured 0-9%
- * slower: the chunks break the weight streams. */
+ * a stream the kernels read in runs, with stealing (matmul_steal). A batch
+ * (compute bound, weight tiles from L2): chunks of BN_MM_CHUNK rows dealt
+ * from a shared counter, the first one by thread index (as ggml's
+ * current_chunk), so a thread that runs slower (on a VM a vCPU's speed
+ * moves from region to region: the static split left one thread waiting 8%
+ * of a 2-thread pp512 on average) takes fewer. Every row's result depends
+ * only on the row, so the output is the same whichever thread computes it. */
 #define BN_MM_CHUNK 128
 static void region_matmul(void *arg, int ith, int nth) {
     job *j = arg;
@@ -372,6 +533,10 @@ static void region_matmul(void *arg, int ith, int nth) {
             if (lo >= total) break;
             matmul_rows(j, lo, lo + BN_MM_CHUNK < total ? lo + BN_MM_CHUNK : total);
         }
+        return;
+    }
+    if (j->steal) {
+        matmul_steal(j, ith, nth);
         return;
     }
     int64_t lo, hi;
@@ -1388,6 +1553,7 @@ static void run_matmul(bn_forward *f, int n, int site, int nw, const bn_qmat *co
     job j = {.f = f, .n = n, .site = site, .nw = nw, .ldy = ldy, .resid = resid};
     for (int i = 0; i < nw; i++) { j.w[i] = w[i]; j.y[i] = y[i]; j.scale[i] = scale[i]; }
     atomic_init(&j.next_chunk, f->n_threads);
+    if (n == 1 && f->n_threads > 1) matmul_steal_init(&j, f->n_threads);
     bn_pool_run(f->pool, region_matmul, &j);
 }
 
@@ -1596,6 +1762,8 @@ int bn_forward_new(bn_forward **out, const bn_model *m, const bn_forward_opts *o
                     bn_forward_free(f);
                     return -1;
                 }
+    f->claims = aligned_alloc(64, (size_t)f->n_threads * sizeof *f->claims);
+    if (!f->claims) { bn_forward_free(f); return bn_errf(e, "forward: out of memory"); }
     if (bn_pool_new(&f->pool, f->n_threads, e) < 0) { bn_forward_free(f); return -1; }
     *out = f;
     return 0;
@@ -1608,7 +1776,7 @@ void bn_forward_free(bn_forward *f) {
         for (int kd = 0; kd < BN_ACT_COUNT; kd++)
             if (f->act[s][kd].data) bn_act_free(&f->act[s][kd]);
     free(f->x); free(f->xn); free(f->qkv); free(f->att); free(f->gu); free(f->y); free(f->rope);
-    free(f->scores); free(f->qtmp); free(f->pvlanes); free(f->kvtmp); free(f->wrow); bn_free_big(f->kc, f->k_bytes); bn_free_big(f->vc, f->v_bytes); free(f->f16tab);
+    free(f->scores); free(f->qtmp); free(f->pvlanes); free(f->kvtmp); free(f->wrow); free(f->claims); bn_free_big(f->kc, f->k_bytes); bn_free_big(f->vc, f->v_bytes); free(f->f16tab);
     free(f);
 }
 

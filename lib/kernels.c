@@ -215,7 +215,7 @@ void bn_kernels_matmul_via(const bn_kernels *k, const bn_qmat *W, const bn_act *
 void bn_kernels_runs(const bn_kernels *k, uint32_t weight_type, int *R, int *unit) {
     const int w = bn_wkind_of(weight_type);
     *R = *unit = 1;
-    if (w < 0 || !k->mm_runs[w]) return;
+    if (w < 0 || !k->mm_runs[w] || k->mm_runs_n[w] < 1 || k->mm_runs_n[w] > BN_MAX_RUNS || k->mm_run_unit[w] < 1) return;
     *R = k->mm_runs_n[w];
     *unit = k->mm_run_unit[w];
 }
@@ -232,7 +232,9 @@ void bn_kernels_matmul_runs(const bn_kernels *k, const bn_qmat *W, const bn_act 
                             const int64_t *start, int64_t len, float *Y) {
     const int w = bn_wkind_of(W->type);
     if (w < 0 || len <= 0) return;
-    if (k->mm_runs[w]) k->mm_runs[w](W, a, prep, start, len, Y);
+    int R, u;
+    bn_kernels_runs(k, W->type, &R, &u);
+    if (R > 1 || u > 1) k->mm_runs[w](W, a, prep, start, len, Y);
     else k->matmul(W, a, start[0], start[0] + len, Y, W->M);
 }
 

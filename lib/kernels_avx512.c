@@ -679,6 +679,15 @@ BN_AI int64_t z_rows_4streams(const bn_qmat *W, const float *x, int64_t r0, int6
     return r0 + 4 * n;
 }
 
+/* One f16 token as f32 (exact) into buf, once for all rows instead of two
+ * conversions per 32 weights in every row; NULL if K floats do not fit
+ * BN_RUNS_PREP_BYTES. Also the F16 slot's mm_runs_prep. */
+static const void *z_prep_f16(const bn_qmat *W, const bn_act *a, void *buf) {
+    if (W->K * (int64_t)sizeof(float) > BN_RUNS_PREP_BYTES) return NULL;
+    for (int64_t k = 0; k < W->K; k++) ((float *)buf)[k] = _cvtsh_ss(((const uint16_t *)a->data)[k]);
+    return buf;
+}
+
 /* Row groups outer, tokens inner: with several tokens the 4 rows (4 x K
  * weights) are read from memory once and from L1/L2 for the other tokens. */
 BN_AI void z_mm(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy, const int F16,
@@ -694,12 +703,9 @@ BN_AI void z_mm(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float
         for (int t = 0; t < a->n; t++)
             z_tile(w, 4, (const uint8_t *)a->data + (size_t)t * a->row_bytes, F16, W->K, F16, PF, L2, &Y[(int64_t)t * ldy + r]);
     }
-    /* one f16 token: its activations to f32 once (exact), not two
-     * conversions per 32 weights in every row */
-    _Alignas(64) float xf[8192];
-    const bool x32 = F16 && a->n == 1 && W->K <= 8192 && r < r1;
-    if (x32)
-        for (int64_t k = 0; k < W->K; k++) xf[k] = _cvtsh_ss(((const uint16_t *)a->data)[k]);
+    /* one f16 token: as f32 once (z_prep_f16) */
+    _Alignas(64) float xf[BN_RUNS_PREP_BYTES / sizeof(float)];
+    const bool x32 = F16 && a->n == 1 && r < r1 && z_prep_f16(W, a, xf);
     if (SEP && a->n == 1 && (x32 || !F16)) r = z_rows_4streams(W, x32 ? xf : (const float *)a->data, r, r1, Y, F16, L2);
     for (; r < r1; r++) {
         const void *w[1] = { W->data + (size_t)r * W->row_bytes };
@@ -724,11 +730,6 @@ static void z_mm_f32(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, 
  * token is converted to f32 once (mm_runs_prep, or here without one), as
  * z_mm does; where z_mm would not use the streams (f16 rows over 8192 wide)
  * each run goes a row at a time. */
-static const void *z_prep_f16(const bn_qmat *W, const bn_act *a, void *buf) {
-    if (W->K * (int64_t)sizeof(float) > BN_RUNS_PREP_BYTES) return NULL;
-    for (int64_t k = 0; k < W->K; k++) ((float *)buf)[k] = _cvtsh_ss(((const uint16_t *)a->data)[k]);
-    return buf;
-}
 BN_AI void z_runs(const bn_qmat *W, const bn_act *a, const void *prep, const int64_t *start, int64_t len, float *Y,
                   const int F16) {
     _Alignas(64) float xf[BN_RUNS_PREP_BYTES / sizeof(float)];

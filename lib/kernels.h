@@ -71,9 +71,9 @@ int bn_wkind_of(uint32_t weight_type);
 
 typedef void (*bn_matmul_fn)(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy);
 typedef void (*bn_quantize_act_fn)(bn_act *a, const float *X, int64_t ldx, int t0, int t1);
+#define BN_MAX_RUNS 8             /* most runs a table's one-token layout may read side by side */
+#define BN_RUNS_PREP_BYTES 32768  /* room for a token prepared for the runs (mm_runs_prep) */
 /* One token, rows start[j] + i for j < the slot's run count, i < len. */
-#define BN_MAX_RUNS 8
-#define BN_RUNS_PREP_BYTES 32768
 typedef void (*bn_mm_runs_fn)(const bn_qmat *W, const bn_act *a, const void *prep, const int64_t *start, int64_t len,
                               float *Y);
 typedef const void *(*bn_mm_runs_prep_fn)(const bn_qmat *W, const bn_act *a, void *buf);

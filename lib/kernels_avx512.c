@@ -376,57 +376,147 @@ BN_AI void z_tq2_batch_tile(const bn_block_tq2_0 *const *x, const int RP, const 
 /* ---- TQ2_0 one token with 512-bit VNNI ----------------------------------------
  * The ymm row loop (x86_tq2_block) unpacks each 32-byte half of a block's
  * codes with shifts and masks into 8 vectors, ~35 instructions per 66-byte
- * block, against ~13 per 64 bytes in the I2_S GEMV. Here one zmm holds the block's 64 code
- * bytes, half c = 0 low and c = 1 high; the codes with shift 2n against the
- * activations 32n.. of both halves (repacked once per token, z_tq2_repack)
- * go into one vpdpbusd chain, so lane L of the low half and lane L of the
- * high half together are the ymm kernel's lane L: the same exact integers
- * per lane, the same bsums, cvt and fma per block, the same tree at the end
- * (bitwise the reference). Decode of the 2b4t TQ2_0 file on the SPR VM, 3
- * alternations: 12.1-12.4 -> 12.5-12.6 tok/s (1 thread), 22.4-23.0 ->
- * 23.2-23.6 (2 threads); prefetching 1 or 8 KB ahead, or into L2, was
- * slower, 2 KB the same as 4. */
-BN_AI void z_tq2_repack(const bn_block_q8_K *y, int64_t nb, int8_t *yr) {
-    for (int64_t b = 0; b < nb; b++)
+ * block. Here one zmm holds the block's 64 code bytes, half c = 0 low and
+ * c = 1 high; the codes with shift 2n against the activations 32n.. of both
+ * halves (laid out once per token, z_tq2_prep) go into vpdpbusd, so lane L of
+ * the low half and lane L of the high half together are the ymm kernel's lane
+ * L: the same exact integers per lane, the same bsums, cvt and fma per block,
+ * the same tree at the end (bitwise the reference).
+ * Four rows at a time (four runs read side by side, as the I2_S GEMV) share
+ * each block's activation loads, and two rows share one zmm of float lanes
+ * (row A's eight in the low half, row B's in the high). A row at a time this
+ * loop was bound by loads, not by vpdpbusd: gcc folds each activation load
+ * into each row's vpdpbusd, and a 66-byte block's code load crosses a cache
+ * line. Holding the activations and codes in registers (the empty asm
+ * statements) and starting each chain from the block's bsums took it, on the
+ * Zen 5 VM, 1 thread, from 27.6 to 40.8 GB/s from L2 and from 22-23 to 32-33
+ * GB/s from memory (the row loop it replaced, 2560-wide rows); two vpdpbusd
+ * chains per row instead of one: +4-10%. */
+enum { Z_TQ2_PREP_BLOCK = 320 }; /* bytes of prep per block: 256 activations, 64 of lane offsets */
+
+/* Per block: the activations of shift n (32n.. of both halves) at 64n, then a
+ * zmm whose low eight int32 lanes are the reference's lane offsets
+ * -(bsums[2L] + bsums[2L + 1]) and whose high eight are 0, the start of
+ * each row's vpdpbusd chain. nb * Z_TQ2_PREP_BLOCK bytes, 64-byte aligned. */
+BN_AI void z_tq2_prep(const bn_block_q8_K *y, int64_t nb, int8_t *p) {
+    for (int64_t b = 0; b < nb; b++) {
+        int8_t *g = p + Z_TQ2_PREP_BLOCK * b;
+        int32_t off[16] = { 0 };
         for (int n = 0; n < 4; n++) {
-            memcpy(yr + 256 * b + 64 * n, y[b].qs + 32 * n, 32);
-            memcpy(yr + 256 * b + 64 * n + 32, y[b].qs + 128 + 32 * n, 32);
+            memcpy(g + 64 * n, y[b].qs + 32 * n, 32);
+            memcpy(g + 64 * n + 32, y[b].qs + 128 + 32 * n, 32);
+        }
+        for (int l = 0; l < 8; l++) off[l] = -(y[b].bsums[2 * l] + y[b].bsums[2 * l + 1]);
+        memcpy(g + 256, off, sizeof off);
+    }
+}
+
+/* Rows x[0..3] against one token: out[j] bitwise the reference's row dot. */
+BN_AI void z_tq2_rows4(const bn_block_tq2_0 *const *x, const bn_block_q8_K *y, const int8_t *p, int64_t nb, float *out) {
+    const __m512i m3 = _mm512_set1_epi8(3);
+    __m512 acc[2] = { _mm512_setzero_ps(), _mm512_setzero_ps() };
+    for (int64_t i = 0; i < nb; i++) {
+        const int8_t *g = p + Z_TQ2_PREP_BLOCK * i;
+        __m512i y0 = _mm512_load_si512((const void *)g), y1 = _mm512_load_si512((const void *)(g + 64));
+        __m512i y2 = _mm512_load_si512((const void *)(g + 128)), y3 = _mm512_load_si512((const void *)(g + 192));
+        const __m512i off = _mm512_load_si512((const void *)(g + 256));
+        __asm__("" : "+v"(y0), "+v"(y1), "+v"(y2), "+v"(y3)); /* one load each, not one per row */
+        __m512i s[4];
+#pragma GCC unroll 4
+        for (int r = 0; r < 4; r++) {
+            __m512i wv = _mm512_loadu_si512((const void *)x[r][i].qs);
+            __asm__("" : "+v"(wv)); /* one load, not one per use */
+            __m512i t = _mm512_dpbusd_epi32(off, _mm512_and_si512(wv, m3), y0);
+            __m512i u = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_and_si512(_mm512_srli_epi16(wv, 2), m3), y1);
+            t = _mm512_dpbusd_epi32(t, _mm512_and_si512(_mm512_srli_epi16(wv, 4), m3), y2);
+            u = _mm512_dpbusd_epi32(u, _mm512_and_si512(_mm512_srli_epi16(wv, 6), m3), y3);
+            s[r] = _mm512_add_epi32(t, u);
+        }
+        const __m512 yd = _mm512_set1_ps(y[i].d);
+#pragma GCC unroll 2
+        for (int h = 0; h < 2; h++) {
+            /* rows 2h and 2h+1: lanes L and L + 8 of each into its half */
+            const __m512i lo = _mm512_shuffle_i64x2(s[2 * h], s[2 * h + 1], 0x44);
+            const __m512i hi = _mm512_shuffle_i64x2(s[2 * h], s[2 * h + 1], 0xEE);
+            const __m256i dh = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_set1_epi16((short)x[2 * h][i].d)),
+                                                       _mm_set1_epi16((short)x[2 * h + 1][i].d), 1);
+            const __m512 d = _mm512_mul_ps(_mm512_cvtph_ps(dh), yd); /* y.d * x.d per row, as the reference */
+            acc[h] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(lo, hi)), d, acc[h]);
+        }
+    }
+    for (int h = 0; h < 2; h++) {
+        float l16[16];
+        _mm512_storeu_ps(l16, acc[h]);
+        out[2 * h] = bn_hsum8f(l16);
+        out[2 * h + 1] = bn_hsum8f(l16 + 8);
+    }
+}
+
+/* One token, rows start[j] + i for j < NS, i < len: with NS = 4 row i of each
+ * run in one z_tq2_rows4; otherwise four rows of the run at a time, the last
+ * 1-3 filled up with repeats of the run's last row. p: the token as
+ * z_tq2_prep lays it out, or NULL to lay it out here. Rows past the prep
+ * buffer (nb * Z_TQ2_PREP_BLOCK > BN_RUNS_PREP_BYTES) take the ymm loop. */
+static void z_tq2_one(const bn_qmat *W, const bn_act *a, const int8_t *p, const int64_t *start, const int NS,
+                      int64_t len, float *Y) {
+    const int64_t nb = W->K / BN_QK_K;
+    const bn_block_q8_K *y = (const bn_block_q8_K *)a->data;
+    if (len <= 0) return;
+    if (nb * Z_TQ2_PREP_BLOCK > BN_RUNS_PREP_BYTES) {
+        for (int j = 0; j < NS; j++) x86_mm_tq2_0(W, a, start[j], start[j] + len, Y, W->M);
+        return;
+    }
+    _Alignas(64) int8_t buf[BN_RUNS_PREP_BYTES];
+    if (!p) {
+        z_tq2_prep(y, nb, buf);
+        p = buf;
+    }
+    const bn_block_tq2_0 *x[4];
+    float o[4];
+    if (NS == 4) {
+        for (int64_t i = 0; i < len; i++) {
+            for (int j = 0; j < 4; j++) x[j] = (const bn_block_tq2_0 *)(W->data + (size_t)(start[j] + i) * W->row_bytes);
+            z_tq2_rows4(x, y, p, nb, o);
+            for (int j = 0; j < 4; j++) Y[start[j] + i] = o[j];
+        }
+        return;
+    }
+    for (int j = 0; j < NS; j++)
+        for (int64_t r = start[j]; r < start[j] + len; r += 4) {
+            const int64_t n = start[j] + len - r < 4 ? start[j] + len - r : 4;
+            for (int k = 0; k < 4; k++)
+                x[k] = (const bn_block_tq2_0 *)(W->data + (size_t)(r + (k < n ? k : n - 1)) * W->row_bytes);
+            z_tq2_rows4(x, y, p, nb, o);
+            for (int k = 0; k < n; k++) Y[r + k] = o[k];
         }
 }
 
-BN_AI float z_tq2_row(const bn_block_tq2_0 *x, const bn_block_q8_K *y, const int8_t *yr, int64_t nb) {
-    const __m512i m3 = _mm512_set1_epi8(3);
-    __m256 acc = _mm256_setzero_ps();
-    for (int64_t i = 0; i < nb; i++) {
-        _mm_prefetch((const char *)&x[i] + BN_PF_AHEAD, _MM_HINT_T0);
-        _mm_prefetch((const char *)&x[i] + BN_PF_AHEAD + 64, _MM_HINT_T0);
-        const __m512i wv = _mm512_loadu_si512((const void *)x[i].qs);
-        const int8_t *q = yr + 256 * i;
-        __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_and_si512(wv, m3), _mm512_loadu_si512((const void *)q));
-        s = _mm512_dpbusd_epi32(s, _mm512_and_si512(_mm512_srli_epi16(wv, 2), m3), _mm512_loadu_si512((const void *)(q + 64)));
-        s = _mm512_dpbusd_epi32(s, _mm512_and_si512(_mm512_srli_epi16(wv, 4), m3), _mm512_loadu_si512((const void *)(q + 128)));
-        s = _mm512_dpbusd_epi32(s, _mm512_and_si512(_mm512_srli_epi16(wv, 6), m3), _mm512_loadu_si512((const void *)(q + 192)));
-        __m256i s8 = _mm256_add_epi32(_mm512_castsi512_si256(s), _mm512_extracti64x4_epi64(s, 1));
-        s8 = _mm256_sub_epi32(s8, _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)y[i].bsums), _mm256_set1_epi16(1)));
-        const __m256 d = _mm256_set1_ps(y[i].d * _cvtsh_ss(x[i].d));
-        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s8), d, acc);
-    }
-    float l8[8];
-    _mm256_storeu_ps(l8, acc);
-    return bn_hsum8f(l8);
+/* The token as z_tq2_one reads it (bn_kernels.mm_runs_prep), or NULL where
+ * the row is too long for the buffer. */
+static const void *vnni_prep_tq2_0(const bn_qmat *W, const bn_act *a, void *buf) {
+    const int64_t nb = W->K / BN_QK_K;
+    if (nb * Z_TQ2_PREP_BLOCK > BN_RUNS_PREP_BYTES) return NULL;
+    z_tq2_prep((const bn_block_q8_K *)a->data, nb, buf);
+    return buf;
+}
+/* Part of vnni_mm_tq2_0's four runs (bn_kernels.mm_runs). */
+static void vnni_runs_tq2_0(const bn_qmat *W, const bn_act *a, const void *prep, const int64_t *start, int64_t len,
+                            float *Y) {
+    z_tq2_one(W, a, prep, start, 4, len, Y);
 }
 
-/* One token: z_tq2_row (rows up to 64 blocks); batches: 4 rows x 4 tokens on
- * zmm, the ymm kernel for the rest. */
+/* One token: the range cut in four runs read side by side (z_tq2_one) and
+ * the 0-3 rows left over; batches: 4 rows x 4 tokens on zmm, the ymm kernel
+ * for the rest. */
 static void vnni_mm_tq2_0(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy) {
     const int n4 = a->n & ~3;
-    if (a->n == 1 && W->K / BN_QK_K <= 64) {
-        const int64_t nb = W->K / BN_QK_K;
-        const bn_block_q8_K *y = (const bn_block_q8_K *)a->data;
-        _Alignas(64) int8_t yr[64 * BN_QK_K];
-        z_tq2_repack(y, nb, yr);
-        for (int64_t r = r0; r < r1; r++)
-            Y[r] = z_tq2_row((const bn_block_tq2_0 *)(W->data + (size_t)r * W->row_bytes), y, yr, nb);
+    if (a->n == 1) {
+        _Alignas(64) int8_t buf[BN_RUNS_PREP_BYTES];
+        const int8_t *p = vnni_prep_tq2_0(W, a, buf);
+        const int64_t n = (r1 - r0) / 4, start[4] = { r0, r0 + n, r0 + 2 * n, r0 + 3 * n };
+        z_tq2_one(W, a, p, start, 4, n, Y);
+        r0 += 4 * n;
+        z_tq2_one(W, a, p, &r0, 1, r1 - r0, Y);
         (void)ldy;
         return;
     }
@@ -816,11 +906,11 @@ const bn_kernels bn_kernels_avx512_vnni = {
     .matmul = vnni_matmul,
     .mm = { VNNI_MATMULS(vnni_mm_i2s, vnni_mm_q8_0, z_mm_f16) },
     .mm_isa = { "avx512-vnni", "avx512-vnni", "avx512-vnni", "avx512-vnni", "avx2", "avx512", "avx512" },
-    .mm_runs = { [BN_W_I2S] = vnni_runs_i2s, [BN_W_Q8_0] = vnni_runs_q8_0, [BN_W_F16] = z_runs_f16,
-                 [BN_W_F32] = z_runs_f32 },
-    .mm_runs_prep = { [BN_W_I2S] = vnni_prep_i2s, [BN_W_F16] = z_prep_f16 },
-    .mm_runs_n = { [BN_W_I2S] = 4, [BN_W_Q8_0] = 2, [BN_W_F16] = 4, [BN_W_F32] = 4 },
-    .mm_run_unit = { [BN_W_I2S] = 1, [BN_W_Q8_0] = 4, [BN_W_F16] = 1, [BN_W_F32] = 1 },
+    .mm_runs = { [BN_W_I2S] = vnni_runs_i2s, [BN_W_TQ2_0] = vnni_runs_tq2_0, [BN_W_Q8_0] = vnni_runs_q8_0,
+                 [BN_W_F16] = z_runs_f16, [BN_W_F32] = z_runs_f32 },
+    .mm_runs_prep = { [BN_W_I2S] = vnni_prep_i2s, [BN_W_TQ2_0] = vnni_prep_tq2_0, [BN_W_F16] = z_prep_f16 },
+    .mm_runs_n = { [BN_W_I2S] = 4, [BN_W_TQ2_0] = 4, [BN_W_Q8_0] = 2, [BN_W_F16] = 4, [BN_W_F32] = 4 },
+    .mm_run_unit = { [BN_W_I2S] = 1, [BN_W_TQ2_0] = 1, [BN_W_Q8_0] = 4, [BN_W_F16] = 1, [BN_W_F32] = 1 },
     Z_QUANTIZERS,
 };
 
@@ -838,8 +928,9 @@ const bn_kernels bn_kernels_avx512_amx = {
      * 185, 1 MB 198, 2 MB 187 (the chunk must stay in the 2 MB L2) */
     .mm_chunk = { [BN_W_I2S] = 1u << 20 },
     .mm_isa = { "avx512-amx", "avx512-vnni", "avx512-vnni", "avx512-vnni", "avx2", "avx512", "avx512" },
-    .mm_runs = { [BN_W_F32] = z_runs_f32 },
-    .mm_runs_n = { [BN_W_F32] = 4 },
-    .mm_run_unit = { [BN_W_F32] = 1 },
+    .mm_runs = { [BN_W_TQ2_0] = vnni_runs_tq2_0, [BN_W_F32] = z_runs_f32 },
+    .mm_runs_prep = { [BN_W_TQ2_0] = vnni_prep_tq2_0 },
+    .mm_runs_n = { [BN_W_TQ2_0] = 4, [BN_W_F32] = 4 },
+    .mm_run_unit = { [BN_W_TQ2_0] = 1, [BN_W_F32] = 1 },
     Z_QUANTIZERS,
 };

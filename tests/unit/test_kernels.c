@@ -546,6 +546,27 @@ static void tq1_any_bytes(const bn_kernels *k) {
     free(buf);
 }
 
+/* TQ2_0 one token on rows that just fill, and just overflow, the buffer the
+ * AVX-512 GEMV lays the token out in (102 and 103 blocks of 320 bytes in
+ * BN_RUNS_PREP_BYTES): the runs kernel, then the ymm loop. */
+static void tq2_long_rows(const bn_kernels *k) {
+    static const int64_t nbs[2] = { 102, 103 };
+    for (int c = 0; c < 2; c++) {
+        const int64_t K = BN_QK_K * nbs[c], M = 9;
+        float *w = malloc(sizeof(float) * (size_t)(K * M));
+        make_weights(w, K * M, BN_TYPE_TQ2_0, WT_TERNARY_RANDOM);
+        size_t nbytes;
+        uint8_t *buf = quantize_weights(w, K, M, BN_TYPE_TQ2_0, &nbytes);
+        free(w);
+        bn_qmat q;
+        int bad = make_qmat(&q, BN_TYPE_TQ2_0, K, M, buf, nbytes);
+        if (!bad) bad = q8k_matmul_differs(k, &q, 1) + q8k_matmul_differs(k, &q, 2);
+        CHECK(bad == 0, "%s: tq2_0 rows of %lld blocks, 1 and 2 tokens: bitwise the scalar result", k->name,
+              (long long)nbs[c]);
+        free(buf);
+    }
+}
+
 int main(void) {
     bn_cpu_info ci;
     bn_cpu_detect(&ci);
@@ -576,6 +597,7 @@ int main(void) {
             runs_parts(k, ty);
         }
         tq1_any_bytes(k);
+        tq2_long_rows(k);
     }
     /* The tables bn_kernels_for does not pick on this CPU but that it can run:
      * AVX-512 without VNNI (AVX2 code) and NEON without dotprod. */

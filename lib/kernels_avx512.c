@@ -543,6 +543,129 @@ static void vnni_mm_tq2_0(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t
     z_batch_leftovers(x86_mm_tq2_0, W, a, n4, r_pairs, r0, r1, Y, ldy);
 }
 
+/* ---- Q6_K one token with 512-bit vectors --------------------------------------
+ * The ymm block (x86_q6k_block) and its per-row float chain ran 13.5 GB/s
+ * from L2 and 8.2 from memory on the Zen 5 VM, so a Q6_K head (--head q6_k,
+ * the fewest head bytes) decoded slower than the F16 head it replaces (19.4
+ * against ~25 tok/s, 1 thread). Here a zmm holds 64 elements: the 64 ql bytes
+ * of a half give elements 0..63 (low nibbles) and 64..127 (high nibbles) in
+ * order, and the half's 32 qh bytes, in both 256-bit halves, are shifted per
+ * half (sllv/srlv) so the right 2-bit field lands on bits 4-5 and is merged
+ * with one vpternlogd. v (0..63) x q8 by vpmaddubsw (|pair| <= 63*128*2, no
+ * saturation), the sub-block scales by vpmaddwd against the scales widened to
+ * 16 bits and spread 8 pairs each (vpermw); each row's sum starts from
+ * -32 * sum(scale * bsum). Four rows at a time (four runs side by side) share
+ * the block's activation loads; their block sums are reduced together to
+ * four exact int32 (the reference's sumi), and the four float chains sumf +=
+ * (x.d * y.d) * sumi run as lanes of one xmm, in block order: bitwise the
+ * reference. Zen 5 VM, 1 thread, 2560-wide rows: 14.1 -> 59.0 GB/s from L2,
+ * 8.5 -> 35.3 GB/s from memory. */
+BN_AI void z_q6k_rows4(const bn_block_q6_K *const *x, const bn_block_q8_K *y, int64_t nb, float *out) {
+    static const int16_t spread[4][32] = { /* pair k of 64-element chunk c: sub-block 4c + k/8 */
+        { 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3 },
+        { 4, 4, 4, 4, 4, 4, 4, 4, 5, 5, 5, 5, 5, 5, 5, 5, 6, 6, 6, 6, 6, 6, 6, 6, 7, 7, 7, 7, 7, 7, 7, 7 },
+        { 8, 8, 8, 8, 8, 8, 8, 8, 9, 9, 9, 9, 9, 9, 9, 9, 10, 10, 10, 10, 10, 10, 10, 10, 11, 11, 11, 11, 11, 11, 11, 11 },
+        { 12, 12, 12, 12, 12, 12, 12, 12, 13, 13, 13, 13, 13, 13, 13, 13,
+          14, 14, 14, 14, 14, 14, 14, 14, 15, 15, 15, 15, 15, 15, 15, 15 },
+    };
+    const __m512i m0f = _mm512_set1_epi8(0x0F), m30 = _mm512_set1_epi8(0x30);
+    /* qh fields to bits 4-5: elements 0..31 bits 0-1 (<< 4), 32..63 bits 2-3
+     * (<< 2); elements 64..95 bits 4-5 (as is), 96..127 bits 6-7 (>> 2) */
+    const __m512i shl = _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(2), 1);
+    const __m512i shr = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(2), 1);
+    const __m512i lane0 = _mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+    __m512i idx[4];
+    for (int c = 0; c < 4; c++) idx[c] = _mm512_loadu_si512((const void *)spread[c]);
+    __m128 sumf = _mm_setzero_ps();
+    for (int64_t i = 0; i < nb; i++) {
+        __m512i yq[4];
+        for (int c = 0; c < 4; c++) yq[c] = _mm512_loadu_si512((const void *)(y[i].qs + 64 * c));
+        __asm__("" : "+v"(yq[0]), "+v"(yq[1]), "+v"(yq[2]), "+v"(yq[3])); /* one load each, not one per row */
+        const __m256i nbs = _mm256_sub_epi16(_mm256_setzero_si256(), _mm256_loadu_si256((const __m256i *)y[i].bsums));
+        __m512i s[4];
+#pragma GCC unroll 4
+        for (int r = 0; r < 4; r++) {
+            const bn_block_q6_K *b = &x[r][i];
+            const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)b->scales));
+            const __m512i sc = _mm512_zextsi256_si512(sc16);
+            /* -32 * sum(scale * bsum): 32 * scale fits int16, -bsum too */
+            __m512i acc = _mm512_zextsi256_si512(_mm256_madd_epi16(nbs, _mm256_slli_epi16(sc16, 5)));
+#pragma GCC unroll 2
+            for (int h = 0; h < 2; h++) {
+                __m512i ql = _mm512_loadu_si512((const void *)(b->ql + 64 * h));
+                __m512i qh = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(b->qh + 32 * h)));
+                __asm__("" : "+v"(ql), "+v"(qh)); /* one load each, not one per use */
+                /* (field & 0x30) | nibble */
+                const __m512i vlo =
+                    _mm512_ternarylogic_epi32(_mm512_sllv_epi16(qh, shl), m30, _mm512_and_si512(ql, m0f), 0xEA);
+                const __m512i vhi = _mm512_ternarylogic_epi32(_mm512_srlv_epi16(qh, shr), m30,
+                                                              _mm512_and_si512(_mm512_srli_epi16(ql, 4), m0f), 0xEA);
+                acc = _mm512_add_epi32(acc, _mm512_madd_epi16(_mm512_maddubs_epi16(vlo, yq[2 * h]),
+                                                              _mm512_permutexvar_epi16(idx[2 * h], sc)));
+                acc = _mm512_add_epi32(acc, _mm512_madd_epi16(_mm512_maddubs_epi16(vhi, yq[2 * h + 1]),
+                                                              _mm512_permutexvar_epi16(idx[2 * h + 1], sc)));
+            }
+            s[r] = acc;
+        }
+        /* the four rows' 16 lanes each down to one exact sum each */
+        const __m512i t01 = _mm512_add_epi32(_mm512_shuffle_i64x2(s[0], s[1], 0x44), _mm512_shuffle_i64x2(s[0], s[1], 0xEE));
+        const __m512i t23 = _mm512_add_epi32(_mm512_shuffle_i64x2(s[2], s[3], 0x44), _mm512_shuffle_i64x2(s[2], s[3], 0xEE));
+        __m512i u = _mm512_add_epi32(_mm512_shuffle_i64x2(t01, t23, 0x88), _mm512_shuffle_i64x2(t01, t23, 0xDD));
+        u = _mm512_add_epi32(u, _mm512_shuffle_epi32(u, (_MM_PERM_ENUM)0x4E));
+        u = _mm512_add_epi32(u, _mm512_shuffle_epi32(u, (_MM_PERM_ENUM)0xB1));
+        const __m128i sumi = _mm512_castsi512_si128(_mm512_permutexvar_epi32(lane0, u));
+        const __m128i dh = _mm_setr_epi16((short)x[0][i].d, (short)x[1][i].d, (short)x[2][i].d, (short)x[3][i].d, 0, 0, 0, 0);
+        const __m128 d = _mm_mul_ps(_mm_cvtph_ps(dh), _mm_set1_ps(y[i].d)); /* x.d * y.d, as the reference */
+        sumf = _mm_add_ps(sumf, _mm_mul_ps(d, _mm_cvtepi32_ps(sumi)));
+    }
+    _mm_storeu_ps(out, sumf);
+}
+
+/* One token, rows start[j] + i for j < NS, i < len: with NS = 4 row i of each
+ * run in one z_q6k_rows4; otherwise four rows of the run at a time, the last
+ * 1-3 filled up with repeats of the run's last row. */
+static void z_q6k_one(const bn_qmat *W, const bn_act *a, const int64_t *start, const int NS, int64_t len, float *Y) {
+    const int64_t nb = W->K / BN_QK_K;
+    const bn_block_q8_K *y = (const bn_block_q8_K *)a->data;
+    const bn_block_q6_K *x[4];
+    float o[4];
+    if (NS == 4) {
+        for (int64_t i = 0; i < len; i++) {
+            for (int j = 0; j < 4; j++) x[j] = (const bn_block_q6_K *)(W->data + (size_t)(start[j] + i) * W->row_bytes);
+            z_q6k_rows4(x, y, nb, o);
+            for (int j = 0; j < 4; j++) Y[start[j] + i] = o[j];
+        }
+        return;
+    }
+    for (int j = 0; j < NS; j++)
+        for (int64_t r = start[j]; r < start[j] + len; r += 4) {
+            const int64_t n = start[j] + len - r < 4 ? start[j] + len - r : 4;
+            for (int k = 0; k < 4; k++)
+                x[k] = (const bn_block_q6_K *)(W->data + (size_t)(r + (k < n ? k : n - 1)) * W->row_bytes);
+            z_q6k_rows4(x, y, nb, o);
+            for (int k = 0; k < n; k++) Y[r + k] = o[k];
+        }
+}
+
+/* Part of vnni_mm_q6_K's four runs (bn_kernels.mm_runs; no prep). */
+static void vnni_runs_q6_K(const bn_qmat *W, const bn_act *a, const void *prep, const int64_t *start, int64_t len,
+                           float *Y) {
+    z_q6k_one(W, a, start, 4, len, Y);
+}
+
+/* One token: the range cut in four runs read side by side and the 0-3 rows
+ * left over; batches: the ymm kernel. */
+static void vnni_mm_q6_K(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy) {
+    if (a->n != 1) {
+        x86_mm_q6_K(W, a, r0, r1, Y, ldy);
+        return;
+    }
+    const int64_t n = (r1 - r0) / 4, start[4] = { r0, r0 + n, r0 + 2 * n, r0 + 3 * n };
+    z_q6k_one(W, a, start, 4, n, Y);
+    r0 += 4 * n;
+    z_q6k_one(W, a, &r0, 1, r1 - r0, Y);
+}
+
 /* ---- TQ1_0 with 512-bit VNNI --------------------------------------------------
  * A TQ1_0 byte b holds 5 trits: trit n is (3 v_n) >> 8 with v_n = b * 3^n mod
  * 256 (ggml's definition). v_{n+1} = 3 v_n mod 256 takes two byte adds, and
@@ -877,7 +1000,7 @@ static void amx_mm_q8_0(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r
     .qa_isa = { "avx2", "avx2", "scalar", "avx2", "scalar" }
 #define VNNI_MATMULS(I2S, Q8_0, F16)                                                               \
     [BN_W_I2S] = I2S, [BN_W_TQ2_0] = vnni_mm_tq2_0, [BN_W_TQ1_0] = vnni_mm_tq1_0, [BN_W_Q8_0] = Q8_0, \
-    [BN_W_Q6_K] = bn_mm_q6_K_avx2, [BN_W_F16] = F16, [BN_W_F32] = z_mm_f32
+    [BN_W_Q6_K] = vnni_mm_q6_K, [BN_W_F16] = F16, [BN_W_F32] = z_mm_f32
 
 BN_KERNELS_ENTRY_POINTS(avx512, bn_kernels_avx512)
 
@@ -905,12 +1028,12 @@ const bn_kernels bn_kernels_avx512_vnni = {
     .quantize_act = vnni_quantize,
     .matmul = vnni_matmul,
     .mm = { VNNI_MATMULS(vnni_mm_i2s, vnni_mm_q8_0, z_mm_f16) },
-    .mm_isa = { "avx512-vnni", "avx512-vnni", "avx512-vnni", "avx512-vnni", "avx2", "avx512", "avx512" },
+    .mm_isa = { "avx512-vnni", "avx512-vnni", "avx512-vnni", "avx512-vnni", "avx512-vnni", "avx512", "avx512" },
     .mm_runs = { [BN_W_I2S] = vnni_runs_i2s, [BN_W_TQ2_0] = vnni_runs_tq2_0, [BN_W_Q8_0] = vnni_runs_q8_0,
-                 [BN_W_F16] = z_runs_f16, [BN_W_F32] = z_runs_f32 },
+                 [BN_W_Q6_K] = vnni_runs_q6_K, [BN_W_F16] = z_runs_f16, [BN_W_F32] = z_runs_f32 },
     .mm_runs_prep = { [BN_W_I2S] = vnni_prep_i2s, [BN_W_TQ2_0] = vnni_prep_tq2_0, [BN_W_F16] = z_prep_f16 },
-    .mm_runs_n = { [BN_W_I2S] = 4, [BN_W_TQ2_0] = 4, [BN_W_Q8_0] = 2, [BN_W_F16] = 4, [BN_W_F32] = 4 },
-    .mm_run_unit = { [BN_W_I2S] = 1, [BN_W_TQ2_0] = 1, [BN_W_Q8_0] = 4, [BN_W_F16] = 1, [BN_W_F32] = 1 },
+    .mm_runs_n = { [BN_W_I2S] = 4, [BN_W_TQ2_0] = 4, [BN_W_Q8_0] = 2, [BN_W_Q6_K] = 4, [BN_W_F16] = 4, [BN_W_F32] = 4 },
+    .mm_run_unit = { [BN_W_I2S] = 1, [BN_W_TQ2_0] = 1, [BN_W_Q8_0] = 4, [BN_W_Q6_K] = 1, [BN_W_F16] = 1, [BN_W_F32] = 1 },
     Z_QUANTIZERS,
 };
 
@@ -927,10 +1050,10 @@ const bn_kernels bn_kernels_avx512_amx = {
      * chunk's tokens: pp512 on the SPR VM, 1 thread, 256 KB 152 tok/s, 512 KB
      * 185, 1 MB 198, 2 MB 187 (the chunk must stay in the 2 MB L2) */
     .mm_chunk = { [BN_W_I2S] = 1u << 20 },
-    .mm_isa = { "avx512-amx", "avx512-vnni", "avx512-vnni", "avx512-vnni", "avx2", "avx512", "avx512" },
-    .mm_runs = { [BN_W_TQ2_0] = vnni_runs_tq2_0, [BN_W_F32] = z_runs_f32 },
+    .mm_isa = { "avx512-amx", "avx512-vnni", "avx512-vnni", "avx512-vnni", "avx512-vnni", "avx512", "avx512" },
+    .mm_runs = { [BN_W_TQ2_0] = vnni_runs_tq2_0, [BN_W_Q6_K] = vnni_runs_q6_K, [BN_W_F32] = z_runs_f32 },
     .mm_runs_prep = { [BN_W_TQ2_0] = vnni_prep_tq2_0 },
-    .mm_runs_n = { [BN_W_TQ2_0] = 4, [BN_W_F32] = 4 },
-    .mm_run_unit = { [BN_W_TQ2_0] = 1, [BN_W_F32] = 1 },
+    .mm_runs_n = { [BN_W_TQ2_0] = 4, [BN_W_Q6_K] = 4, [BN_W_F32] = 4 },
+    .mm_run_unit = { [BN_W_TQ2_0] = 1, [BN_W_Q6_K] = 1, [BN_W_F32] = 1 },
     Z_QUANTIZERS,
 };

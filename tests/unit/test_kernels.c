@@ -492,9 +492,9 @@ static void runs_parts(const bn_kernels *k, uint32_t type) {
           cases, first_bad);
 }
 
-/* Whether table k gives the scalar result bit for bit on qm for n random
- * q8_K tokens (0 yes, 1 no or no memory). */
-static int q8k_matmul_differs(const bn_kernels *k, const bn_qmat *qm, int n) {
+/* Whether table k gives the scalar result bit for bit on qm for n q8_K
+ * tokens of act mode amode (0 yes, 1 no or no memory). */
+static int q8k_matmul_differs_mode(const bn_kernels *k, const bn_qmat *qm, int n, int amode) {
     const bn_kernels *ref = bn_kernels_for(BN_ISA_SCALAR);
     float *x = malloc(sizeof(float) * (size_t)(qm->K * n));
     float *y_ref = malloc(sizeof(float) * (size_t)(qm->M * n)), *y_k = malloc(sizeof(float) * (size_t)(qm->M * n));
@@ -502,7 +502,7 @@ static int q8k_matmul_differs(const bn_kernels *k, const bn_qmat *qm, int n) {
     bn_err e;
     int bad = 1;
     if (x && y_ref && y_k && !bn_act_alloc(&a, BN_ACT_Q8K, qm->K, n, &e)) {
-        make_acts(x, qm->K * n, ACT_RANDOM);
+        make_acts(x, qm->K * n, amode);
         bn_act_quantize(ref, &a, x, qm->K, n);
         ref->matmul(qm, &a, 0, qm->M, y_ref, qm->M);
         k->matmul(qm, &a, 0, qm->M, y_k, qm->M);
@@ -513,6 +513,9 @@ static int q8k_matmul_differs(const bn_kernels *k, const bn_qmat *qm, int n) {
     free(y_ref);
     free(y_k);
     return bad;
+}
+static int q8k_matmul_differs(const bn_kernels *k, const bn_qmat *qm, int n) {
+    return q8k_matmul_differs_mode(k, qm, n, ACT_RANDOM);
 }
 
 /* TQ1_0 blocks of arbitrary bytes: a file may hold qs/qh bytes above 242
@@ -544,6 +547,32 @@ static void tq1_any_bytes(const bn_kernels *k) {
     if (!bad) bad = q8k_matmul_differs(k, &ql, 1) + q8k_matmul_differs(k, &ql, 3);
     CHECK(bad == 0, "%s: tq1_0 rows of 513 blocks, 1 and 3 tokens: bitwise the scalar result", k->name);
     free(buf);
+}
+
+/* Q6_K blocks of arbitrary bytes (every ql, qh and scale byte value,
+ * scales down to -128, which the quantizer does not write) and blocks at
+ * the extremes (every 6-bit value 63, every scale -128 or 127) against
+ * random, saturated and outlier activations, 1 and 5 tokens, on 13 rows
+ * (the one-token kernels' runs and leftovers): bitwise the scalar result. */
+static void q6k_any_bytes(const bn_kernels *k) {
+    const int64_t K = 768, M = 13, nb = K / BN_QK_K;
+    bn_block_q6_K *w = malloc(sizeof *w * (size_t)(M * nb));
+    for (int64_t i = 0; i < M * nb; i++) {
+        const bool extreme = i % 5 == 4;
+        for (size_t j = 0; j < sizeof w[i].ql; j++) w[i].ql[j] = extreme ? 0xFF : (uint8_t)(i * 211 + j);
+        for (size_t j = 0; j < sizeof w[i].qh; j++) w[i].qh[j] = extreme ? 0xFF : (uint8_t)(i * 211 + 128 + j);
+        for (size_t j = 0; j < sizeof w[i].scales; j++)
+            w[i].scales[j] = (int8_t)(extreme ? (i % 2 ? -128 : 127) : (uint8_t)(i * 211 + 192 + j));
+        w[i].d = (uint16_t)(0x3000 + (rng_u64() & 0x0FFF));
+    }
+    bn_qmat qm = { .type = BN_TYPE_Q6_K, .K = K, .M = M, .data = (const uint8_t *)w,
+                   .row_bytes = (size_t)nb * sizeof *w, .scale = 1.0f };
+    int bad = 0;
+    const int modes[3] = { ACT_RANDOM, ACT_SATURATE, ACT_OUTLIER };
+    for (int m = 0; m < 3; m++) bad += q8k_matmul_differs_mode(k, &qm, 1, modes[m]) + q8k_matmul_differs_mode(k, &qm, 5, modes[m]);
+    CHECK(bad == 0, "%s: q6_k blocks of arbitrary and extreme bytes, 3 act modes, 1 and 5 tokens: bitwise the scalar result",
+          k->name);
+    free(w);
 }
 
 /* TQ2_0 one token on rows that just fill, and just overflow, the buffer the
@@ -598,6 +627,7 @@ int main(void) {
         }
         tq1_any_bytes(k);
         tq2_long_rows(k);
+        q6k_any_bytes(k);
     }
     /* The tables bn_kernels_for does not pick on this CPU but that it can run:
      * AVX-512 without VNNI (AVX2 code) and NEON without dotprod. */

@@ -544,6 +544,7 @@ static void vnni_mm_tq2_0(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t
 }
 
 /* ---- Q6_K one token with 512-bit vectors --------------------------------------
+ * (AVX-512 F/BW/VL only, no VNNI: every AVX-512 table uses it.)
  * The ymm block (x86_q6k_block) and its per-row float chain ran 13.5 GB/s
  * from L2 and 8.2 from memory on the Zen 5 VM, so a Q6_K head (--head q6_k,
  * the fewest head bytes) decoded slower than the F16 head it replaces (19.4
@@ -647,15 +648,15 @@ static void z_q6k_one(const bn_qmat *W, const bn_act *a, const int64_t *start, c
         }
 }
 
-/* Part of vnni_mm_q6_K's four runs (bn_kernels.mm_runs; no prep). */
-static void vnni_runs_q6_K(const bn_qmat *W, const bn_act *a, const void *prep, const int64_t *start, int64_t len,
+/* Part of z_mm_q6_K's four runs (bn_kernels.mm_runs; no prep). */
+static void z_runs_q6_K(const bn_qmat *W, const bn_act *a, const void *prep, const int64_t *start, int64_t len,
                            float *Y) {
     z_q6k_one(W, a, start, 4, len, Y);
 }
 
 /* One token: the range cut in four runs read side by side and the 0-3 rows
  * left over; batches: the ymm kernel. */
-static void vnni_mm_q6_K(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy) {
+static void z_mm_q6_K(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy) {
     if (a->n != 1) {
         x86_mm_q6_K(W, a, r0, r1, Y, ldy);
         return;
@@ -1000,7 +1001,7 @@ static void amx_mm_q8_0(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r
     .qa_isa = { "avx2", "avx2", "scalar", "avx2", "scalar" }
 #define VNNI_MATMULS(I2S, Q8_0, F16)                                                               \
     [BN_W_I2S] = I2S, [BN_W_TQ2_0] = vnni_mm_tq2_0, [BN_W_TQ1_0] = vnni_mm_tq1_0, [BN_W_Q8_0] = Q8_0, \
-    [BN_W_Q6_K] = vnni_mm_q6_K, [BN_W_F16] = F16, [BN_W_F32] = z_mm_f32
+    [BN_W_Q6_K] = z_mm_q6_K, [BN_W_F16] = F16, [BN_W_F32] = z_mm_f32
 
 BN_KERNELS_ENTRY_POINTS(avx512, bn_kernels_avx512)
 
@@ -1012,13 +1013,13 @@ const bn_kernels bn_kernels_avx512 = {
     .quantize_act = avx512_quantize,
     .matmul = avx512_matmul,
     .mm = { [BN_W_I2S] = bn_mm_i2s_avx2, [BN_W_TQ2_0] = bn_mm_tq2_0_avx2, [BN_W_TQ1_0] = bn_mm_tq1_0_avx2,
-            [BN_W_Q8_0] = bn_mm_q8_0_avx2, [BN_W_Q6_K] = bn_mm_q6_K_avx2, [BN_W_F16] = z_mm_f16,
+            [BN_W_Q8_0] = bn_mm_q8_0_avx2, [BN_W_Q6_K] = z_mm_q6_K, [BN_W_F16] = z_mm_f16,
             [BN_W_F32] = z_mm_f32 },
-    .mm_isa = { "avx2", "avx2", "avx2", "avx2", "avx2", "avx512", "avx512" },
-    .mm_runs = { [BN_W_F16] = z_runs_f16, [BN_W_F32] = z_runs_f32 },
+    .mm_isa = { "avx2", "avx2", "avx2", "avx2", "avx512", "avx512", "avx512" },
+    .mm_runs = { [BN_W_Q6_K] = z_runs_q6_K, [BN_W_F16] = z_runs_f16, [BN_W_F32] = z_runs_f32 },
     .mm_runs_prep = { [BN_W_F16] = z_prep_f16 },
-    .mm_runs_n = { [BN_W_F16] = 4, [BN_W_F32] = 4 },
-    .mm_run_unit = { [BN_W_F16] = 1, [BN_W_F32] = 1 },
+    .mm_runs_n = { [BN_W_Q6_K] = 4, [BN_W_F16] = 4, [BN_W_F32] = 4 },
+    .mm_run_unit = { [BN_W_Q6_K] = 1, [BN_W_F16] = 1, [BN_W_F32] = 1 },
     Z_QUANTIZERS,
 };
 
@@ -1030,7 +1031,7 @@ const bn_kernels bn_kernels_avx512_vnni = {
     .mm = { VNNI_MATMULS(vnni_mm_i2s, vnni_mm_q8_0, z_mm_f16) },
     .mm_isa = { "avx512-vnni", "avx512-vnni", "avx512-vnni", "avx512-vnni", "avx512-vnni", "avx512", "avx512" },
     .mm_runs = { [BN_W_I2S] = vnni_runs_i2s, [BN_W_TQ2_0] = vnni_runs_tq2_0, [BN_W_Q8_0] = vnni_runs_q8_0,
-                 [BN_W_Q6_K] = vnni_runs_q6_K, [BN_W_F16] = z_runs_f16, [BN_W_F32] = z_runs_f32 },
+                 [BN_W_Q6_K] = z_runs_q6_K, [BN_W_F16] = z_runs_f16, [BN_W_F32] = z_runs_f32 },
     .mm_runs_prep = { [BN_W_I2S] = vnni_prep_i2s, [BN_W_TQ2_0] = vnni_prep_tq2_0, [BN_W_F16] = z_prep_f16 },
     .mm_runs_n = { [BN_W_I2S] = 4, [BN_W_TQ2_0] = 4, [BN_W_Q8_0] = 2, [BN_W_Q6_K] = 4, [BN_W_F16] = 4, [BN_W_F32] = 4 },
     .mm_run_unit = { [BN_W_I2S] = 1, [BN_W_TQ2_0] = 1, [BN_W_Q8_0] = 4, [BN_W_Q6_K] = 1, [BN_W_F16] = 1, [BN_W_F32] = 1 },
@@ -1051,7 +1052,7 @@ const bn_kernels bn_kernels_avx512_amx = {
      * 185, 1 MB 198, 2 MB 187 (the chunk must stay in the 2 MB L2) */
     .mm_chunk = { [BN_W_I2S] = 1u << 20 },
     .mm_isa = { "avx512-amx", "avx512-vnni", "avx512-vnni", "avx512-vnni", "avx512-vnni", "avx512", "avx512" },
-    .mm_runs = { [BN_W_TQ2_0] = vnni_runs_tq2_0, [BN_W_Q6_K] = vnni_runs_q6_K, [BN_W_F32] = z_runs_f32 },
+    .mm_runs = { [BN_W_TQ2_0] = vnni_runs_tq2_0, [BN_W_Q6_K] = z_runs_q6_K, [BN_W_F32] = z_runs_f32 },
     .mm_runs_prep = { [BN_W_TQ2_0] = vnni_prep_tq2_0 },
     .mm_runs_n = { [BN_W_TQ2_0] = 4, [BN_W_Q6_K] = 4, [BN_W_F32] = 4 },
     .mm_run_unit = { [BN_W_TQ2_0] = 1, [BN_W_Q6_K] = 1, [BN_W_F32] = 1 },

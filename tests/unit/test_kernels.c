@@ -639,6 +639,7 @@ int main(void) {
             compare_table(&bn_kernels_avx512, all_types[i]);
             runs_parts(&bn_kernels_avx512, all_types[i]);
         }
+        q6k_any_bytes(&bn_kernels_avx512);
     }
     /* with AMX the VNNI table is the one bn_kernels_for does not pick */
     if (bn_isa_supported(&ci, BN_ISA_AVX512) && ci.avx512vnni && bn_kernels_for(BN_ISA_AVX512) != &bn_kernels_avx512_vnni) {
@@ -650,6 +651,8 @@ int main(void) {
             runs_parts(&bn_kernels_avx512_vnni, all_types[i]);
         }
         tq1_any_bytes(&bn_kernels_avx512_vnni);
+        tq2_long_rows(&bn_kernels_avx512_vnni);
+        q6k_any_bytes(&bn_kernels_avx512_vnni);
     }
     printf("# AMX-INT8: %s\n", bn_kernels_for(BN_ISA_AVX512) == &bn_kernels_avx512_amx ? "in use (table avx512-amx)"
                                  : ci.amx_int8 ? "in the CPU but not enabled (BN_AMX=0 or refused)" : "not in this CPU");

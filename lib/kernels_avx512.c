@@ -452,31 +452,23 @@ BN_AI void z_tq2_rows4(const bn_block_tq2_0 *const *x, const bn_block_q8_K *y, c
     }
 }
 
-/* One token, rows start[j] + i for j < NS, i < len: with NS = 4 row i of each
- * run in one z_tq2_rows4; otherwise four rows of the run at a time, the last
- * 1-3 filled up with repeats of the run's last row. p: the token as
- * z_tq2_prep lays it out, or NULL to lay it out here. Rows past the prep
- * buffer (nb * Z_TQ2_PREP_BLOCK > BN_RUNS_PREP_BYTES) take the ymm loop. */
-static void z_tq2_one(const bn_qmat *W, const bn_act *a, const int8_t *p, const int64_t *start, const int NS,
-                      int64_t len, float *Y) {
+/* A four-row one-token kernel: rows x[0..3] of a 256-block type against the
+ * token a (prep: its prepared form, if the kernel takes one) into out[0..3]. */
+typedef void (*z_rows4_fn)(const uint8_t *const *x, const bn_act *a, const void *prep, int64_t nb, float *out);
+
+/* One token, rows start[j] + i for j < NS, i < len, through a four-row
+ * kernel: with NS = 4 row i of each run in one call; otherwise four rows of
+ * the run at a time, the last 1-3 filled up with repeats of the run's last
+ * row. (One indirect call per four rows of 0.6-2 KB each.) */
+static void z_one_rows4(const bn_qmat *W, const bn_act *a, const void *prep, const int64_t *start, const int NS,
+                        int64_t len, float *Y, z_rows4_fn rows4) {
     const int64_t nb = W->K / BN_QK_K;
-    const bn_block_q8_K *y = (const bn_block_q8_K *)a->data;
-    if (len <= 0) return;
-    if (nb * Z_TQ2_PREP_BLOCK > BN_RUNS_PREP_BYTES) {
-        for (int j = 0; j < NS; j++) x86_mm_tq2_0(W, a, start[j], start[j] + len, Y, W->M);
-        return;
-    }
-    _Alignas(64) int8_t buf[BN_RUNS_PREP_BYTES];
-    if (!p) {
-        z_tq2_prep(y, nb, buf);
-        p = buf;
-    }
-    const bn_block_tq2_0 *x[4];
+    const uint8_t *x[4];
     float o[4];
     if (NS == 4) {
         for (int64_t i = 0; i < len; i++) {
-            for (int j = 0; j < 4; j++) x[j] = (const bn_block_tq2_0 *)(W->data + (size_t)(start[j] + i) * W->row_bytes);
-            z_tq2_rows4(x, y, p, nb, o);
+            for (int j = 0; j < 4; j++) x[j] = W->data + (size_t)(start[j] + i) * W->row_bytes;
+            rows4(x, a, prep, nb, o);
             for (int j = 0; j < 4; j++) Y[start[j] + i] = o[j];
         }
         return;
@@ -484,11 +476,35 @@ static void z_tq2_one(const bn_qmat *W, const bn_act *a, const int8_t *p, const 
     for (int j = 0; j < NS; j++)
         for (int64_t r = start[j]; r < start[j] + len; r += 4) {
             const int64_t n = start[j] + len - r < 4 ? start[j] + len - r : 4;
-            for (int k = 0; k < 4; k++)
-                x[k] = (const bn_block_tq2_0 *)(W->data + (size_t)(r + (k < n ? k : n - 1)) * W->row_bytes);
-            z_tq2_rows4(x, y, p, nb, o);
+            for (int k = 0; k < 4; k++) x[k] = W->data + (size_t)(r + (k < n ? k : n - 1)) * W->row_bytes;
+            rows4(x, a, prep, nb, o);
             for (int k = 0; k < n; k++) Y[r + k] = o[k];
         }
+}
+
+static void z_tq2_rows4_call(const uint8_t *const *x, const bn_act *a, const void *prep, int64_t nb, float *out) {
+    const bn_block_tq2_0 *b[4] = { (const bn_block_tq2_0 *)x[0], (const bn_block_tq2_0 *)x[1],
+                                   (const bn_block_tq2_0 *)x[2], (const bn_block_tq2_0 *)x[3] };
+    z_tq2_rows4(b, (const bn_block_q8_K *)a->data, prep, nb, out);
+}
+
+/* One token, rows start[j] + i (z_one_rows4) through z_tq2_rows4. p: the
+ * token as z_tq2_prep lays it out, or NULL to lay it out here. Rows past the
+ * prep buffer (nb * Z_TQ2_PREP_BLOCK > BN_RUNS_PREP_BYTES) take the ymm loop. */
+static void z_tq2_one(const bn_qmat *W, const bn_act *a, const int8_t *p, const int64_t *start, const int NS,
+                      int64_t len, float *Y) {
+    const int64_t nb = W->K / BN_QK_K;
+    if (len <= 0) return;
+    if (nb * Z_TQ2_PREP_BLOCK > BN_RUNS_PREP_BYTES) {
+        for (int j = 0; j < NS; j++) x86_mm_tq2_0(W, a, start[j], start[j] + len, Y, W->M);
+        return;
+    }
+    _Alignas(64) int8_t buf[BN_RUNS_PREP_BYTES];
+    if (!p) {
+        z_tq2_prep((const bn_block_q8_K *)a->data, nb, buf);
+        p = buf;
+    }
+    z_one_rows4(W, a, p, start, NS, len, Y, z_tq2_rows4_call);
 }
 
 /* The token as z_tq2_one reads it (bn_kernels.mm_runs_prep), or NULL where
@@ -622,36 +638,17 @@ BN_AI void z_q6k_rows4(const bn_block_q6_K *const *x, const bn_block_q8_K *y, in
     _mm_storeu_ps(out, sumf);
 }
 
-/* One token, rows start[j] + i for j < NS, i < len: with NS = 4 row i of each
- * run in one z_q6k_rows4; otherwise four rows of the run at a time, the last
- * 1-3 filled up with repeats of the run's last row. */
-static void z_q6k_one(const bn_qmat *W, const bn_act *a, const int64_t *start, const int NS, int64_t len, float *Y) {
-    const int64_t nb = W->K / BN_QK_K;
-    const bn_block_q8_K *y = (const bn_block_q8_K *)a->data;
-    const bn_block_q6_K *x[4];
-    float o[4];
-    if (NS == 4) {
-        for (int64_t i = 0; i < len; i++) {
-            for (int j = 0; j < 4; j++) x[j] = (const bn_block_q6_K *)(W->data + (size_t)(start[j] + i) * W->row_bytes);
-            z_q6k_rows4(x, y, nb, o);
-            for (int j = 0; j < 4; j++) Y[start[j] + i] = o[j];
-        }
-        return;
-    }
-    for (int j = 0; j < NS; j++)
-        for (int64_t r = start[j]; r < start[j] + len; r += 4) {
-            const int64_t n = start[j] + len - r < 4 ? start[j] + len - r : 4;
-            for (int k = 0; k < 4; k++)
-                x[k] = (const bn_block_q6_K *)(W->data + (size_t)(r + (k < n ? k : n - 1)) * W->row_bytes);
-            z_q6k_rows4(x, y, nb, o);
-            for (int k = 0; k < n; k++) Y[r + k] = o[k];
-        }
+static void z_q6k_rows4_call(const uint8_t *const *x, const bn_act *a, const void *prep, int64_t nb, float *out) {
+    const bn_block_q6_K *b[4] = { (const bn_block_q6_K *)x[0], (const bn_block_q6_K *)x[1], (const bn_block_q6_K *)x[2],
+                                  (const bn_block_q6_K *)x[3] };
+    (void)prep;
+    z_q6k_rows4(b, (const bn_block_q8_K *)a->data, nb, out);
 }
 
 /* Part of z_mm_q6_K's four runs (bn_kernels.mm_runs; no prep). */
 static void z_runs_q6_K(const bn_qmat *W, const bn_act *a, const void *prep, const int64_t *start, int64_t len,
                            float *Y) {
-    z_q6k_one(W, a, start, 4, len, Y);
+    z_one_rows4(W, a, NULL, start, 4, len, Y, z_q6k_rows4_call);
 }
 
 /* One token: the range cut in four runs read side by side and the 0-3 rows
@@ -662,9 +659,9 @@ static void z_mm_q6_K(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1,
         return;
     }
     const int64_t n = (r1 - r0) / 4, start[4] = { r0, r0 + n, r0 + 2 * n, r0 + 3 * n };
-    z_q6k_one(W, a, start, 4, n, Y);
+    z_one_rows4(W, a, NULL, start, 4, n, Y, z_q6k_rows4_call);
     r0 += 4 * n;
-    z_q6k_one(W, a, &r0, 1, r1 - r0, Y);
+    z_one_rows4(W, a, NULL, &r0, 1, r1 - r0, Y, z_q6k_rows4_call);
 }
 
 /* ---- TQ1_0 with 512-bit VNNI --------------------------------------------------

@@ -518,6 +518,22 @@ static int q8k_matmul_differs(const bn_kernels *k, const bn_qmat *qm, int n) {
     return q8k_matmul_differs_mode(k, qm, n, ACT_RANDOM);
 }
 
+/* A K x M matrix of random ternary weights quantized to type into *q; the
+ * buffer to free (NULL, and q unset, if it could not be made). */
+static uint8_t *ternary_qmat(uint32_t type, int64_t K, int64_t M, bn_qmat *q) {
+    float *w = malloc(sizeof(float) * (size_t)(K * M));
+    if (!w) return NULL;
+    make_weights(w, K * M, type, WT_TERNARY_RANDOM);
+    size_t nbytes;
+    uint8_t *buf = quantize_weights(w, K, M, type, &nbytes);
+    free(w);
+    if (buf && make_qmat(q, type, K, M, buf, nbytes)) {
+        free(buf);
+        buf = NULL;
+    }
+    return buf;
+}
+
 /* TQ1_0 blocks of arbitrary bytes: a file may hold qs/qh bytes above 242
  * (no quantizer writes them), and every kernel must decode them with the
  * reference's formula, (uint8)(b * 3^n) * 3 >> 8. One token and a batch,
@@ -536,15 +552,9 @@ static void tq1_any_bytes(const bn_kernels *k) {
     int bad = q8k_matmul_differs(k, &qm, 1) + q8k_matmul_differs(k, &qm, 6);
     CHECK(bad == 0, "%s: tq1_0 blocks of arbitrary bytes (0..255), 1 and 6 tokens: bitwise the scalar result", k->name);
     free(w);
-    const int64_t KL = 256 * 513, ML = 3;
-    float *wl = malloc(sizeof(float) * (size_t)(KL * ML));
-    make_weights(wl, KL * ML, BN_TYPE_TQ1_0, WT_TERNARY_RANDOM);
-    size_t nbytes;
-    uint8_t *buf = quantize_weights(wl, KL, ML, BN_TYPE_TQ1_0, &nbytes);
-    free(wl);
     bn_qmat ql;
-    bad = make_qmat(&ql, BN_TYPE_TQ1_0, KL, ML, buf, nbytes);
-    if (!bad) bad = q8k_matmul_differs(k, &ql, 1) + q8k_matmul_differs(k, &ql, 3);
+    uint8_t *buf = ternary_qmat(BN_TYPE_TQ1_0, 256 * 513, 3, &ql);
+    bad = !buf || q8k_matmul_differs(k, &ql, 1) + q8k_matmul_differs(k, &ql, 3);
     CHECK(bad == 0, "%s: tq1_0 rows of 513 blocks, 1 and 3 tokens: bitwise the scalar result", k->name);
     free(buf);
 }
@@ -581,15 +591,9 @@ static void q6k_any_bytes(const bn_kernels *k) {
 static void tq2_long_rows(const bn_kernels *k) {
     static const int64_t nbs[2] = { 102, 103 };
     for (int c = 0; c < 2; c++) {
-        const int64_t K = BN_QK_K * nbs[c], M = 9;
-        float *w = malloc(sizeof(float) * (size_t)(K * M));
-        make_weights(w, K * M, BN_TYPE_TQ2_0, WT_TERNARY_RANDOM);
-        size_t nbytes;
-        uint8_t *buf = quantize_weights(w, K, M, BN_TYPE_TQ2_0, &nbytes);
-        free(w);
         bn_qmat q;
-        int bad = make_qmat(&q, BN_TYPE_TQ2_0, K, M, buf, nbytes);
-        if (!bad) bad = q8k_matmul_differs(k, &q, 1) + q8k_matmul_differs(k, &q, 2);
+        uint8_t *buf = ternary_qmat(BN_TYPE_TQ2_0, BN_QK_K * nbs[c], 9, &q);
+        const int bad = !buf || q8k_matmul_differs(k, &q, 1) + q8k_matmul_differs(k, &q, 2);
         CHECK(bad == 0, "%s: tq2_0 rows of %lld blocks, 1 and 2 tokens: bitwise the scalar result", k->name,
               (long long)nbs[c]);
         free(buf);

@@ -492,16 +492,17 @@ static void runs_parts(const bn_kernels *k, uint32_t type) {
           cases, first_bad);
 }
 
-/* Whether table k gives the scalar result bit for bit on qm for n q8_K
- * tokens of act mode amode (0 yes, 1 no or no memory). */
-static int q8k_matmul_differs_mode(const bn_kernels *k, const bn_qmat *qm, int n, int amode) {
+/* Whether table k gives the scalar result bit for bit on qm for n tokens
+ * of act mode amode, quantized to the kind qm's type reads (0 yes, 1 no or
+ * no memory). */
+static int act_matmul_differs_mode(const bn_kernels *k, const bn_qmat *qm, int n, int amode) {
     const bn_kernels *ref = bn_kernels_for(BN_ISA_SCALAR);
     float *x = malloc(sizeof(float) * (size_t)(qm->K * n));
     float *y_ref = malloc(sizeof(float) * (size_t)(qm->M * n)), *y_k = malloc(sizeof(float) * (size_t)(qm->M * n));
     bn_act a;
     bn_err e;
     int bad = 1;
-    if (x && y_ref && y_k && !bn_act_alloc(&a, BN_ACT_Q8K, qm->K, n, &e)) {
+    if (x && y_ref && y_k && !bn_act_alloc(&a, bn_act_kind_for(qm->type), qm->K, n, &e)) {
         make_acts(x, qm->K * n, amode);
         bn_act_quantize(ref, &a, x, qm->K, n);
         ref->matmul(qm, &a, 0, qm->M, y_ref, qm->M);
@@ -515,7 +516,7 @@ static int q8k_matmul_differs_mode(const bn_kernels *k, const bn_qmat *qm, int n
     return bad;
 }
 static int q8k_matmul_differs(const bn_kernels *k, const bn_qmat *qm, int n) {
-    return q8k_matmul_differs_mode(k, qm, n, ACT_RANDOM);
+    return act_matmul_differs_mode(k, qm, n, ACT_RANDOM);
 }
 
 /* A K x M matrix of random ternary weights quantized to type into *q; the
@@ -579,10 +580,41 @@ static void q6k_any_bytes(const bn_kernels *k) {
                    .row_bytes = (size_t)nb * sizeof *w, .scale = 1.0f };
     int bad = 0;
     const int modes[3] = { ACT_RANDOM, ACT_SATURATE, ACT_OUTLIER };
-    for (int m = 0; m < 3; m++) bad += q8k_matmul_differs_mode(k, &qm, 1, modes[m]) + q8k_matmul_differs_mode(k, &qm, 5, modes[m]);
+    for (int m = 0; m < 3; m++) bad += act_matmul_differs_mode(k, &qm, 1, modes[m]) + act_matmul_differs_mode(k, &qm, 5, modes[m]);
     CHECK(bad == 0, "%s: q6_k blocks of arbitrary and extreme bytes, 3 act modes, 1 and 5 tokens: bitwise the scalar result",
           k->name);
     free(w);
+}
+
+/* Q8_0 blocks of any bytes (-128 and 127 included, which the quantizer
+ * never writes but a file may hold) against 3 act modes, 1 and 3 tokens:
+ * the one-token zmm kernel moves the weights' sign off by w ^ 0x80, so every
+ * byte must come out exact. 37 rows: four runs of 8 and 5 left over. Rows
+ * of 4097 blocks do not fit its prepared token: the ymm loop. */
+static void q8_0_any_bytes(const bn_kernels *k) {
+    static const int64_t nbs[2] = { 80, 4097 };
+    for (int c = 0; c < 2; c++) {
+        const int64_t nb = nbs[c], M = 37;
+        bn_block_q8_0 *w = malloc(sizeof *w * (size_t)(M * nb));
+        if (!w) {
+            CHECK(0, "%s: q8_0 any bytes: no memory", k->name);
+            return;
+        }
+        for (int64_t i = 0; i < M * nb; i++) {
+            const int extreme = (int)(i % 7);
+            for (int j = 0; j < BN_QK8_0; j++)
+                w[i].qs[j] = (int8_t)(extreme == 5 ? -128 : extreme == 6 ? 127 : (uint8_t)(rng_u64() >> 11));
+            w[i].d = (uint16_t)(0x2C00 + (rng_u64() & 0x0FFF));
+        }
+        bn_qmat qm = { .type = BN_TYPE_Q8_0, .K = nb * BN_QK8_0, .M = M, .data = (const uint8_t *)w,
+                       .row_bytes = (size_t)nb * sizeof *w, .scale = 1.0f };
+        int bad = 0;
+        const int modes[3] = { ACT_RANDOM, ACT_SATURATE, ACT_OUTLIER };
+        for (int m = 0; m < 3; m++) bad += act_matmul_differs_mode(k, &qm, 1, modes[m]) + act_matmul_differs_mode(k, &qm, 3, modes[m]);
+        CHECK(bad == 0, "%s: q8_0 rows of %lld blocks of arbitrary and extreme bytes, 3 act modes, 1 and 3 tokens: bitwise the "
+              "scalar result", k->name, (long long)nb);
+        free(w);
+    }
 }
 
 /* TQ2_0 one token on rows that just fill, and just overflow, the buffer the
@@ -632,6 +664,7 @@ int main(void) {
         tq1_any_bytes(k);
         tq2_long_rows(k);
         q6k_any_bytes(k);
+        q8_0_any_bytes(k);
     }
     /* The tables bn_kernels_for does not pick on this CPU but that it can run:
      * AVX-512 without VNNI (AVX2 code) and NEON without dotprod. */
@@ -644,6 +677,7 @@ int main(void) {
             runs_parts(&bn_kernels_avx512, all_types[i]);
         }
         q6k_any_bytes(&bn_kernels_avx512);
+        q8_0_any_bytes(&bn_kernels_avx512);
     }
     /* with AMX the VNNI table is the one bn_kernels_for does not pick */
     if (bn_isa_supported(&ci, BN_ISA_AVX512) && ci.avx512vnni && bn_kernels_for(BN_ISA_AVX512) != &bn_kernels_avx512_vnni) {
@@ -657,6 +691,7 @@ int main(void) {
         tq1_any_bytes(&bn_kernels_avx512_vnni);
         tq2_long_rows(&bn_kernels_avx512_vnni);
         q6k_any_bytes(&bn_kernels_avx512_vnni);
+        q8_0_any_bytes(&bn_kernels_avx512_vnni);
     }
     printf("# AMX-INT8: %s\n", bn_kernels_for(BN_ISA_AVX512) == &bn_kernels_avx512_amx ? "in use (table avx512-amx)"
                                  : ci.amx_int8 ? "in the CPU but not enabled (BN_AMX=0 or refused)" : "not in this CPU");

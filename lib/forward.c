@@ -30,6 +30,17 @@ enum { SITE_EMBD = 0, SITE_ATT, SITE_FF, SITE_COUNT }; /* matmul inputs of width
 #define BN_ATT_QT 8
 #define BN_ATT_KT 512
 #define BN_ATT_BLOCK_BYTES (1 << 20)
+/* Positions per V^T tile: the V cache keeps each (layer, kv head)'s
+ * transposed V as tiles of BN_VT positions x head_dim columns, a column's
+ * BN_VT values contiguous (128 bytes in f16). One token's V store then
+ * writes head_dim lines within one 16 KB tile instead of one line in each
+ * of head_dim columns n_ctx apart, and a short context's P.V reads whole
+ * tiles. Zen 5 VM, 2b4t decode at 1 thread, 128 steps: with columns of
+ * n_ctx the RoPE+store region took 108-111 ms at -c 4096 against 31-35 at -c
+ * 256, the attention 144-150 against 117. A multiple of 32, so every
+ * 32-position step of the P.V dot products (and its tail) lies in one
+ * tile: the same positions in the same lanes, only the addresses move. */
+#define BN_VT 64
 
 struct bn_forward {
     const bn_model *m;
@@ -37,7 +48,8 @@ struct bn_forward {
     bn_pool *pool;
     int n_ctx, n_batch, n_threads, pos;
     int64_t k_head_ld; /* elements from one (layer, kv head)'s K rows to the next: n_ctx * head_dim + 32 */
-    int64_t v_ld;      /* elements from one V column (of n_ctx positions) to the next: n_ctx rounded up to 32, + 32 */
+    int64_t v_tile;    /* elements from one V^T tile (BN_VT positions of every column) to the next: head_dim * BN_VT */
+    int64_t v_head_ld; /* elements from one (layer, kv head)'s V^T tiles to the next's */
     bn_kv_type kv;
     int q_dim, kv_dim, qkv_dim;
 
@@ -52,8 +64,8 @@ struct bn_forward {
     bn_act act[SITE_COUNT][BN_ACT_COUNT]; /* kind unused: data == NULL */
 
     void *kc, *vc;   /* caches, f16 or f32: K [n_layer][n_head_kv][n_ctx][head_dim],
-                        V [n_layer][n_head_kv][head_dim][n_ctx], strides padded
-                        (k_head_ld, v_ld; see kcache_at) */
+                        V transposed in tiles [n_layer][n_head_kv][n_ctx / BN_VT][head_dim][BN_VT]
+                        (k_head_ld, v_tile, v_head_ld; see kcache_at) */
     size_t k_bytes, v_bytes; /* of kc, vc (bn_alloc_big) */
     float *f16tab;   /* f16 -> f32, 65536 entries (f16 cache only) */
     float *scores;   /* per thread [BN_ATT_QT][n_head / n_head_kv][n_ctx + 8] */
@@ -212,6 +224,12 @@ BN_AI_X86 __m256 ld8x(const void *b, int64_t i, const int F16) {
 BN_AI_X86 float ld1x(const void *b, int64_t i, const int F16) {
     return F16 ? _cvtsh_ss(((const uint16_t *)b)[i]) : ((const float *)b)[i];
 }
+/* A V^T column (BN_VT values per tile, tiles ts elements apart) read from
+ * element l on (l a multiple of 8, up to the end of its tile) as b[l...]:
+ * the base that makes it so. ts == BN_VT: contiguous values, b itself. */
+BN_AI_X86 const void *vt_chunk(const void *b, int64_t ts, int l, const int F16) {
+    return (const uint8_t *)b + (int64_t)(l / BN_VT) * (ts - BN_VT) * (F16 ? 2 : 4);
+}
 
 /* Lanes m < r (r <= 8) of s, each with fmaf(a[i + m], b[i + m], s[m]);
  * the other lanes unchanged. In registers: the scalar tail loop it
@@ -219,9 +237,10 @@ BN_AI_X86 float ld1x(const void *b, int64_t i, const int F16) {
  * a store-forwarding stall per call that made the one-token P.V at short
  * contexts (~80 keys: a 16-element tail per column) cost 7% of a decoded
  * token on Zen 5. a and an f32 b are read with masked loads; an f16 b is
- * read whole (8 values): the caches keep 32 values of padding past every
- * column and head block (k_head_ld, v_ld), and lanes past r are discarded
- * by the blend whatever they hold. */
+ * read whole (8 values): the K cache keeps 32 values of padding past every
+ * head block (k_head_ld), V^T is in whole tiles of BN_VT positions (i is a
+ * multiple of 8 there), and lanes past r are discarded by the blend
+ * whatever they hold. */
 BN_AI_X86 __m256 fma_lanes(__m256 s, const float *a, const void *b, const int F16, int64_t i, int r) {
     const __m256i on = _mm256_cmpgt_epi32(_mm256_set1_epi32(r), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
     const __m256 x = _mm256_maskload_ps(a + i, on);
@@ -232,11 +251,11 @@ BN_AI_X86 __m256 fma_lanes(__m256 s, const float *a, const void *b, const int F1
 /* dot8 and dotf16 for contiguous operands with AVX2: the same lanes, fmas
  * and reduction trees as BN_DOT8_BODY and BN_DOTF16_BODY (bitwise equal),
  * for the Q.K products; b is f32, or f16 straight from the cache. */
-BN_AI_X86 float dot8_x(const float *a, const void *b, const int F16, int n) {
+BN_AI_X86 float dot8_x(const float *a, const void *b, const int F16, int n, int64_t ts) {
     __m256 s = _mm256_setzero_ps();
     int l = 0;
-    for (; l + 8 <= n; l += 8) s = _mm256_fmadd_ps(_mm256_loadu_ps(a + l), ld8x(b, l, F16), s);
-    if (l < n) s = fma_lanes(s, a, b, F16, l, n - l);
+    for (; l + 8 <= n; l += 8) s = _mm256_fmadd_ps(_mm256_loadu_ps(a + l), ld8x(vt_chunk(b, ts, l, F16), l, F16), s);
+    if (l < n) s = fma_lanes(s, a, vt_chunk(b, ts, l, F16), F16, l, n - l);
     __m128 t = _mm_add_ps(_mm256_extractf128_ps(s, 1), _mm256_castps256_ps128(s)); /* t_i = a[4+i] + a[i] */
     t = _mm_add_ps(t, _mm_movehl_ps(t, t));                                        /* t0+t2, t1+t3 */
     t = _mm_add_ss(t, _mm_movehdup_ps(t));
@@ -264,19 +283,23 @@ BN_AI_X86 float tail32x(__m256 s0, __m256 s1, __m256 s2, __m256 s3, const float 
     if (r > 24) s3 = fma_lanes(s3, a, b, F16, l + 24, r - 24);
     return tree32x(s0, s1, s2, s3);
 }
-BN_AI_X86 float dotf16_x(const float *a, const void *b, const int F16, int n) {
+/* b: contiguous (ts == BN_VT) or a V^T column in tiles ts elements apart */
+BN_AI_X86 float dotf16_x(const float *a, const void *b, const int F16, int n, int64_t ts) {
     __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
     int l = 0;
     for (; l + 32 <= n; l += 32) {
-        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + l), ld8x(b, l, F16), s0);
-        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + l + 8), ld8x(b, l + 8, F16), s1);
-        s2 = _mm256_fmadd_ps(_mm256_loadu_ps(a + l + 16), ld8x(b, l + 16, F16), s2);
-        s3 = _mm256_fmadd_ps(_mm256_loadu_ps(a + l + 24), ld8x(b, l + 24, F16), s3);
+        const void *bl = vt_chunk(b, ts, l, F16);
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + l), ld8x(bl, l, F16), s0);
+        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + l + 8), ld8x(bl, l + 8, F16), s1);
+        s2 = _mm256_fmadd_ps(_mm256_loadu_ps(a + l + 16), ld8x(bl, l + 16, F16), s2);
+        s3 = _mm256_fmadd_ps(_mm256_loadu_ps(a + l + 24), ld8x(bl, l + 24, F16), s3);
     }
-    return tail32x(s0, s1, s2, s3, a, b, F16, l, n);
+    return tail32x(s0, s1, s2, s3, a, vt_chunk(b, ts, l, F16), F16, l, n);
 }
-__attribute__((target("avx2,fma,f16c"))) static float dot8_avx2(const float *a, const float *b, int n) { return dot8_x(a, b, 0, n); }
-__attribute__((target("avx2,fma,f16c"))) static float dotf16_avx2(const float *a, const float *b, int n) { return dotf16_x(a, b, 0, n); }
+__attribute__((target("avx2,fma,f16c"))) static float dot8_avx2(const float *a, const float *b, int n) { return dot8_x(a, b, 0, n, BN_VT); }
+__attribute__((target("avx2,fma,f16c"))) static float dotf16_avx2(const float *a, const float *b, int n) {
+    return dotf16_x(a, b, 0, n, BN_VT);
+}
 #endif
 
 /* Which act kinds a set of weights needs (bitmask). */
@@ -576,32 +599,36 @@ static void region_matmul(void *arg, int ith, int nth) {
 
 /* Where the caches keep a kv head's data, in elements: K as rows
  * [n_ctx][head_dim] per (layer, kv head), so one token's Q.K streams a
- * head's keys contiguously; V transposed as [head_dim][n_ctx] per (layer,
- * kv head), as llama.cpp keeps its one-token V, so each output column's
- * P.V reads one contiguous run. */
+ * head's keys contiguously; V transposed, as llama.cpp keeps its one-token
+ * V, so each output column's P.V is a dot product along positions, in
+ * tiles of BN_VT positions: [n_ctx / BN_VT][head_dim][BN_VT] per (layer, kv
+ * head). vcache_at gives column d's start in tile 0; position p of it is
+ * vt_pos(f, p) further on. */
 static inline int64_t kcache_at(const bn_forward *f, int layer, int kvh, int p) {
     return ((int64_t)layer * f->m->hp.n_head_kv + kvh) * f->k_head_ld + (int64_t)p * f->m->hp.head_dim;
 }
 static inline int64_t vcache_at(const bn_forward *f, int layer, int kvh, int d) {
-    return (((int64_t)layer * f->m->hp.n_head_kv + kvh) * f->m->hp.head_dim + d) * f->v_ld;
+    return ((int64_t)layer * f->m->hp.n_head_kv + kvh) * f->v_head_ld + (int64_t)d * BN_VT;
 }
+static inline int64_t vt_pos(const bn_forward *f, int p) { return (int64_t)(p / BN_VT) * f->v_tile + p % BN_VT; }
 
 /* Store kv head g's K and V vectors of position p (f16 or f32); V goes
- * down its column, converted a chunk at a time by the same row helper. */
+ * across its tile's columns (BN_VT apart), converted a chunk at a time by
+ * the same row helper. */
 static void cache_put(bn_forward *f, int layer, int g, int p, const float *k, const float *v) {
     const int hd = f->m->hp.head_dim;
-    const int64_t ko = kcache_at(f, layer, g, p), vo = vcache_at(f, layer, g, 0) + p;
+    const int64_t ko = kcache_at(f, layer, g, p), vo = vcache_at(f, layer, g, 0) + vt_pos(f, p);
     if (f->kv == BN_KV_F16) {
         bn_f32_to_f16_row(k, (uint16_t *)f->kc + ko, hd, f->vm);
         uint16_t h[64];
         for (int d0 = 0; d0 < hd; d0 += 64) {
             const int m = hd - d0 < 64 ? hd - d0 : 64;
             bn_f32_to_f16_row(v + d0, h, m, f->vm);
-            for (int i = 0; i < m; i++) ((uint16_t *)f->vc)[vo + (int64_t)(d0 + i) * f->v_ld] = h[i];
+            for (int i = 0; i < m; i++) ((uint16_t *)f->vc)[vo + (int64_t)(d0 + i) * BN_VT] = h[i];
         }
     } else {
         memcpy((float *)f->kc + ko, k, (size_t)hd * sizeof(float));
-        for (int d = 0; d < hd; d++) ((float *)f->vc)[vo + (int64_t)d * f->v_ld] = v[d];
+        for (int d = 0; d < hd; d++) ((float *)f->vc)[vo + (int64_t)d * BN_VT] = v[d];
     }
 }
 
@@ -780,7 +807,7 @@ __attribute__((target("avx512f,avx512vl,avx2,fma,f16c"))) static void qk_f16orde
     case 4: qk_z_nc(q, k, 4, n, scale, sc); break;
     case 8: qk_z_nc(q, k, 8, n, scale, sc); break;
     default:
-        for (int p = 0; p < n; p++) sc[p] = dotf16_x(q, k + (int64_t)p * hd, 0, hd) * scale;
+        for (int p = 0; p < n; p++) sc[p] = dotf16_x(q, k + (int64_t)p * hd, 0, hd, BN_VT) * scale;
     }
 }
 
@@ -1055,16 +1082,17 @@ __attribute__((target("avx512f,avx512vl,avx2,fma,f16c"))) static void pvg_lanes_
  * p with the contiguous column d (dot8's order = pv8's, dotf16's = ggml's
  * one-token P.V over its transposed V). */
 __attribute__((target("avx2,fma,f16c"))) static float qk_direct(const float *q, const void *k, const int F16, const int vec, int hd) {
-    if (F16) return vec ? dotf16_x(q, k, 1, hd) : dot8_x(q, k, 1, hd);
-    return vec ? dotf16_x(q, k, 0, hd) : dot8_x(q, k, 0, hd);
+    if (F16) return vec ? dotf16_x(q, k, 1, hd, BN_VT) : dot8_x(q, k, 1, hd, BN_VT);
+    return vec ? dotf16_x(q, k, 0, hd, BN_VT) : dot8_x(q, k, 0, hd, BN_VT);
 }
-__attribute__((target("avx2,fma,f16c"))) static void pv_direct(const float *p, const void *vt, int64_t ldc, const int F16,
+/* vt: a kv head's V^T tiles, ts elements apart (f->v_tile) */
+__attribute__((target("avx2,fma,f16c"))) static void pv_direct(const float *p, const void *vt, int64_t ts, const int F16,
                                                                 const int vec, int n, int hd, float *out) {
     const size_t esz = F16 ? 2 : 4;
     for (int d = 0; d < hd; d++) {
-        const void *col = (const uint8_t *)vt + (size_t)d * (size_t)ldc * esz;
-        if (F16) out[d] = vec ? dotf16_x(p, col, 1, n) : dot8_x(p, col, 1, n);
-        else out[d] = vec ? dotf16_x(p, col, 0, n) : dot8_x(p, col, 0, n);
+        const void *col = (const uint8_t *)vt + (size_t)d * BN_VT * esz;
+        if (F16) out[d] = vec ? dotf16_x(p, col, 1, n, ts) : dot8_x(p, col, 1, n, ts);
+        else out[d] = vec ? dotf16_x(p, col, 0, n, ts) : dot8_x(p, col, 0, n, ts);
     }
 }
 
@@ -1078,12 +1106,13 @@ __attribute__((target("avx2,fma,f16c"))) static void pv_direct(const float *p, c
 #endif
 /* *r0, *r1 = dotf16(x0 | x1, b) for n f16 values of b, read once for both
  * (prefetched BN_KV_PF bytes ahead: one stream of the cache) */
-BN_AI_X86 void dot2_f16(const float *x0, const float *x1, const uint16_t *b, int n, float *r0, float *r1) {
+BN_AI_X86 void dot2_f16(const float *x0, const float *x1, const uint16_t *b, int n, int64_t ts, float *r0, float *r1) {
     __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
     int l = 0;
     for (; l + 32 <= n; l += 32) {
-        _mm_prefetch((const char *)(b + l) + BN_KV_PF, _MM_HINT_T0);
-        const __m256 v0 = ld8x(b, l, 1), v1 = ld8x(b, l + 8, 1), v2 = ld8x(b, l + 16, 1), v3 = ld8x(b, l + 24, 1);
+        const uint16_t *bl = vt_chunk(b, ts, l, 1);
+        _mm_prefetch((const char *)(bl + l) + BN_KV_PF, _MM_HINT_T0);
+        const __m256 v0 = ld8x(bl, l, 1), v1 = ld8x(bl, l + 8, 1), v2 = ld8x(bl, l + 16, 1), v3 = ld8x(bl, l + 24, 1);
         a0 = _mm256_fmadd_ps(_mm256_loadu_ps(x0 + l), v0, a0);
         a1 = _mm256_fmadd_ps(_mm256_loadu_ps(x0 + l + 8), v1, a1);
         a2 = _mm256_fmadd_ps(_mm256_loadu_ps(x0 + l + 16), v2, a2);
@@ -1093,37 +1122,45 @@ BN_AI_X86 void dot2_f16(const float *x0, const float *x1, const uint16_t *b, int
         b2 = _mm256_fmadd_ps(_mm256_loadu_ps(x1 + l + 16), v2, b2);
         b3 = _mm256_fmadd_ps(_mm256_loadu_ps(x1 + l + 24), v3, b3);
     }
-    *r0 = tail32x(a0, a1, a2, a3, x0, b, 1, l, n);
-    *r1 = tail32x(b0, b1, b2, b3, x1, b, 1, l, n);
+    *r0 = tail32x(a0, a1, a2, a3, x0, vt_chunk(b, ts, l, 1), 1, l, n);
+    *r1 = tail32x(b0, b1, b2, b3, x1, vt_chunk(b, ts, l, 1), 1, l, n);
 }
-/* Ask L2 for all hd V^T columns of a kv head (n f16 each, ldc apart) before
- * the group's Q.K, so that the P.V after it does not wait on them one
- * column at a time: each column is its own short run (160 bytes at 80
- * tokens, 8 KB apart with -c 4096), which no stream prefetcher follows.
- * SPR VM, 2b4t, 16-token prompt + 128 decoded, 2 threads: the attention
- * region 188 -> 124 ms of 5.7 s. Above 256 KB of columns (long contexts)
- * the columns are long streams and dot2_f16's own prefetch serves them.
- * The asm keeps gcc from deleting a loop nest that only prefetches. */
-static void prefetch_vcols(const uint8_t *vt, int64_t ldc, int n, int hd) {
-    const int64_t bytes = (int64_t)n * 2;
-    if (bytes * hd > 256 * 1024) return;
-    for (int d = 0; d < hd; d++)
-        for (int64_t o = 0; o < bytes; o += 64) __asm__ volatile("prefetcht1 %0" ::"m"(vt[d * ldc * 2 + o]));
+/* Ask L2 for the first n positions of a kv head's V^T (f16 tiles ts
+ * elements apart) before the group's Q.K, so that the P.V after it does not
+ * wait on them. When each column was its own short run (160 bytes at 80
+ * tokens, 8 KB apart with -c 4096), which no stream prefetcher follows, this
+ * took the attention region from 188 to 124 ms of 5.7 s (SPR VM, 2b4t,
+ * 16-token prompt + 128 decoded, 2 threads). Whole tiles, and the used part
+ * of each column in the last one. Above 256 KB (long contexts) dot2_f16's
+ * own prefetch serves them. The asm keeps gcc from deleting a loop nest
+ * that only prefetches. */
+static void prefetch_vcols(const uint8_t *vt, int64_t ts, int n, int hd) {
+    if ((int64_t)n * 2 * hd > 256 * 1024) return;
+    for (int t = 0; t * BN_VT < n; t++) {
+        const uint8_t *tile = vt + (int64_t)t * ts * 2;
+        const int m = n - t * BN_VT < BN_VT ? n - t * BN_VT : BN_VT;
+        if (m == BN_VT) {
+            for (int64_t o = 0; o < (int64_t)hd * BN_VT * 2; o += 64) __asm__ volatile("prefetcht1 %0" ::"m"(tile[o]));
+            continue;
+        }
+        for (int d = 0; d < hd; d++)
+            for (int o = 0; o < m * 2; o += 64) __asm__ volatile("prefetcht1 %0" ::"m"(tile[d * BN_VT * 2 + o]));
+    }
 }
 /* s0[p], s1[p] = dotf16(q0 | q1, K row p) * scale (hd % 32 == 0: no tail) */
 __attribute__((target("avx2,fma,f16c"))) static void qk_pair_f16(const float *q0, const float *q1, const uint16_t *k,
                                                                   int n, int hd, float scale, float *s0, float *s1) {
     for (int p = 0; p < n; p++) {
         float r0, r1;
-        dot2_f16(q0, q1, k + (int64_t)p * hd, hd, &r0, &r1);
+        dot2_f16(q0, q1, k + (int64_t)p * hd, hd, BN_VT, &r0, &r1);
         s0[p] = r0 * scale;
         s1[p] = r1 * scale;
     }
 }
-/* out0[d], out1[d] = dotf16(p0 | p1, column d of V^T): each column read once */
+/* out0[d], out1[d] = dotf16(p0 | p1, column d of V^T, tiles ts apart): each column read once */
 __attribute__((target("avx2,fma,f16c"))) static void pv_pair_f16(const float *p0, const float *p1, const uint16_t *vt,
-                                                                  int64_t ldc, int n, int hd, float *o0, float *o1) {
-    for (int d = 0; d < hd; d++) dot2_f16(p0, p1, vt + (int64_t)d * ldc, n, o0 + d, o1 + d);
+                                                                  int64_t ts, int n, int hd, float *o0, float *o1) {
+    for (int d = 0; d < hd; d++) dot2_f16(p0, p1, vt + (int64_t)d * BN_VT, n, ts, o0 + d, o1 + d);
 }
 /* dot2_f16 on zmm: a zmm holds the lanes of two of its ymm chains (lanes
  * 0-15 and 16-31 of the 32), each lane gets the same fmas in the same
@@ -1133,20 +1170,22 @@ __attribute__((target("avx2,fma,f16c"))) static void pv_pair_f16(const float *p0
  * threads), its cache reads at ~19 GB/s: compute, not memory. */
 #define BN_LO(z) _mm512_castps512_ps256(z)
 #define BN_HI(z) _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(z), 1))
-BN_AI_Z void dot2_f16_z(const float *x0, const float *x1, const uint16_t *b, int n, float *r0, float *r1) {
+BN_AI_Z void dot2_f16_z(const float *x0, const float *x1, const uint16_t *b, int n, int64_t ts, float *r0, float *r1) {
     __m512 a0 = _mm512_setzero_ps(), a1 = a0, c0 = a0, c1 = a0;
     int l = 0;
     for (; l + 32 <= n; l += 32) {
-        _mm_prefetch((const char *)(b + l) + BN_KV_PF, _MM_HINT_T0);
-        const __m512 v0 = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(b + l)));
-        const __m512 v1 = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(b + l + 16)));
+        const uint16_t *bl = (const uint16_t *)b + (int64_t)(l / BN_VT) * (ts - BN_VT);
+        _mm_prefetch((const char *)(bl + l) + BN_KV_PF, _MM_HINT_T0);
+        const __m512 v0 = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(bl + l)));
+        const __m512 v1 = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(bl + l + 16)));
         a0 = _mm512_fmadd_ps(_mm512_loadu_ps(x0 + l), v0, a0);
         a1 = _mm512_fmadd_ps(_mm512_loadu_ps(x0 + l + 16), v1, a1);
         c0 = _mm512_fmadd_ps(_mm512_loadu_ps(x1 + l), v0, c0);
         c1 = _mm512_fmadd_ps(_mm512_loadu_ps(x1 + l + 16), v1, c1);
     }
-    *r0 = tail32x(BN_LO(a0), BN_HI(a0), BN_LO(a1), BN_HI(a1), x0, b, 1, l, n);
-    *r1 = tail32x(BN_LO(c0), BN_HI(c0), BN_LO(c1), BN_HI(c1), x1, b, 1, l, n);
+    const uint16_t *bt = (const uint16_t *)b + (int64_t)(l / BN_VT) * (ts - BN_VT);
+    *r0 = tail32x(BN_LO(a0), BN_HI(a0), BN_LO(a1), BN_HI(a1), x0, bt, 1, l, n);
+    *r1 = tail32x(BN_LO(c0), BN_HI(c0), BN_LO(c1), BN_HI(c1), x1, bt, 1, l, n);
 }
 #undef BN_LO
 #undef BN_HI
@@ -1155,14 +1194,14 @@ __attribute__((target("avx512f,avx512vl,avx2,fma,f16c"))) static void qk_pair_f1
                                                                                      const uint16_t *k, int n, int hd,
                                                                                      float scale, float *s0, float *s1) {
     for (int p = 0; p < n; p++) {
-        dot2_f16_z(q0, q1, k + (int64_t)p * hd, hd, s0 + p, s1 + p);
+        dot2_f16_z(q0, q1, k + (int64_t)p * hd, hd, BN_VT, s0 + p, s1 + p);
         s0[p] *= scale, s1[p] *= scale;
     }
 }
 __attribute__((target("avx512f,avx512vl,avx2,fma,f16c"))) static void pv_pair_f16_z(const float *p0, const float *p1,
-                                                                                     const uint16_t *vt, int64_t ldc, int n,
+                                                                                     const uint16_t *vt, int64_t ts, int n,
                                                                                      int hd, float *o0, float *o1) {
-    for (int d = 0; d < hd; d++) dot2_f16_z(p0, p1, vt + (int64_t)d * ldc, n, o0 + d, o1 + d);
+    for (int d = 0; d < hd; d++) dot2_f16_z(p0, p1, vt + (int64_t)d * BN_VT, n, ts, o0 + d, o1 + d);
 }
 
 /* f16 round trips (tab[bn_f32_to_f16(x)], bitwise) and f16 -> f32 with F16C. */
@@ -1183,17 +1222,22 @@ __attribute__((target("avx2,f16c"))) static void f16_to_f32_avx2(const uint16_t 
 
 /* Rows [from, to) of one kv head's K and V as f32 into kbuf and vbuf (row
  * stride head_dim): K's rows are one contiguous run, V's are gathered from
- * its transposed columns, 8 positions x 8 columns per transpose with AVX2
- * (exact copies either way). */
+ * its transposed tiles (ts elements apart), 8 positions x 8 columns per
+ * transpose with AVX2 (exact copies either way). */
 #if defined(__x86_64__)
-__attribute__((target("avx2,f16c"))) static void vt_rows_avx2(const void *vt, int64_t ldc, const int F16, int hd,
+__attribute__((target("avx2,f16c"))) static void vt_rows_avx2(const void *vt, int64_t ts, const int F16, int hd,
                                                                float *vbuf, int from, int to) {
     int p = from;
+    for (; p < to && p % 8; p++) /* to a multiple of 8: 8 positions then lie in one tile */
+        for (int d = 0; d < hd; d++) {
+            const int64_t o = (int64_t)d * BN_VT + (int64_t)(p / BN_VT) * ts + p % BN_VT;
+            vbuf[(int64_t)p * hd + d] = F16 ? _cvtsh_ss(((const uint16_t *)vt)[o]) : ((const float *)vt)[o];
+        }
     for (; p + 8 <= to && hd % 8 == 0; p += 8)
         for (int d = 0; d < hd; d += 8) {
             __m256 r[8], t[8], u[8];
             for (int i = 0; i < 8; i++) {
-                const int64_t o = (int64_t)(d + i) * ldc + p;
+                const int64_t o = (int64_t)(d + i) * BN_VT + (int64_t)(p / BN_VT) * ts + p % BN_VT;
                 r[i] = F16 ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)vt + o)))
                            : _mm256_loadu_ps((const float *)vt + o);
             }
@@ -1214,7 +1258,7 @@ __attribute__((target("avx2,f16c"))) static void vt_rows_avx2(const void *vt, in
         }
     for (; p < to; p++)
         for (int d = 0; d < hd; d++) {
-            const int64_t o = (int64_t)d * ldc + p;
+            const int64_t o = (int64_t)d * BN_VT + (int64_t)(p / BN_VT) * ts + p % BN_VT;
             vbuf[(int64_t)p * hd + d] = F16 ? _cvtsh_ss(((const uint16_t *)vt)[o]) : ((const float *)vt)[o];
         }
 }
@@ -1236,14 +1280,15 @@ static void kv_rows_f32(const bn_forward *f, int layer, int kvh, float *kbuf, fl
     if (f->hw_avx2) {
         if (f16) f16_to_f32_avx2(kr, kd, (int)nk);
         else memcpy(kd, kr, (size_t)nk * sizeof(float));
-        vt_rows_avx2(vt, f->v_ld, f16, hd, vbuf, from, to);
+        vt_rows_avx2(vt, f->v_tile, f16, hd, vbuf, from, to);
         return;
     }
 #endif
     for (int64_t i = 0; i < nk; i++) kd[i] = cache_f32(f, kr, i);
     for (int p = from; p < to; p += 16) /* 16 positions x all columns: the rows stay in L1 */
         for (int d = 0; d < hd; d++)
-            for (int q = p; q < to && q < p + 16; q++) vbuf[(int64_t)q * hd + d] = cache_f32(f, vt, (int64_t)d * f->v_ld + q);
+            for (int q = p; q < to && q < p + 16; q++)
+                vbuf[(int64_t)q * hd + d] = cache_f32(f, vt, (int64_t)d * BN_VT + vt_pos(f, q));
 }
 
 /* What a batch's attention items cost, for bn_pool_split_cost: a query
@@ -1418,7 +1463,7 @@ static void region_attention(void *arg, int ith, int nth) {
         const bool qk_z = !direct && qk_vec && f->hw_avx512 && hd % 32 == 0 && hd <= 256;
         if (pair) { /* the pair's first head: Q.K for both */
             if (rem % 2 == 0) {
-                if (rem % group == 0 || it == lo) prefetch_vcols(vcol0, f->v_ld, n_kv, hd); /* once per kv head */
+                if (rem % group == 0 || it == lo) prefetch_vcols(vcol0, f->v_tile, n_kv, hd); /* once per kv head */
                 round_f16_avx2(qsrc + hd, q + hd, hd);
                 if (f->hw_avx512) qk_pair_f16_z(q, q + hd, (const uint16_t *)krow0, n_kv, hd, scale, sc, sc + sc_ld);
                 else qk_pair_f16(q, q + hd, (const uint16_t *)krow0, n_kv, hd, scale, sc, sc + sc_ld);
@@ -1473,10 +1518,10 @@ static void region_attention(void *arg, int ith, int nth) {
         /* out[d] = sum_p p_p * v_p[d] */
 #if defined(__x86_64__)
         if (direct) {
-            if (!pair) pv_direct(sc, vcol0, f->v_ld, f16, pv_vec, n_kv, hd, out);
+            if (!pair) pv_direct(sc, vcol0, f->v_tile, f16, pv_vec, n_kv, hd, out);
             else if (rem % 2 == 1) { /* the pair's second head: P.V for both */
-                if (f->hw_avx512) pv_pair_f16_z(sc - sc_ld, sc, (const uint16_t *)vcol0, f->v_ld, n_kv, hd, out - hd, out);
-                else pv_pair_f16(sc - sc_ld, sc, (const uint16_t *)vcol0, f->v_ld, n_kv, hd, out - hd, out);
+                if (f->hw_avx512) pv_pair_f16_z(sc - sc_ld, sc, (const uint16_t *)vcol0, f->v_tile, n_kv, hd, out - hd, out);
+                else pv_pair_f16(sc - sc_ld, sc, (const uint16_t *)vcol0, f->v_tile, n_kv, hd, out - hd, out);
             }
             continue;
         }
@@ -1791,16 +1836,16 @@ int bn_forward_new(bn_forward **out, const bn_model *m, const bn_forward_opts *o
     f->qtmp = f->kvtmp ? bn_malloc((size_t)f->n_threads * BN_ATT_QT * group * hp->head_dim * sizeof(float), e) : NULL;
     f->pvlanes = f->qtmp ? bn_malloc((size_t)f->n_threads * BN_ATT_QT * group * 8 * hp->head_dim * sizeof(float), e) : NULL;
     f->wrow = f->pvlanes ? bn_malloc((size_t)f->n_threads * hp->n_embd * sizeof(float), e) : NULL;
-    /* 32 values of padding after every K head block and V column: the
-     * one-token kernels read whole vectors past a row's or column's last
-     * value (fma_lanes), and the strides are then no longer powers of two
-     * (at n_ctx 4096 a token's 128 V stores were 8 KB apart, all in the
-     * same few cache sets; the padding alone measured no faster). */
+    /* 32 values of padding after every K head block: the one-token kernels
+     * read whole vectors past a row's last value (fma_lanes). V^T is in
+     * whole tiles (BN_VT), so a column's reads past its last position stay
+     * in its tile. */
     f->k_head_ld = (int64_t)f->n_ctx * hp->head_dim + 32;
-    f->v_ld = ((int64_t)f->n_ctx + 31) / 32 * 32 + 32;
+    f->v_tile = (int64_t)hp->head_dim * BN_VT;
+    f->v_head_ld = ((int64_t)f->n_ctx + BN_VT - 1) / BN_VT * f->v_tile;
     size_t esz = f->kv == BN_KV_F16 ? 2 : 4, heads = (size_t)hp->n_layer * hp->n_head_kv, k_n, v_n;
     if (!f->wrow || !bn_mul_size(heads * esz, (size_t)f->k_head_ld, &k_n) ||
-        !bn_mul_size(heads * esz * hp->head_dim, (size_t)f->v_ld, &v_n)) {
+        !bn_mul_size(heads * esz, (size_t)f->v_head_ld, &v_n)) {
         bn_forward_free(f);
         return e->msg[0] ? -1 : bn_errf(e, "forward: kv cache: size overflow");
     }

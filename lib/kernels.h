@@ -78,6 +78,12 @@ typedef void (*bn_mm_runs_fn)(const bn_qmat *W, const bn_act *a, const void *pre
                               float *Y);
 typedef const void *(*bn_mm_runs_prep_fn)(const bn_qmat *W, const bn_act *a, void *buf);
 
+/* TQ1_0 blocks rewritten as TQ2_0 ones: the same codes and d (quant.h
+ * bn_tq1_0_to_tq2_0 is the reference). */
+struct bn_block_tq1_0;
+struct bn_block_tq2_0;
+typedef void (*bn_tq1_to_tq2_fn)(const struct bn_block_tq1_0 *x, struct bn_block_tq2_0 *y, int64_t nb);
+
 typedef struct bn_kernels {
     bn_isa isa;
     const char *name; /* "scalar", "avx2", "avx512", "avx512-vnni", "avx512-amx", "neon", "neon-dotprod" */
@@ -114,6 +120,9 @@ typedef struct bn_kernels {
     bn_mm_runs_fn mm_runs[BN_W_COUNT];
     bn_mm_runs_prep_fn mm_runs_prep[BN_W_COUNT];
     uint8_t mm_runs_n[BN_W_COUNT], mm_run_unit[BN_W_COUNT];
+    /* TQ1_0 blocks rewritten as TQ2_0 ones (the same codes and d), for
+     * bn_model_repack_tq1; NULL: the reference bn_tq1_0_to_tq2_0. */
+    bn_tq1_to_tq2_fn tq1_to_tq2;
 } bn_kernels;
 
 /* The table for an ISA (NULL if not compiled in). */
@@ -166,9 +175,6 @@ void bn_kernels_quantize_via(const bn_kernels *k, bn_act *a, const float *X, int
  * so bitwise the TQ1_0 reference) a few at a time into a stack buffer, then
  * mm_tq2 on them. Base-3 decoding is paid once per row instead of per row and
  * token. */
-struct bn_block_tq1_0;
-struct bn_block_tq2_0;
-typedef void (*bn_tq1_to_tq2_fn)(const struct bn_block_tq1_0 *x, struct bn_block_tq2_0 *y, int64_t nb);
 void bn_mm_tq1_0_via_tq2(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy,
                          bn_tq1_to_tq2_fn to_tq2, bn_matmul_fn mm_tq2);
 

@@ -258,4 +258,5 @@ const bn_kernels bn_kernels_avx2 = {
     .qa = { [BN_ACT_I8S] = bn_qa_i8s_avx2, [BN_ACT_Q8K] = bn_qa_q8k_avx2, [BN_ACT_Q8_0] = bn_qa_q8_0_scalar,
             [BN_ACT_F16] = bn_qa_f16_avx2, [BN_ACT_F32] = bn_qa_f32_scalar },
     .qa_isa = { "avx2", "avx2", "scalar", "avx2", "scalar" },
+    .tq1_to_tq2 = bn_tq1_to_tq2_avx2,
 };

@@ -1149,7 +1149,8 @@ static void amx_mm_q8_0(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r
 #define Z_QUANTIZERS                                                                                        \
     .qa = { [BN_ACT_I8S] = bn_qa_i8s_avx2, [BN_ACT_Q8K] = bn_qa_q8k_avx2, [BN_ACT_Q8_0] = bn_qa_q8_0_scalar, \
             [BN_ACT_F16] = bn_qa_f16_avx2, [BN_ACT_F32] = bn_qa_f32_scalar },                               \
-    .qa_isa = { "avx2", "avx2", "scalar", "avx2", "scalar" }
+    .qa_isa = { "avx2", "avx2", "scalar", "avx2", "scalar" },                                          \
+    .tq1_to_tq2 = bn_tq1_to_tq2_avx2
 #define VNNI_MATMULS(I2S, Q8_0, F16)                                                               \
     [BN_W_I2S] = I2S, [BN_W_TQ2_0] = vnni_mm_tq2_0, [BN_W_TQ1_0] = vnni_mm_tq1_0, [BN_W_Q8_0] = Q8_0, \
     [BN_W_Q6_K] = z_mm_q6_K, [BN_W_F16] = F16, [BN_W_F32] = z_mm_f32

@@ -225,6 +225,56 @@ static int requant_head(bn_model *m, uint32_t type, bn_err *e) {
     return 0;
 }
 
+static void layer_weights(bn_layer *L, bn_qmat **w) {
+    w[0] = &L->wq, w[1] = &L->wk, w[2] = &L->wv, w[3] = &L->wo, w[4] = &L->wgate, w[5] = &L->wup, w[6] = &L->wdown;
+}
+/* TQ1_0 layer weights rewritten as TQ2_0 in one buffer (bn-forward's default).
+ * TQ1_0 packs 5 trits per byte; every one-token kernel has to decode base 3
+ * per row and token, which holds it to ~10 GB/s a core of TQ1_0 blocks on
+ * the Zen 5 VM, where the TQ2_0 kernel streams 32-34. The rewrite keeps each
+ * block's codes and d (bn_tq1_0_to_tq2_0), and the TQ1_0 and TQ2_0 references
+ * compute the same integer block sums and float chain, so the logits are
+ * bitwise those of the TQ1_0 kernels (bn-forward.bats compares them). */
+int bn_model_repack_tq1(bn_model *m, bn_tq1_to_tq2_fn to_tq2, bn_err *e) {
+    if (!to_tq2) to_tq2 = bn_tq1_0_to_tq2_0;
+    size_t total = 0;
+    for (int il = 0; il < m->hp.n_layer; il++) {
+        bn_qmat *w[7];
+        layer_weights(&m->layers[il], w);
+        for (int i = 0; i < 7; i++)
+            if (w[i]->type == BN_TYPE_TQ1_0) total += (size_t)w[i]->M * (size_t)(w[i]->K / BN_QK_K) * sizeof(bn_block_tq2_0);
+    }
+    if (!total) return 0;
+    uint8_t *buf = bn_alloc_big(total, e);
+    if (!buf) {
+        bn_err_prefix(e, "repack tq1_0");
+        return -1;
+    }
+    size_t off = 0;
+    for (int il = 0; il < m->hp.n_layer; il++) {
+        bn_qmat *w[7];
+        layer_weights(&m->layers[il], w);
+        for (int i = 0; i < 7; i++) {
+            bn_qmat *q = w[i];
+            if (q->type != BN_TYPE_TQ1_0) continue;
+            const int64_t nb = q->K / BN_QK_K;
+            const size_t rb = (size_t)nb * sizeof(bn_block_tq2_0);
+            for (int64_t r = 0; r < q->M; r++)
+                to_tq2((const bn_block_tq1_0 *)(q->data + (size_t)r * q->row_bytes), (bn_block_tq2_0 *)(buf + off + (size_t)r * rb),
+                       nb);
+            q->type = BN_TYPE_TQ2_0;
+            q->data = buf + off;
+            q->row_bytes = rb;
+            q->packed = NULL;
+            off += (size_t)q->M * rb;
+            m->n_repacked++;
+        }
+    }
+    m->repacked = buf;
+    m->repacked_bytes = total;
+    return m->n_repacked;
+}
+
 int bn_model_load(bn_model *m, const bn_gguf *g, const bn_model_opts *o, bn_err *e) {
     memset(m, 0, sizeof *m);
     m->g = g;
@@ -348,6 +398,7 @@ fail:
 
 void bn_model_free(bn_model *m) {
     free(m->head_owned);
+    if (m->repacked) bn_free_big(m->repacked, m->repacked_bytes);
     for (int i = 0; i < m->n_owned; i++) free(m->owned[i]);
     free(m->owned);
     free(m->layers);

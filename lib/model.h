@@ -73,11 +73,21 @@ typedef struct bn_model {
     float **owned;              /* widened norm vectors */
     int n_owned;
     void *head_owned;           /* the head requantized at load (bn_model_opts.head_type), or NULL */
+    void *repacked;             /* the TQ1_0 layer weights as TQ2_0 (bn_model_repack_tq1), or NULL */
+    size_t repacked_bytes;
+    int n_repacked;             /* weight matrices in it */
 } bn_model;
 
 /* Read hparams and tensor views; check shapes, types and values. */
 int bn_model_load(bn_model *m, const bn_gguf *g, const bn_model_opts *o, bn_err *e);
 void bn_model_free(bn_model *m);
+
+/* Rewrite the TQ1_0 layer weights as TQ2_0 in one owned buffer, with to_tq2
+ * (a kernel table's tq1_to_tq2; NULL: the reference). The codes and scales
+ * are the same, so the logits are bitwise the same; the TQ2_0 kernels read
+ * ~22% more bytes but skip the base-3 decoding. Returns the number of
+ * matrices rewritten, or -1 (out of memory; the model is unchanged). */
+int bn_model_repack_tq1(bn_model *m, bn_tq1_to_tq2_fn to_tq2, bn_err *e);
 
 /* Dequantize row `id` of token_embd into out[n_embd] (F16, F32, BF16, Q8_0, Q6_K). */
 int bn_model_embed(const bn_model *m, int32_t id, float *out, bn_err *e);

@@ -246,6 +246,32 @@ setup_file() {
     done
 }
 
+@test "TQ1_0 weights rewritten as TQ2_0 at load: receipt names it; logits and ids bitwise those of --no-repack and --strict on every table" {
+    bn-quantize -q "$W/i2s.gguf" -o "$W/tq1r.gguf" --type TQ1_0
+    p="1 9038 2501 263 931 29892 297 263"
+    cpus="native scalar"
+    grep -qw avx2 /proc/cpuinfo && cpus="$cpus avx2"
+    for cpu in $cpus; do
+        env=""; [ "$cpu" = native ] || env="BN_CPU=$cpu"
+        echo "$p" | env $env bn-forward -m "$W/tq1r.gguf" --ids --greedy 6 --no-repack --dump-logits "$W/nr.logt" > "$W/nr.ids"
+        run sh -c "echo '$p' | $env bn-forward -m '$W/tq1r.gguf' --ids --greedy 6 -v --dump-logits '$W/rp.logt' 2>&1 >'$W/rp.ids'"
+        assert_success
+        assert_output --partial "repacked=14 tq1_0>tq2_0"
+        assert_output --partial "tq2_0/"
+        cmp "$W/nr.logt" "$W/rp.logt"
+        cmp "$W/nr.ids" "$W/rp.ids"
+    done
+    run sh -c "echo '$p' | bn-forward -m '$W/tq1r.gguf' --ids --greedy 6 --strict -v --dump-logits '$W/st.logt' 2>&1 >/dev/null"
+    if grep -q 'tq1_0/scalar' <<<"$output"; then skip "this build has no SIMD TQ1_0 kernel: strict refuses it"; fi
+    assert_success
+    refute_output --partial "repacked"
+    assert_output --partial "tq1_0/"
+    cmp "$W/nr.logt" "$W/st.logt"
+    run sh -c "echo 1 | bn-forward -m '$W/tq2.gguf' --ids -v 2>&1 >/dev/null"
+    assert_success
+    refute_output --partial "repacked"
+}
+
 @test "blocked batch attention (long contexts; forced with BN_ATT_BLOCK_BYTES): bitwise the logits of the unblocked path, every --compat order and --kv type" {
     grep -q avx512f /proc/cpuinfo || skip "no AVX-512: the blocked path is AVX-512 only"
     bn-quantize -q --synthetic tiny --dims embd=512,layers=2,heads=8,kv=2 --vocab "$BN_DATA/tokenizer/ggml-vocab-llama-spm.gguf" \

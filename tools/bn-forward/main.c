@@ -488,7 +488,7 @@ static int setup(run *r, bn_gguf **g, bn_err *e) {
     r->logits = malloc((size_t)r->n_batch * r->V * sizeof(float));
     r->prev = malloc((size_t)r->V * sizeof(float));
     if (!r->logits || !r->prev) return bn_errf(e, "out of memory for %d logits rows", r->n_batch);
-    char rc[200];
+    char rc[160]; /* with rp, fits receipt[256] (gcc -O1 checks) */
     bn_engine_receipt(&r->fw, rc, sizeof rc);
     char rp[48] = "";
     if (r->m.n_repacked) snprintf(rp, sizeof rp, " repacked=%d tq1_0>tq2_0", r->m.n_repacked);

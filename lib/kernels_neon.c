@@ -352,10 +352,53 @@ NEON_SLOTS(mm_tq2_0, mm_tq2_0)
 NEON_SLOTS(mm_q8_0, mm_q8_0)
 NEON_SLOTS(mm_q6_K, mm_q6_K)
 
-/* TQ1_0 as TQ2_0 rows (bn_tq1_0_to_tq2_0 decodes, once per row), then the
+/* Trit n of 16 packed bytes, ((uint8)(b * 3^n) * 3) >> 8 as the reference's
+ * tq1_trit: vmulq_u8 keeps the low byte, vmull_u8 by 3 then the high byte. */
+BN_AI uint8x16_t neon_trit(uint8x16_t b, uint8_t pow3) {
+    const uint8x16_t q = vmulq_u8(b, vdupq_n_u8(pow3));
+    const uint8x8_t three = vdup_n_u8(3);
+    return vcombine_u8(vshrn_n_u16(vmull_u8(vget_low_u8(q), three), 8), vshrn_n_u16(vmull_u8(vget_high_u8(q), three), 8));
+}
+
+/* bn_tq1_0_to_tq2_0 with 16-byte trits: codes in element order (qs[0..31]:
+ * element 32n + m; qs[32..47]: 160 + 16n + m; qh[j]: 240 + 4n + j), then
+ * four to a byte (byte 32c + m, bits 2n: element 128c + 32n + m). The
+ * table's tq1_to_tq2 (bn-forward's load-time rewrite) and its batches. */
+static void neon_tq1_to_tq2(const bn_block_tq1_0 *x, bn_block_tq2_0 *y, int64_t nb) {
+    static const uint8_t pow3[5] = { 1, 3, 9, 27, 81 };
+    for (int64_t i = 0; i < nb; i++) {
+        _Alignas(16) uint8_t codes[BN_QK_K];
+        uint8_t h[16] = { 0 };
+        memcpy(h, x[i].qh, sizeof x[i].qh);
+        const uint8x16_t b0 = vld1q_u8(x[i].qs), b1 = vld1q_u8(x[i].qs + 16), b2 = vld1q_u8(x[i].qs + 32),
+                         bh = vld1q_u8(h);
+        for (int n = 0; n < 5; n++) {
+            vst1q_u8(codes + 32 * n, neon_trit(b0, pow3[n]));
+            vst1q_u8(codes + 32 * n + 16, neon_trit(b1, pow3[n]));
+            vst1q_u8(codes + 160 + 16 * n, neon_trit(b2, pow3[n]));
+        }
+        for (int n = 0; n < 4; n++) { /* trit n of qh byte j: lane j */
+            uint8_t t[16];
+            vst1q_u8(t, neon_trit(bh, pow3[n]));
+            memcpy(codes + 240 + 4 * n, t, 4);
+        }
+        for (int c = 0; c < 2; c++)
+            for (int m = 0; m < 32; m += 16) {
+                const uint8_t *cc = codes + 128 * c + m;
+                uint8x16_t q = vld1q_u8(cc);
+                q = vorrq_u8(q, vshlq_n_u8(vld1q_u8(cc + 32), 2));
+                q = vorrq_u8(q, vshlq_n_u8(vld1q_u8(cc + 64), 4));
+                q = vorrq_u8(q, vshlq_n_u8(vld1q_u8(cc + 96), 6));
+                vst1q_u8(y[i].qs + 32 * c + m, q);
+            }
+        y[i].d = x[i].d;
+    }
+}
+
+/* TQ1_0 as TQ2_0 rows (neon_tq1_to_tq2 decodes, once per row), then the
  * TQ2_0 kernels: the scalar kernel decoded every block again per token. */
 BN_AI void mm_tq1_0(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t r1, float *Y, int64_t ldy, const int DP) {
-    bn_mm_tq1_0_via_tq2(W, a, r0, r1, Y, ldy, bn_tq1_0_to_tq2_0, DP ? dp_mm_tq2_0 : neon_mm_tq2_0);
+    bn_mm_tq1_0_via_tq2(W, a, r0, r1, Y, ldy, neon_tq1_to_tq2, DP ? dp_mm_tq2_0 : neon_mm_tq2_0);
 }
 NEON_SLOTS(mm_tq1_0, mm_tq1_0)
 
@@ -376,6 +419,7 @@ const bn_kernels bn_kernels_neon = {
     .qa = { [BN_ACT_I8S] = neon_qa_i8s, [BN_ACT_Q8K] = bn_qa_q8k_scalar, [BN_ACT_Q8_0] = bn_qa_q8_0_scalar,
             [BN_ACT_F16] = neon_qa_f16, [BN_ACT_F32] = bn_qa_f32_scalar },
     .qa_isa = { "neon", "scalar", "scalar", "neon", "scalar" },
+    .tq1_to_tq2 = neon_tq1_to_tq2,
 };
 
 const bn_kernels bn_kernels_neon_dotprod = {
@@ -390,4 +434,5 @@ const bn_kernels bn_kernels_neon_dotprod = {
     .qa = { [BN_ACT_I8S] = neon_qa_i8s, [BN_ACT_Q8K] = bn_qa_q8k_scalar, [BN_ACT_Q8_0] = bn_qa_q8_0_scalar,
             [BN_ACT_F16] = neon_qa_f16, [BN_ACT_F32] = bn_qa_f32_scalar },
     .qa_isa = { "neon", "scalar", "scalar", "neon", "scalar" },
+    .tq1_to_tq2 = neon_tq1_to_tq2,
 };

@@ -552,6 +552,19 @@ static void tq1_any_bytes(const bn_kernels *k) {
                    .row_bytes = (size_t)nb * sizeof *w, .scale = 1.0f };
     int bad = q8k_matmul_differs(k, &qm, 1) + q8k_matmul_differs(k, &qm, 6);
     CHECK(bad == 0, "%s: tq1_0 blocks of arbitrary bytes (0..255), 1 and 6 tokens: bitwise the scalar result", k->name);
+    /* the table's TQ1_0 -> TQ2_0 rewrite (bn-forward's load-time repack) on the same blocks */
+    if (k->tq1_to_tq2) {
+        bn_block_tq2_0 *a = malloc(sizeof *a * (size_t)(M * nb)), *b = malloc(sizeof *b * (size_t)(M * nb));
+        bad = !a || !b;
+        if (!bad) {
+            bn_tq1_0_to_tq2_0(w, a, M * nb);
+            k->tq1_to_tq2((const struct bn_block_tq1_0 *)w, (struct bn_block_tq2_0 *)b, M * nb);
+            bad = memcmp(a, b, sizeof *a * (size_t)(M * nb)) != 0;
+        }
+        CHECK(bad == 0, "%s: tq1_to_tq2 of arbitrary bytes: bytewise the reference rewrite", k->name);
+        free(a);
+        free(b);
+    }
     free(w);
     bn_qmat ql;
     uint8_t *buf = ternary_qmat(BN_TYPE_TQ1_0, 256 * 513, 3, &ql);

@@ -41,6 +41,8 @@ enum { SITE_EMBD = 0, SITE_ATT, SITE_FF, SITE_COUNT }; /* matmul inputs of width
  * 32-position step of the P.V dot products (and its tail) lies in one
  * tile: the same positions in the same lanes, only the addresses move. */
 #define BN_VT 64
+/* Element offset of position p in a V^T column whose tiles are ts apart. */
+static inline int64_t vt_off(int64_t ts, int p) { return (int64_t)(p / BN_VT) * ts + p % BN_VT; }
 
 struct bn_forward {
     const bn_model *m;
@@ -610,7 +612,7 @@ static inline int64_t kcache_at(const bn_forward *f, int layer, int kvh, int p) 
 static inline int64_t vcache_at(const bn_forward *f, int layer, int kvh, int d) {
     return ((int64_t)layer * f->m->hp.n_head_kv + kvh) * f->v_head_ld + (int64_t)d * BN_VT;
 }
-static inline int64_t vt_pos(const bn_forward *f, int p) { return (int64_t)(p / BN_VT) * f->v_tile + p % BN_VT; }
+static inline int64_t vt_pos(const bn_forward *f, int p) { return vt_off(f->v_tile, p); }
 
 /* Store kv head g's K and V vectors of position p (f16 or f32); V goes
  * across its tile's columns (BN_VT apart), converted a chunk at a time by
@@ -1174,7 +1176,7 @@ BN_AI_Z void dot2_f16_z(const float *x0, const float *x1, const uint16_t *b, int
     __m512 a0 = _mm512_setzero_ps(), a1 = a0, c0 = a0, c1 = a0;
     int l = 0;
     for (; l + 32 <= n; l += 32) {
-        const uint16_t *bl = (const uint16_t *)b + (int64_t)(l / BN_VT) * (ts - BN_VT);
+        const uint16_t *bl = vt_chunk(b, ts, l, 1);
         _mm_prefetch((const char *)(bl + l) + BN_KV_PF, _MM_HINT_T0);
         const __m512 v0 = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(bl + l)));
         const __m512 v1 = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(bl + l + 16)));
@@ -1183,7 +1185,7 @@ BN_AI_Z void dot2_f16_z(const float *x0, const float *x1, const uint16_t *b, int
         c0 = _mm512_fmadd_ps(_mm512_loadu_ps(x1 + l), v0, c0);
         c1 = _mm512_fmadd_ps(_mm512_loadu_ps(x1 + l + 16), v1, c1);
     }
-    const uint16_t *bt = (const uint16_t *)b + (int64_t)(l / BN_VT) * (ts - BN_VT);
+    const uint16_t *bt = vt_chunk(b, ts, l, 1);
     *r0 = tail32x(BN_LO(a0), BN_HI(a0), BN_LO(a1), BN_HI(a1), x0, bt, 1, l, n);
     *r1 = tail32x(BN_LO(c0), BN_HI(c0), BN_LO(c1), BN_HI(c1), x1, bt, 1, l, n);
 }
@@ -1230,14 +1232,14 @@ __attribute__((target("avx2,f16c"))) static void vt_rows_avx2(const void *vt, in
     int p = from;
     for (; p < to && p % 8; p++) /* to a multiple of 8: 8 positions then lie in one tile */
         for (int d = 0; d < hd; d++) {
-            const int64_t o = (int64_t)d * BN_VT + (int64_t)(p / BN_VT) * ts + p % BN_VT;
+            const int64_t o = (int64_t)d * BN_VT + vt_off(ts, p);
             vbuf[(int64_t)p * hd + d] = F16 ? _cvtsh_ss(((const uint16_t *)vt)[o]) : ((const float *)vt)[o];
         }
     for (; p + 8 <= to && hd % 8 == 0; p += 8)
         for (int d = 0; d < hd; d += 8) {
             __m256 r[8], t[8], u[8];
             for (int i = 0; i < 8; i++) {
-                const int64_t o = (int64_t)(d + i) * BN_VT + (int64_t)(p / BN_VT) * ts + p % BN_VT;
+                const int64_t o = (int64_t)(d + i) * BN_VT + vt_off(ts, p);
                 r[i] = F16 ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)vt + o)))
                            : _mm256_loadu_ps((const float *)vt + o);
             }
@@ -1258,7 +1260,7 @@ __attribute__((target("avx2,f16c"))) static void vt_rows_avx2(const void *vt, in
         }
     for (; p < to; p++)
         for (int d = 0; d < hd; d++) {
-            const int64_t o = (int64_t)d * BN_VT + (int64_t)(p / BN_VT) * ts + p % BN_VT;
+            const int64_t o = (int64_t)d * BN_VT + vt_off(ts, p);
             vbuf[(int64_t)p * hd + d] = F16 ? _cvtsh_ss(((const uint16_t *)vt)[o]) : ((const float *)vt)[o];
         }
 }

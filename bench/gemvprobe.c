@@ -104,8 +104,8 @@ static int cmp_d(const void *a, const void *b) {
 }
 
 /* The matrices the probe streams: the types a 2b4t decode reads (I2_S
- * ternary GEMVs, the F16 head, a Q8_0 head from --head q8_0). */
-enum { N_MATS = 3 };
+ * ternary GEMVs, the F16 head, a Q8_0 or Q6_K head from --head). */
+enum { N_MATS = 4 };
 static const struct {
     const char *name;
     bn_type type;
@@ -115,11 +115,13 @@ static const struct {
     { "i2s", BN_TYPE_I2_S, BN_ACT_I8S, KDIM / 4 },
     { "f16", BN_TYPE_F16, BN_ACT_F16, KDIM * 2 },
     { "q8_0", BN_TYPE_Q8_0, BN_ACT_Q8_0, KDIM / 32 * 34 },
+    { "q6_k", BN_TYPE_Q6_K, BN_ACT_Q8K, KDIM / 256 * 210 },
 };
 
 /* Fill a matrix with random data its kernels accept: random bytes for the
  * codes, and f16 values in [1, 2) (no NaN, no subnormal) wherever the
- * format holds halves (every F16 element, each Q8_0 block's scale). */
+ * format holds halves (every F16 element, each Q8_0 block's scale, each
+ * Q6_K block's d in its last two bytes). */
 static void fill(uint8_t *b, size_t bytes, bn_type type, size_t row_bytes) {
     uint64_t st = 0x9E3779B97F4A7C15ull;
     for (size_t i = 0; i < bytes; i += 8) {
@@ -133,6 +135,12 @@ static void fill(uint8_t *b, size_t bytes, bn_type type, size_t row_bytes) {
             for (size_t o = 0; o < row_bytes; o += 34) {
                 uint16_t h = (uint16_t)(0x3C00 | (b[r + o] & 0xFF));
                 memcpy(b + r + o, &h, 2);
+            }
+    if (type == BN_TYPE_Q6_K)
+        for (size_t r = 0; r + row_bytes <= bytes; r += row_bytes)
+            for (size_t o = 0; o < row_bytes; o += 210) {
+                uint16_t h = (uint16_t)(0x3C00 | (b[r + o] & 0xFF));
+                memcpy(b + r + o + 208, &h, 2);
             }
 }
 

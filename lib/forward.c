@@ -1189,8 +1189,79 @@ BN_AI_Z void dot2_f16_z(const float *x0, const float *x1, const uint16_t *b, int
     *r0 = tail32x(BN_LO(a0), BN_HI(a0), BN_LO(a1), BN_HI(a1), x0, bt, 1, l, n);
     *r1 = tail32x(BN_LO(c0), BN_HI(c0), BN_LO(c1), BN_HI(c1), x1, bt, 1, l, n);
 }
+/* dot2_f16_z for a group's four query heads (x[h]: their q, or their p
+ * rows) against NC (1 or 2) f16 vectors b + c * cs (K rows, or V^T columns
+ * in tiles ts apart); r[4 c + h]. Each (vector, head) chain gets
+ * dot2_f16_z's fmas in its order and its tail and tree: the same bits. Each
+ * K row and V column is read once for the four heads instead of once per
+ * pair: at 4000 tokens of context the pairs read the cache twice, 630 MB a
+ * token, and waited on it. */
+BN_AI_Z void dot4_f16_z(const float *const *x, const uint16_t *b, const int NC, int64_t cs, int n, int64_t ts, float *r) {
+    __m512 s[2][4][2];
+#pragma GCC unroll 2
+    for (int c = 0; c < NC; c++)
+#pragma GCC unroll 4
+        for (int h = 0; h < 4; h++) s[c][h][0] = s[c][h][1] = _mm512_setzero_ps();
+    int l = 0;
+    for (; l + 32 <= n; l += 32) {
+        const uint16_t *bl = vt_chunk(b, ts, l, 1);
+#pragma GCC unroll 2
+        for (int c = 0; c < NC; c++) {
+            const uint16_t *bc = bl + c * cs + l;
+            _mm_prefetch((const char *)bc + BN_KV_PF, _MM_HINT_T0);
+            const __m512 v0 = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)bc));
+            const __m512 v1 = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(bc + 16)));
+#pragma GCC unroll 4
+            for (int h = 0; h < 4; h++) {
+                s[c][h][0] = _mm512_fmadd_ps(_mm512_loadu_ps(x[h] + l), v0, s[c][h][0]);
+                s[c][h][1] = _mm512_fmadd_ps(_mm512_loadu_ps(x[h] + l + 16), v1, s[c][h][1]);
+            }
+        }
+    }
+    const uint16_t *bt = vt_chunk(b, ts, l, 1);
+#pragma GCC unroll 2
+    for (int c = 0; c < NC; c++)
+#pragma GCC unroll 4
+        for (int h = 0; h < 4; h++)
+            r[4 * c + h] = tail32x(BN_LO(s[c][h][0]), BN_HI(s[c][h][0]), BN_LO(s[c][h][1]), BN_HI(s[c][h][1]), x[h],
+                                   bt + c * cs, 1, l, n);
+}
 #undef BN_LO
 #undef BN_HI
+/* s_h[p] = dotf16(q_h, K row p) * scale for the group's four heads (q_h at
+ * q + h hd, s_h at s + h ld), two rows at a time */
+__attribute__((target("avx512f,avx512vl,avx2,fma,f16c"))) static void qk_quad_f16_z(const float *q, const uint16_t *k,
+                                                                                     int n, int hd, float scale,
+                                                                                     float *s, int64_t ld) {
+    const float *x[4] = {q, q + hd, q + 2 * hd, q + 3 * hd};
+    float r[8];
+    int p = 0;
+    for (; p + 2 <= n; p += 2) {
+        dot4_f16_z(x, k + (int64_t)p * hd, 2, hd, hd, BN_VT, r);
+        for (int h = 0; h < 4; h++) s[h * ld + p] = r[h] * scale, s[h * ld + p + 1] = r[4 + h] * scale;
+    }
+    if (p < n) {
+        dot4_f16_z(x, k + (int64_t)p * hd, 1, hd, hd, BN_VT, r);
+        for (int h = 0; h < 4; h++) s[h * ld + p] = r[h] * scale;
+    }
+}
+/* o_h[d] = dotf16(p_h, column d of V^T) for the four heads (p_h at p + h
+ * ld, o_h at o + h hd), two columns at a time */
+__attribute__((target("avx512f,avx512vl,avx2,fma,f16c"))) static void pv_quad_f16_z(const float *p, int64_t ld,
+                                                                                     const uint16_t *vt, int64_t ts,
+                                                                                     int n, int hd, float *o) {
+    const float *x[4] = {p, p + ld, p + 2 * ld, p + 3 * ld};
+    float r[8];
+    int d = 0;
+    for (; d + 2 <= hd; d += 2) {
+        dot4_f16_z(x, vt + (int64_t)d * BN_VT, 2, BN_VT, n, ts, r);
+        for (int h = 0; h < 4; h++) o[h * hd + d] = r[h], o[h * hd + d + 1] = r[4 + h];
+    }
+    if (d < hd) {
+        dot4_f16_z(x, vt + (int64_t)d * BN_VT, 1, BN_VT, n, ts, r);
+        for (int h = 0; h < 4; h++) o[h * hd + d] = r[h];
+    }
+}
 /* qk_pair_f16 and pv_pair_f16 with dot2_f16_z */
 __attribute__((target("avx512f,avx512vl,avx2,fma,f16c"))) static void qk_pair_f16_z(const float *q0, const float *q1,
                                                                                      const uint16_t *k, int n, int hd,
@@ -1405,6 +1476,10 @@ static void region_attention(void *arg, int ith, int nth) {
     const bool grouped = !direct && !pv_vec && f->hw_avx512 && group >= 2 && group <= 4 && hd % 16 == 0;
     /* one token: two query heads of a group at once (F16 cache, vec orders) */
     const bool pair = direct && qk_vec && pv_vec && f16 && hd % 32 == 0 && group % 2 == 0;
+    /* and all four heads of a group at once, where this thread has the
+     * whole group (AVX-512; a group split between threads goes in pairs) */
+    const bool quad = pair && group == 4 && f->hw_avx512;
+    bool in_quad = false;
     /* a batch's Q.K for the whole group at the group's first head (AVX-512):
      * in ggml_vec_dot_f16's order, or in dot8's with heads in pairs */
     const bool qk_grp_vec = grouped && qk_vec && hd % 32 == 0 && hd <= 128;
@@ -1441,7 +1516,8 @@ static void region_attention(void *arg, int ith, int nth) {
         const int n_kv = f->pos + t + 1;
         const float *qsrc = f->qkv + (int64_t)t * f->qkv_dim + h * hd;
         float *out = f->att + (int64_t)t * f->q_dim + h * hd;
-        float *sc = sc0 + (grouped ? rem % group : pair ? rem % 2 : 0) * sc_ld;
+        if (pair && rem % group == 0) in_quad = quad && it + group <= hi;
+        float *sc = sc0 + (grouped || in_quad ? rem % group : pair ? rem % 2 : 0) * sc_ld;
         /* one token with AVX2: read the cache rows in place (see qk_direct) */
         const size_t esz = f16 ? 2 : 4, row_b = (size_t)hd * esz;
         const uint8_t *krow0 = (const uint8_t *)f->kc + kcache_at(f, j->layer, kvh, 0) * (int64_t)esz;
@@ -1463,7 +1539,15 @@ static void region_attention(void *arg, int ith, int nth) {
         bool sc_done = false; /* scores already computed by a vector kernel */
 #if defined(__x86_64__)
         const bool qk_z = !direct && qk_vec && f->hw_avx512 && hd % 32 == 0 && hd <= 256;
-        if (pair) { /* the pair's first head: Q.K for both */
+        if (in_quad) { /* the group's first head: Q.K for all four */
+            if (rem % group == 0) {
+                prefetch_vcols(vcol0, f->v_tile, n_kv, hd);
+                for (int g = 0; g < group; g++) round_f16_avx2(qsrc + g * hd, q + g * hd, hd);
+                qk_quad_f16_z(q, (const uint16_t *)krow0, n_kv, hd, scale, sc0, sc_ld);
+            }
+            mx = bn_max_row(sc, n_kv, f->vm);
+            sc_done = true;
+        } else if (pair) { /* the pair's first head: Q.K for both */
             if (rem % 2 == 0) {
                 if (rem % group == 0 || it == lo) prefetch_vcols(vcol0, f->v_tile, n_kv, hd); /* once per kv head */
                 round_f16_avx2(qsrc + hd, q + hd, hd);
@@ -1521,7 +1605,10 @@ static void region_attention(void *arg, int ith, int nth) {
 #if defined(__x86_64__)
         if (direct) {
             if (!pair) pv_direct(sc, vcol0, f->v_tile, f16, pv_vec, n_kv, hd, out);
-            else if (rem % 2 == 1) { /* the pair's second head: P.V for both */
+            else if (in_quad) { /* the group's last head: P.V for all four */
+                if (rem % group == group - 1)
+                    pv_quad_f16_z(sc0, sc_ld, (const uint16_t *)vcol0, f->v_tile, n_kv, hd, out - (group - 1) * hd);
+            } else if (rem % 2 == 1) { /* the pair's second head: P.V for both */
                 if (f->hw_avx512) pv_pair_f16_z(sc - sc_ld, sc, (const uint16_t *)vcol0, f->v_tile, n_kv, hd, out - hd, out);
                 else pv_pair_f16(sc - sc_ld, sc, (const uint16_t *)vcol0, f->v_tile, n_kv, hd, out - hd, out);
             }

@@ -1526,8 +1526,8 @@ static void region_attention(void *arg, int ith, int nth) {
         if (kvh != cached_kvh) { cached_kvh = kvh; cached_n = 0; }
         if (!direct) kv_rows_f32(f, j->layer, kvh, kbuf, vbuf, cached_n, n_kv);
         if (n_kv > cached_n) cached_n = n_kv;
-        /* this head's q (the group kernels and a pair's second head have it) */
-        if (!qk_grp_vec && !qk_grp_8 && !(pair && rem % 2 == 1)) {
+        /* this head's q (the group kernels, a whole group and a pair's second head have it) */
+        if (!qk_grp_vec && !qk_grp_8 && !in_quad && !(pair && rem % 2 == 1)) {
 #if defined(__x86_64__)
             if (f16 && f->hw_avx2) round_f16_avx2(qsrc, q, hd);
             else

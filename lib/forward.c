@@ -1191,13 +1191,13 @@ BN_AI_Z void dot2_f16_z(const float *x0, const float *x1, const uint16_t *b, int
 }
 /* dot2_f16_z for a group's four query heads (x[h]: their q, or their p
  * rows) against NC (1 or 2) f16 vectors b + c * cs (K rows, or V^T columns
- * in tiles ts apart) into o[h oh + c], times scale if SCALED (stored
- * straight from the register: through a float array, two results read
- * back as one 8-byte load missed store forwarding, 7% of the Q.K). Each (vector, head) chain gets
- * dot2_f16_z's fmas in its order and its tail and tree: the same bits. Each
- * K row and V column is read once for the four heads instead of once per
- * pair: at 4000 tokens of context the pairs read the cache twice, 630 MB a
- * token, and waited on it. */
+ * in tiles ts apart) into o[h oh + c], times scale if SCALED. Each (vector,
+ * head) chain gets dot2_f16_z's fmas in its order and its tail and tree:
+ * the same bits. Each K row and V column is read once for the four heads
+ * instead of once per pair: at 4000 tokens of context the pairs read the
+ * cache twice, 630 MB a token, and waited on it. The results are stored
+ * straight from their registers: through a float array, two of them read
+ * back as one 8-byte load missed store forwarding (7% of the Q.K). */
 BN_AI_Z void dot4_f16_z(const float *const *x, const uint16_t *b, const int NC, int64_t cs, int n, int64_t ts, float *o,
                         int64_t oh, float scale, const int SCALED) {
     __m512 s[2][4][2];
@@ -1225,8 +1225,7 @@ BN_AI_Z void dot4_f16_z(const float *const *x, const uint16_t *b, const int NC, 
 #pragma GCC unroll 2
     for (int c = 0; c < NC; c++)
 #pragma GCC unroll 4
-        for (int h = 0; h < 4; h++)
-        {
+        for (int h = 0; h < 4; h++) {
             const float r = tail32x(BN_LO(s[c][h][0]), BN_HI(s[c][h][0]), BN_LO(s[c][h][1]), BN_HI(s[c][h][1]), x[h],
                                     bt + c * cs, 1, l, n);
             o[h * oh + c] = SCALED ? r * scale : r;

@@ -97,10 +97,15 @@ BN_AI __m512i z_dpbusd_inplace(__m512i acc, __m512i a, __m512i b) {
 }
 
 /* NR rows at their own addresses (runs read side by side), activations
- * repacked (qr), no software prefetch, an even block count: the masked
- * form of z_i2s_gemv_tile, row r's sum in out[r], vpdpbusd in place
- * (z_dpbusd_inplace: z_i2s_gemv_tile with its rows a run apart, through
- * the intrinsic, streamed 18 GB/s a core on the Zen 5 VM against 25-30). */
+ * repacked (qr), an even block count: the masked form of z_i2s_gemv_tile,
+ * row r's sum in out[r], vpdpbusd in place (z_dpbusd_inplace:
+ * z_i2s_gemv_tile with its rows a run apart, through the intrinsic,
+ * streamed 18 GB/s a core on the Zen 5 VM against 25-30). Each run is
+ * prefetched into L1 BN_I2S_RUN_PF bytes ahead of itself, every line (see
+ * z_i2s_one). */
+#ifndef BN_I2S_RUN_PF
+#define BN_I2S_RUN_PF 2048
+#endif
 BN_AI void z_i2s_gemv_rows(const uint8_t *const *w, const int NR, const int8_t *qr, int64_t nb, int32_t *out) {
     __m512i m[4], acc[4][4];
     z_i2s_start(m, acc, NR);
@@ -110,6 +115,7 @@ BN_AI void z_i2s_gemv_rows(const uint8_t *const *w, const int NR, const int8_t *
         for (int g = 0; g < 4; g++) qg[g] = _mm512_load_si512((const void *)(qr + 128 * b + 64 * g));
 #pragma GCC unroll 4
         for (int r = 0; r < NR; r++) {
+            _mm_prefetch((const char *)w[r] + 32 * b + BN_I2S_RUN_PF, _MM_HINT_T0);
             const __m512i wv = _mm512_loadu_si512((const void *)(w[r] + 32 * b));
             acc[r][0] = z_dpbusd_inplace(acc[r][0], _mm512_and_si512(wv, m[0]), qg[0]);
             acc[r][1] = z_dpbusd_inplace(acc[r][1], _mm512_and_si512(wv, m[1]), qg[1]);
@@ -220,15 +226,19 @@ static void z_mm_i2s_batch(const bn_qmat *W, const bn_act *a, int64_t r0, int64_
 }
 
 /* One token, rows start[j] + i for j < NS, i < len: four runs (NS = 4) read
- * side by side, row i of each in one z_i2s_gemv_rows with no software
- * prefetch, where the activations fit the repack buffer and the block count
- * is even; otherwise a row at a time. Either way each row's sum is the same
- * integer. qr_in: the activations as z_i2s_repack leaves them, or NULL to
- * repack them here. Zen 5 VM, 2b4t decode, one process alternating the
- * variants per step, 15 runs of 256 steps at 1 and 2 threads: four runs
+ * side by side, row i of each in one z_i2s_gemv_rows (each run prefetched
+ * 2 KB ahead), where the activations fit the repack buffer and the block
+ * count is even; otherwise a row at a time. Either way each row's sum is
+ * the same integer. qr_in: the activations as z_i2s_repack leaves them, or
+ * NULL to repack them here. Zen 5 VM, 2b4t decode, one process alternating
+ * the variants per step, 15 runs of 256 steps at 1 and 2 threads: four runs
  * against two +0.6% to +7.2% (never slower); four runs each prefetched 2 KB
  * ahead, as z_rows_4streams, -6% to +22% with the VM's phase (the gains
- * where it read slowly); 1 KB ahead -2% to +5.5%. Earlier (two runs against
+ * where it read slowly); 1 KB ahead -2% to +5.5%. Fourteenth session, whole
+ * bn-forward runs alternated (tg128): the 2 KB prefetch (no longer with the
+ * first 2 KB of each run prefetched before the loop) +5-22% at 2 threads
+ * and +7-18% at 1 thread in every round; 1 KB and 512 B ahead less, 3-4 KB
+ * no better, every other line (2 KB) 10-20% slower than none. Earlier (two runs against
  * one, 512 MB of 2560- and 6912-wide rows, GB/s at 1 / 2 threads): one
  * stream prefetched 32 KB ahead 20.3 / 40.9 and 16.8 / 34.4, two streams
  * 23.7 / 48.4 and 19.3 / 38.6, two streams prefetched 2-32 KB ahead
@@ -412,6 +422,13 @@ BN_AI void z_tq2_prep(const bn_block_q8_K *y, int64_t nb, int8_t *p) {
 }
 
 /* Rows x[0..3] against one token: out[j] bitwise the reference's row dot. */
+/* Each row (its run) is prefetched into L1 this far ahead of itself, one
+ * prefetch per 66-byte block (a line in 33 goes without). Fourteenth
+ * session, Zen 5 VM, 2b4t TQ2_0, whole tg128 runs alternated: 2 KB ahead
+ * against none +13-17% at 1 thread, -5% to +10% at 2 (as the I2_S runs). */
+#ifndef BN_TQ2_RUN_PF
+#define BN_TQ2_RUN_PF 2048
+#endif
 BN_AI void z_tq2_rows4(const bn_block_tq2_0 *const *x, const bn_block_q8_K *y, const int8_t *p, int64_t nb, float *out) {
     const __m512i m3 = _mm512_set1_epi8(3);
     __m512 acc[2] = { _mm512_setzero_ps(), _mm512_setzero_ps() };
@@ -424,6 +441,7 @@ BN_AI void z_tq2_rows4(const bn_block_tq2_0 *const *x, const bn_block_q8_K *y, c
         __m512i s[4];
 #pragma GCC unroll 4
         for (int r = 0; r < 4; r++) {
+            _mm_prefetch((const char *)&x[r][i] + BN_TQ2_RUN_PF, _MM_HINT_T0);
             __m512i wv = _mm512_loadu_si512((const void *)x[r][i].qs);
             __asm__("" : "+v"(wv)); /* one load, not one per use */
             __m512i t = _mm512_dpbusd_epi32(off, _mm512_and_si512(wv, m3), y0);

@@ -595,6 +595,16 @@ static void vnni_mm_tq2_0(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t
  * (x.d * y.d) * sumi run as lanes of one xmm, in block order: bitwise the
  * reference. Zen 5 VM, 1 thread, 2560-wide rows: 14.1 -> 59.0 GB/s from L2,
  * 8.5 -> 35.3 GB/s from memory. */
+/* Each row (its run) is prefetched into L1 this far ahead of itself, every
+ * line of each 210-byte block. Fourteenth session, Zen 5 VM: gemvprobe's
+ * Q6_K matrix at 2 threads 0.87-0.91 -> 0.95-0.98 of the read; 2b4t with
+ * --head q6_k, whole tg128 runs alternated, +5-21% in four rounds of five at
+ * 2 threads (one -22%), +6-12% in two of three at 1 (one -5%). The
+ * thirteenth session's try (1-4 KB, before the I2_S runs prefetched too)
+ * was within noise in decode. */
+#ifndef BN_Q6K_RUN_PF
+#define BN_Q6K_RUN_PF 2048
+#endif
 BN_AI void z_q6k_rows4(const bn_block_q6_K *const *x, const bn_block_q8_K *y, int64_t nb, float *out) {
     static const int16_t spread[4][32] = { /* pair k of 64-element chunk c: sub-block 4c + k/8 */
         { 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3 },
@@ -621,6 +631,13 @@ BN_AI void z_q6k_rows4(const bn_block_q6_K *const *x, const bn_block_q8_K *y, in
 #pragma GCC unroll 4
         for (int r = 0; r < 4; r++) {
             const bn_block_q6_K *b = &x[r][i];
+            { /* every line of the block BN_Q6K_RUN_PF ahead */
+                const char *pf = (const char *)b + BN_Q6K_RUN_PF;
+                _mm_prefetch(pf, _MM_HINT_T0);
+                _mm_prefetch(pf + 64, _MM_HINT_T0);
+                _mm_prefetch(pf + 128, _MM_HINT_T0);
+                _mm_prefetch(pf + sizeof *b - 1, _MM_HINT_T0);
+            }
             const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)b->scales));
             const __m512i sc = _mm512_zextsi256_si512(sc16);
             /* -32 * sum(scale * bsum): 32 * scale fits int16, -bsum too */

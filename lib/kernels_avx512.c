@@ -236,9 +236,10 @@ static void z_mm_i2s_batch(const bn_qmat *W, const bn_act *a, int64_t r0, int64_
  * ahead, as z_rows_4streams, -6% to +22% with the VM's phase (the gains
  * where it read slowly); 1 KB ahead -2% to +5.5%. Fourteenth session, whole
  * bn-forward runs alternated (tg128): the 2 KB prefetch (no longer with the
- * first 2 KB of each run prefetched before the loop) +5-22% at 2 threads
- * and +7-18% at 1 thread in every round; 1 KB and 512 B ahead less, 3-4 KB
- * no better, every other line (2 KB) 10-20% slower than none. Earlier (two runs against
+ * first 2 KB of each run prefetched before the loop) +1% to +22% at 2
+ * threads in all 25 rounds, -2% to +18% at 1 thread (one round of 13
+ * slower); 1 KB and 512 B ahead less, 3-4 KB no better, every other line
+ * (2 KB) 10-20% slower than none. Earlier (two runs against
  * one, 512 MB of 2560- and 6912-wide rows, GB/s at 1 / 2 threads): one
  * stream prefetched 32 KB ahead 20.3 / 40.9 and 16.8 / 34.4, two streams
  * 23.7 / 48.4 and 19.3 / 38.6, two streams prefetched 2-32 KB ahead
@@ -425,7 +426,8 @@ BN_AI void z_tq2_prep(const bn_block_q8_K *y, int64_t nb, int8_t *p) {
 /* Each row (its run) is prefetched into L1 this far ahead of itself, one
  * prefetch per 66-byte block (a line in 33 goes without). Fourteenth
  * session, Zen 5 VM, 2b4t TQ2_0, whole tg128 runs alternated: 2 KB ahead
- * against none +13-17% at 1 thread, -5% to +10% at 2 (as the I2_S runs). */
+ * against none +13-17% at 1 thread, -5% to +25% at 2 (the gains where the
+ * VM read slowly). */
 #ifndef BN_TQ2_RUN_PF
 #define BN_TQ2_RUN_PF 2048
 #endif

@@ -422,7 +422,6 @@ BN_AI void z_tq2_prep(const bn_block_q8_K *y, int64_t nb, int8_t *p) {
     }
 }
 
-/* Rows x[0..3] against one token: out[j] bitwise the reference's row dot. */
 /* Each row (its run) is prefetched into L1 this far ahead of itself, one
  * prefetch per 66-byte block (a line in 33 goes without). Fourteenth
  * session, Zen 5 VM, 2b4t TQ2_0, whole tg128 runs alternated: 2 KB ahead
@@ -431,6 +430,7 @@ BN_AI void z_tq2_prep(const bn_block_q8_K *y, int64_t nb, int8_t *p) {
 #ifndef BN_TQ2_RUN_PF
 #define BN_TQ2_RUN_PF 2048
 #endif
+/* Rows x[0..3] against one token: out[j] bitwise the reference's row dot. */
 BN_AI void z_tq2_rows4(const bn_block_tq2_0 *const *x, const bn_block_q8_K *y, const int8_t *p, int64_t nb, float *out) {
     const __m512i m3 = _mm512_set1_epi8(3);
     __m512 acc[2] = { _mm512_setzero_ps(), _mm512_setzero_ps() };
@@ -596,14 +596,13 @@ static void vnni_mm_tq2_0(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t
  * four exact int32 (the reference's sumi), and the four float chains sumf +=
  * (x.d * y.d) * sumi run as lanes of one xmm, in block order: bitwise the
  * reference. Zen 5 VM, 1 thread, 2560-wide rows: 14.1 -> 59.0 GB/s from L2,
- * 8.5 -> 35.3 GB/s from memory. */
-/* Each row (its run) is prefetched into L1 this far ahead of itself, every
- * line of each 210-byte block. Fourteenth session, Zen 5 VM: gemvprobe's
- * Q6_K matrix at 2 threads 0.87-0.91 -> 0.95-0.98 of the read; 2b4t with
- * --head q6_k, whole tg128 runs alternated, +5-21% in four rounds of five at
- * 2 threads (one -22%), +6-12% in two of three at 1 (one -5%). The
- * thirteenth session's try (1-4 KB, before the I2_S runs prefetched too)
- * was within noise in decode. */
+ * 8.5 -> 35.3 GB/s from memory. BN_Q6K_RUN_PF: each row (its run)
+ * prefetched into L1 this far ahead of itself, every line of each 210-byte
+ * block. Fourteenth session, Zen 5 VM: gemvprobe's Q6_K matrix at 2 threads
+ * 0.87-0.91 -> 0.95-0.98 of the read; 2b4t with --head q6_k, whole tg128
+ * runs alternated, +5-21% in four rounds of five at 2 threads (one -22%),
+ * +6-12% in two of three at 1 (one -5%). The thirteenth session's try (1-4
+ * KB, before the I2_S runs prefetched too) was within noise in decode. */
 #ifndef BN_Q6K_RUN_PF
 #define BN_Q6K_RUN_PF 2048
 #endif

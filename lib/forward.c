@@ -1470,7 +1470,6 @@ static void region_attention(void *arg, int ith, int nth) {
     /* and all four heads of a group at once, where this thread has the
      * whole group (AVX-512; a group split between threads goes in pairs) */
     const bool quad = pair && group == 4 && f->hw_avx512;
-    bool in_quad = false;
     /* a batch's Q.K for the whole group at the group's first head (AVX-512):
      * in ggml_vec_dot_f16's order, or in dot8's with heads in pairs */
     const bool qk_grp_vec = grouped && qk_vec && hd % 32 == 0 && hd <= 128;
@@ -1507,7 +1506,9 @@ static void region_attention(void *arg, int ith, int nth) {
         const int n_kv = f->pos + t + 1;
         const float *qsrc = f->qkv + (int64_t)t * f->qkv_dim + h * hd;
         float *out = f->att + (int64_t)t * f->q_dim + h * hd;
-        if (pair && rem % group == 0) in_quad = quad && it + group <= hi;
+        /* this head's group lies wholly in [lo, hi) (one token: items are heads) */
+        const int64_t g0 = it - rem % group;
+        const bool in_quad = quad && g0 >= lo && g0 + group <= hi;
         float *sc = sc0 + (grouped || in_quad ? rem % group : pair ? rem % 2 : 0) * sc_ld;
         /* one token with AVX2: read the cache rows in place (see qk_direct) */
         const size_t esz = f16 ? 2 : 4, row_b = (size_t)hd * esz;

@@ -101,11 +101,8 @@ BN_AI __m512i z_dpbusd_inplace(__m512i acc, __m512i a, __m512i b) {
  * row r's sum in out[r], vpdpbusd in place (z_dpbusd_inplace:
  * z_i2s_gemv_tile with its rows a run apart, through the intrinsic,
  * streamed 18 GB/s a core on the Zen 5 VM against 25-30). Each run is
- * prefetched into L1 BN_I2S_RUN_PF bytes ahead of itself, every line (see
+ * prefetched into L1 BN_PF_RUN bytes ahead of itself, every line (see
  * z_i2s_one). */
-#ifndef BN_I2S_RUN_PF
-#define BN_I2S_RUN_PF 2048
-#endif
 BN_AI void z_i2s_gemv_rows(const uint8_t *const *w, const int NR, const int8_t *qr, int64_t nb, int32_t *out) {
     __m512i m[4], acc[4][4];
     z_i2s_start(m, acc, NR);
@@ -115,7 +112,7 @@ BN_AI void z_i2s_gemv_rows(const uint8_t *const *w, const int NR, const int8_t *
         for (int g = 0; g < 4; g++) qg[g] = _mm512_load_si512((const void *)(qr + 128 * b + 64 * g));
 #pragma GCC unroll 4
         for (int r = 0; r < NR; r++) {
-            _mm_prefetch((const char *)w[r] + 32 * b + BN_I2S_RUN_PF, _MM_HINT_T0);
+            _mm_prefetch((const char *)w[r] + 32 * b + BN_PF_RUN, _MM_HINT_T0);
             const __m512i wv = _mm512_loadu_si512((const void *)(w[r] + 32 * b));
             acc[r][0] = z_dpbusd_inplace(acc[r][0], _mm512_and_si512(wv, m[0]), qg[0]);
             acc[r][1] = z_dpbusd_inplace(acc[r][1], _mm512_and_si512(wv, m[1]), qg[1]);
@@ -427,9 +424,6 @@ BN_AI void z_tq2_prep(const bn_block_q8_K *y, int64_t nb, int8_t *p) {
  * session, Zen 5 VM, 2b4t TQ2_0, whole tg128 runs alternated: 2 KB ahead
  * against none +13-17% at 1 thread, -5% to +25% at 2 (the gains where the
  * VM read slowly). */
-#ifndef BN_TQ2_RUN_PF
-#define BN_TQ2_RUN_PF 2048
-#endif
 /* Rows x[0..3] against one token: out[j] bitwise the reference's row dot. */
 BN_AI void z_tq2_rows4(const bn_block_tq2_0 *const *x, const bn_block_q8_K *y, const int8_t *p, int64_t nb, float *out) {
     const __m512i m3 = _mm512_set1_epi8(3);
@@ -443,7 +437,7 @@ BN_AI void z_tq2_rows4(const bn_block_tq2_0 *const *x, const bn_block_q8_K *y, c
         __m512i s[4];
 #pragma GCC unroll 4
         for (int r = 0; r < 4; r++) {
-            _mm_prefetch((const char *)&x[r][i] + BN_TQ2_RUN_PF, _MM_HINT_T0);
+            _mm_prefetch((const char *)&x[r][i] + BN_PF_RUN, _MM_HINT_T0);
             __m512i wv = _mm512_loadu_si512((const void *)x[r][i].qs);
             __asm__("" : "+v"(wv)); /* one load, not one per use */
             __m512i t = _mm512_dpbusd_epi32(off, _mm512_and_si512(wv, m3), y0);
@@ -596,16 +590,13 @@ static void vnni_mm_tq2_0(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t
  * four exact int32 (the reference's sumi), and the four float chains sumf +=
  * (x.d * y.d) * sumi run as lanes of one xmm, in block order: bitwise the
  * reference. Zen 5 VM, 1 thread, 2560-wide rows: 14.1 -> 59.0 GB/s from L2,
- * 8.5 -> 35.3 GB/s from memory. BN_Q6K_RUN_PF: each row (its run)
+ * 8.5 -> 35.3 GB/s from memory. BN_PF_RUN: each row (its run)
  * prefetched into L1 this far ahead of itself, every line of each 210-byte
  * block. Fourteenth session, Zen 5 VM: gemvprobe's Q6_K matrix at 2 threads
  * 0.87-0.91 -> 0.95-0.98 of the read; 2b4t with --head q6_k, whole tg128
  * runs alternated, +5-21% in four rounds of five at 2 threads (one -22%),
  * +6-12% in two of three at 1 (one -5%). The thirteenth session's try (1-4
  * KB, before the I2_S runs prefetched too) was within noise in decode. */
-#ifndef BN_Q6K_RUN_PF
-#define BN_Q6K_RUN_PF 2048
-#endif
 BN_AI void z_q6k_rows4(const bn_block_q6_K *const *x, const bn_block_q8_K *y, int64_t nb, float *out) {
     static const int16_t spread[4][32] = { /* pair k of 64-element chunk c: sub-block 4c + k/8 */
         { 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3 },
@@ -632,8 +623,8 @@ BN_AI void z_q6k_rows4(const bn_block_q6_K *const *x, const bn_block_q8_K *y, in
 #pragma GCC unroll 4
         for (int r = 0; r < 4; r++) {
             const bn_block_q6_K *b = &x[r][i];
-            { /* every line of the block BN_Q6K_RUN_PF ahead */
-                const char *pf = (const char *)b + BN_Q6K_RUN_PF;
+            { /* every line of the block BN_PF_RUN ahead */
+                const char *pf = (const char *)b + BN_PF_RUN;
                 _mm_prefetch(pf, _MM_HINT_T0);
                 _mm_prefetch(pf + 64, _MM_HINT_T0);
                 _mm_prefetch(pf + 128, _MM_HINT_T0);
@@ -830,12 +821,9 @@ static void vnni_mm_tq1_0(const bn_qmat *W, const bn_act *a, int64_t r0, int64_t
  * from L2 45 -> 51; each row's scales by one gather, 16 blocks' 4 x 4 sums
  * per step. (Two earlier forms of 16 rows per step, 4 runs of 4 adjacent
  * rows, read from L2 at 39-49 GB/s but from memory no faster than the ymm
- * tile: 16 short streams.) Z_Q8_PF: each run prefetched into L1 this far
+ * tile: 16 short streams.) BN_PF_RUN: each run prefetched into L1 this far
  * ahead of itself (1 KB slower, 4 KB within noise). */
 enum { Z_Q8_G = 16 };
-#ifndef Z_Q8_PF
-#define Z_Q8_PF 2048
-#endif
 
 /* The token as z_q8_rows4 reads it: per block dy (float) and 128 * sum q
  * (int32), each four times (one per row lane); NULL where they do not fit
@@ -952,7 +940,7 @@ static void z_q8_one(const bn_qmat *W, const bn_act *a, const void *p, const int
         const bn_block_q8_0 *x[4];
         for (int s = 0; s < 4; s++) x[s] = (const bn_block_q8_0 *)(W->data + (size_t)(start[s] + i) * W->row_bytes);
         float o[4];
-        z_q8_rows4(x, y, dy, b128, nb, Z_Q8_PF, o);
+        z_q8_rows4(x, y, dy, b128, nb, BN_PF_RUN, o);
         for (int s = 0; s < 4; s++) Y[start[s] + i] = o[s];
     }
 }
@@ -1053,23 +1041,20 @@ BN_AI void z_tile(const void *const *w, const int RB, const void *x, const int X
 
 /* One token, rows [r0, r1) as four streams read side by side: the range cut
  * in four runs of n rows, row i of each run in one z_tile_pf, each run
- * prefetched 2 KB ahead of itself (BN_PF_SEP). On the Zen 5 VM, the F16 head
+ * prefetched 2 KB ahead of itself (BN_PF_RUN). On the Zen 5 VM, the F16 head
  * (128256 x 2560), timed in rotation in one process against a same-pass
  * best-way read, 1 / 2 threads: a row at a time (one stream, 4 KB ahead)
  * 0.88 / 0.89 of the read, four streams without prefetch 1.08 / 0.91, four
  * streams 2 KB ahead 1.16 / 1.10; a plain 4-stream read is faster than a
  * 1-stream one too, which is why bench/readways.h reads that way as well.
  * The rest (fewer than 4 rows left over) a row at a time. x is f32. */
-#ifndef BN_PF_SEP
-#define BN_PF_SEP 2048
-#endif
 BN_AI void z_rows_runs(const bn_qmat *W, const float *x, const int64_t *start, int64_t len, float *Y, const int F16,
                        const int L2) {
     for (int64_t i = 0; i < len; i++) {
         const void *w[4];
         float o[4];
         for (int s = 0; s < 4; s++) w[s] = W->data + (size_t)(start[s] + i) * W->row_bytes;
-        z_tile_pf(w, 4, x, 0, W->K, F16, BN_PF_SEP, L2, 1, o);
+        z_tile_pf(w, 4, x, 0, W->K, F16, BN_PF_RUN, L2, 1, o);
         for (int s = 0; s < 4; s++) Y[start[s] + i] = o[s];
     }
 }

@@ -55,6 +55,14 @@
 #ifndef BN_PF_L2
 #define BN_PF_L2 8192
 #endif
+/* The AVX-512 one-token kernels that read a thread's rows as four runs side
+ * by side (F16 / f32, I2_S, TQ2_0, Q8_0, Q6_K) prefetch each run into L1
+ * this far ahead of itself, every line; each kernel's comment gives what it
+ * measured (on the Zen 5 VM 1 KB or less fell short of 2 KB, 3-4 KB were no
+ * better). */
+#ifndef BN_PF_RUN
+#define BN_PF_RUN 2048
+#endif
 
 /* A software prefetch into L1 (T0) or, with L2 set, into L2 (T1); L2 is a
  * constant at every call, so the branch folds away. */

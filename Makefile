@@ -82,7 +82,7 @@ HELPER_BIN := $(patsubst tests/tools/%.c,$(BUILD)/tests/%,$(HELPER_SRC))
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 
 .PHONY: all test test-ref sanitize fuzz test-neon install deps demo clean check-deps crossval bench
-all: $(LIBBN) $(TOOL_BIN) $(UNIT_BIN) $(HELPER_BIN) $(BUILD)/bench/compare
+all: $(LIBBN) $(TOOL_BIN) $(UNIT_BIN) $(HELPER_BIN) $(BUILD)/bench/compare $(BUILD)/bench/bwprobe
 
 $(BUILD)/lib/%_avx2.o: lib/%_avx2.c $(wildcard lib/*.h)
 	@mkdir -p $(dir $@)

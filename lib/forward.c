@@ -76,14 +76,11 @@ struct bn_forward {
     float *kvtmp;    /* per thread: K rows [n_ctx][head_dim], V rows [n_ctx][head_dim], P.V lanes [8][head_dim] */
     float *wrow;     /* per thread [n_embd]: a head row as f32 (compat head) */
     struct mm_claim *claims; /* per thread: what is left of its one-token matmul share */
-    struct att_done *att_done; /* per thread: the last one-token attention whose split-group Q.K it has done */
-    int64_t att_epoch;         /* one-token attention regions run so far (the caller's thread only) */
     struct tok_input *own;   /* per thread, 2+ threads: its own copy of a one-token matmul's input */
     bool hw_fma;     /* CPU has FMA: the fma-target helpers may run */
     bool hw_avx2;    /* and AVX2 (the compat head's vector loop) */
     bool hw_avx512;  /* and AVX-512 F/VL with an AVX-512 kernel table (batch attention) */
     int64_t att_block_bytes; /* f32 K+V bytes of a kv head past which batch attention is blocked */
-    int att_split_min;       /* positions from which a one-token group that threads share is split (BN_ATT_SPLIT_MIN) */
     bn_vm_level vm;  /* vecmath level of the row helpers (norms, softmax, f16) */
     bn_compat compat;
 };
@@ -339,7 +336,6 @@ typedef struct job {
     _Atomic int64_t next_chunk; /* batch matmul: the next chunk to take */
     bool steal;                 /* one token: the shares in f->claims (matmul_steal) */
     int pre;                    /* one token, stealing: what each thread computes first (PRE_*) */
-    int64_t epoch;              /* one-token attention: this region's f->att_epoch */
 } job;
 
 /* What a one-token matmul region computes first, on every thread into its
@@ -432,14 +428,6 @@ typedef struct mm_claim {
     int64_t min_steps; /* the smallest chunk worth a kernel call */
     char pad[64 - sizeof(uint64_t) - sizeof(int64_t)];
 } mm_claim;
-
-/* The last one-token attention region (its job's epoch) in which a thread
- * has finished its Q.K shares of the groups it shares (split_group_qk);
- * a line of its own. */
-typedef struct att_done {
-    _Alignas(64) _Atomic int64_t epoch;
-    char pad[64 - sizeof(int64_t)];
-} att_done;
 
 /* A share's part of one weight: rows [r0, r1), runs of n rows (a multiple
  * of u) from r0, then rows [r0 + R n, r1) as the last step. */
@@ -1257,18 +1245,13 @@ __attribute__((target("avx512f,avx512vl,avx2,fma,f16c"))) static void qk_quad_f1
 }
 /* o_h[d] = dotf16(p_h, column d of V^T) for the four heads (p_h at p + h
  * ld, o_h at o + h hd), two columns at a time */
-__attribute__((target("avx512f,avx512vl,avx2,fma,f16c"))) static void pv_quad_cols_z(const float *p, int64_t ld,
-                                                                                      const uint16_t *vt, int64_t ts,
-                                                                                      int n, int d0, int d1, int hd,
-                                                                                      float *o) {
+__attribute__((target("avx512f,avx512vl,avx2,fma,f16c"))) static void pv_quad_f16_z(const float *p, int64_t ld,
+                                                                                     const uint16_t *vt, int64_t ts,
+                                                                                     int n, int hd, float *o) {
     const float *x[4] = {p, p + ld, p + 2 * ld, p + 3 * ld};
-    int d = d0;
-    for (; d + 2 <= d1; d += 2) dot4_f16_z(x, vt + (int64_t)d * BN_VT, 2, BN_VT, n, ts, o + d, hd, 1.0f, 0);
-    if (d < d1) dot4_f16_z(x, vt + (int64_t)d * BN_VT, 1, BN_VT, n, ts, o + d, hd, 1.0f, 0);
-}
-/* columns [d0, d1) of o_h for the four heads; all of them: */
-static void pv_quad_f16_z(const float *p, int64_t ld, const uint16_t *vt, int64_t ts, int n, int hd, float *o) {
-    pv_quad_cols_z(p, ld, vt, ts, n, 0, hd, hd, o);
+    int d = 0;
+    for (; d + 2 <= hd; d += 2) dot4_f16_z(x, vt + (int64_t)d * BN_VT, 2, BN_VT, n, ts, o + d, hd, 1.0f, 0);
+    if (d < hd) dot4_f16_z(x, vt + (int64_t)d * BN_VT, 1, BN_VT, n, ts, o + d, hd, 1.0f, 0);
 }
 /* qk_pair_f16 and pv_pair_f16 with dot2_f16_z */
 __attribute__((target("avx512f,avx512vl,avx2,fma,f16c"))) static void qk_pair_f16_z(const float *q0, const float *q1,
@@ -1461,101 +1444,6 @@ static void attention_blocked(job *j, int ith, int nth, int dot8, bool p_f16) {
 }
 #endif
 
-/* Scores to probabilities in place: softmax with the exps in groups of 8
- * (zero padded), each group summed pairwise, groups in double; then p
- * rounded to f16 where the cache is (p_f16). mx: the row's maximum. */
-static void softmax_probs(const bn_forward *f, float *sc, int n, float mx, bool p_f16) {
-    const double sum = bn_softmax_exp(sc, n, mx, f->vm);
-    const float inv = (float)(1.0 / sum);
-    for (int p = 0; p < n; p++) sc[p] = sc[p] * inv;
-#if defined(__x86_64__)
-    if (p_f16 && f->hw_avx2) {
-        round_f16_avx2(sc, sc, n);
-        return;
-    }
-#endif
-    if (p_f16)
-        for (int p = 0; p < n; p++) sc[p] = f->f16tab[bn_f32_to_f16(sc[p])];
-}
-
-#if defined(__x86_64__)
-/* ---- one token: a query group split between threads ----------------------
- * One-token items are query heads, split evenly over the threads, so a kv
- * head's group can fall to two (2b4t at 2 threads: 20 heads, 10 each, kv
- * head 2's four split 2 + 2). Each thread used to run its part as a pair
- * of heads (qk_pair_f16_z, pv_pair_f16_z): that kv head's K and V read
- * twice in all, at half the quad kernels' work per byte. Now the threads
- * that share a group (its participants) share its work: each computes Q.K
- * of all four heads for a range of positions into one score area (the
- * first participant's, past the threads' own in f->scores), says so in f->att_done,
- * and once all have, each takes the softmax of the four rows into its own
- * slot and P.V of the four heads for a range of column pairs. Every score
- * and every output column comes from the kernel the whole-group quad uses,
- * with the same operations in the same order, and the softmax is the same
- * code on the same scores on every participant: bitwise the same results.
- * Split groups go first on every thread, Q.K of all of them before any
- * wait, so a thread waits at most for another's share of the Q.K. Zen 5
- * VM, 2b4t at 2 threads, one process alternating the two ways every 4
- * steps, 64 steps after a prompt of C tokens, attention regions' time:
- * C = 1000 -13%, 2000 -12% and -12%, 4000 -7% and -7%; C = 200-800 within
- * -5% to +10% either way, and with C = 4 (4-260 positions) +4% to +5%
- * (~1 us a layer: the wait and the softmax done twice). So only from
- * BN_ATT_SPLIT_MIN positions on; below, the pairs. */
-#define BN_ATT_SPLIT_MIN 1024
-/* The participants [*t0, *t1] of group g: the threads whose item ranges
- * (bn_pool_split of n_head in units of align) meet the group's heads. */
-static void group_participants(int n_head, int group, int g, int nth, int64_t align, int *t0, int *t1) {
-    *t0 = -1, *t1 = -1;
-    for (int t = 0; t < nth; t++) {
-        int64_t lo, hi;
-        bn_pool_split(n_head, t, nth, align, &lo, &hi);
-        if (lo < (int64_t)(g + 1) * group && hi > (int64_t)g * group) {
-            if (*t0 < 0) *t0 = t;
-            *t1 = t;
-        }
-    }
-}
-
-/* Thread ith's Q.K share of split group g (kv head g), into the shared
- * scores; its V columns prefetched as the whole-group path does. */
-static void split_group_qk(const job *j, int ith, int g, int t0, int t1, float *q, int64_t sc_ld, float scale) {
-    bn_forward *f = j->f;
-    const bn_hparams *hp = &f->m->hp;
-    const int hd = hp->head_dim, group = hp->n_head / hp->n_head_kv, n_kv = f->pos + 1;
-    const int P = t1 - t0 + 1, me = ith - t0;
-    const int p0 = (int)((int64_t)n_kv * me / P), p1 = (int)((int64_t)n_kv * (me + 1) / P);
-    const int c0 = hd / 2 * me / P * 2, c1 = hd / 2 * (me + 1) / P * 2 + (me == P - 1 ? hd % 2 : 0);
-    const uint16_t *krow0 = (const uint16_t *)f->kc + kcache_at(f, j->layer, g, 0);
-    const uint8_t *vcol0 = (const uint8_t *)f->vc + vcache_at(f, j->layer, g, c0) * 2;
-    float *shared = f->scores + ((int64_t)f->n_threads + t0) * group * sc_ld;
-    prefetch_vcols(vcol0, f->v_tile, n_kv, c1 - c0);
-    for (int h = 0; h < group; h++) round_f16_avx2(f->qkv + (int64_t)(g * group + h) * hd, q + h * hd, hd);
-    if (p1 > p0) qk_quad_f16_z(q, krow0 + (int64_t)p0 * hd, p1 - p0, hd, scale, shared + p0, sc_ld);
-}
-
-/* Thread ith's P.V share of split group g, once every participant's Q.K
- * share is in: the four rows' softmax into sc (its own slot), then its
- * column pairs of the four heads' outputs. */
-static void split_group_pv(const job *j, int ith, int g, int t0, int t1, float *sc, int64_t sc_ld) {
-    bn_forward *f = j->f;
-    const bn_hparams *hp = &f->m->hp;
-    const int hd = hp->head_dim, group = hp->n_head / hp->n_head_kv, n_kv = f->pos + 1;
-    const int P = t1 - t0 + 1, me = ith - t0;
-    const int c0 = hd / 2 * me / P * 2, c1 = hd / 2 * (me + 1) / P * 2 + (me == P - 1 ? hd % 2 : 0);
-    for (int t = t0; t <= t1; t++)
-        for (int i = 0; t != ith && atomic_load_explicit(&f->att_done[t].epoch, memory_order_acquire) < j->epoch; i++)
-            bn_pool_relax(i);
-    const float *shared = f->scores + ((int64_t)f->n_threads + t0) * group * sc_ld;
-    for (int h = 0; h < group; h++) {
-        float *row = sc + h * sc_ld;
-        memcpy(row, shared + h * sc_ld, (size_t)n_kv * sizeof(float));
-        softmax_probs(f, row, n_kv, bn_max_row(row, n_kv, f->vm), true);
-    }
-    const uint16_t *vcol0 = (const uint16_t *)f->vc + vcache_at(f, j->layer, g, 0);
-    pv_quad_cols_z(sc, sc_ld, vcol0, f->v_tile, n_kv, c0, c1, hd, f->att + (int64_t)g * group * hd);
-}
-#endif
-
 static void region_attention(void *arg, int ith, int nth) {
     job *j = arg;
     bn_forward *f = j->f;
@@ -1611,28 +1499,7 @@ static void region_attention(void *arg, int ith, int nth) {
     } else {
         bn_pool_split((int64_t)j->n * hp->n_head, ith, nth, align, &lo, &hi);
     }
-    /* one token, the groups of four: those this thread shares with others
-     * first, at most one at each end of its items (split_group_qk) */
-    int split[2] = {-1, -1}, n_split = 0;
-#if defined(__x86_64__)
-    if (quad && j->n == 1 && nth > 1 && lo < hi && f->pos + 1 >= f->att_split_min) {
-        int st0[2], st1[2];
-        for (int e = 0; e < 2; e++) {
-            const int g = (int)((e ? hi - 1 : lo) / group);
-            int t0, t1;
-            if (n_split && split[0] == g) continue;
-            group_participants(hp->n_head, group, g, nth, align, &t0, &t1);
-            if (t0 == t1) continue;
-            split[n_split] = g, st0[n_split] = t0, st1[n_split] = t1;
-            n_split++;
-        }
-        for (int k = 0; k < n_split; k++) split_group_qk(j, ith, split[k], st0[k], st1[k], q, sc_ld, scale);
-        atomic_store_explicit(&f->att_done[ith].epoch, j->epoch, memory_order_release);
-        for (int k = 0; k < n_split; k++) split_group_pv(j, ith, split[k], st0[k], st1[k], sc0, sc_ld);
-    }
-#endif
     for (int64_t it = lo; it < hi; it++) {
-        if (n_split && (it / group == split[0] || it / group == split[1])) continue; /* done above */
         /* item order: kv head, then token, then query head of the group */
         const int kvh = (int)(it / ((int64_t)j->n * group)), rem = (int)(it % ((int64_t)j->n * group));
         const int t = rem / group, h = kvh * group + rem % group;
@@ -1716,7 +1583,16 @@ static void region_attention(void *arg, int ith, int nth) {
             sc[p] = s * scale;
             mx = sc[p] > mx ? sc[p] : mx;
         }
-        softmax_probs(f, sc, n_kv, mx, p_f16);
+        /* softmax: exps in groups of 8 (zero padded), each group summed pairwise, groups in double */
+        const double sum = bn_softmax_exp(sc, n_kv, mx, f->vm);
+        const float inv = (float)(1.0 / sum);
+        for (int p = 0; p < n_kv; p++) sc[p] = sc[p] * inv;
+#if defined(__x86_64__)
+        if (p_f16 && f->hw_avx2) round_f16_avx2(sc, sc, n_kv);
+        else
+#endif
+            if (p_f16)
+                for (int p = 0; p < n_kv; p++) sc[p] = tab[bn_f32_to_f16(sc[p])];
         /* out[d] = sum_p p_p * v_p[d] */
 #if defined(__x86_64__)
         if (direct) {
@@ -1901,7 +1777,7 @@ static int eval_batch(bn_forward *f, const int32_t *tok, int n, float *logits, i
         float *qkvy[3] = {f->qkv, f->qkv + f->q_dim, f->qkv + f->q_dim + f->kv_dim};
         float s3[3] = {use_scales ? L->sq : 1, use_scales ? L->sk : 1, use_scales ? L->sv : 1};
         run_norm_matmul(f, n, 0, f->x, D, L->attn_norm, D, SITE_EMBD, 3, qkvw, qkvy, s3, f->qkv_dim, NULL);
-        job ja = {.f = f, .n = n, .layer = il, .L = L, .epoch = n == 1 ? ++f->att_epoch : 0};
+        job ja = {.f = f, .n = n, .layer = il, .L = L};
         bn_pool_run(f->pool, region_rope_store, &ja);
         bn_pool_run(f->pool, region_attention, &ja);
         /* x += Wo · subnorm(att) */
@@ -2009,10 +1885,6 @@ int bn_forward_new(bn_forward **out, const bn_model *m, const bn_forward_opts *o
      * (tests set 0 to run the blocked path on short prompts) */
     const char *ab = getenv("BN_ATT_BLOCK_BYTES");
     f->att_block_bytes = ab && *ab ? strtoll(ab, NULL, 10) : BN_ATT_BLOCK_BYTES;
-    /* BN_ATT_SPLIT_MIN likewise for one-token groups that threads share
-     * (tests set 1 to split them at every position) */
-    const char *as = getenv("BN_ATT_SPLIT_MIN");
-    f->att_split_min = as && *as ? atoi(as) : BN_ATT_SPLIT_MIN;
     f->vm = f->hw_avx2 ? BN_VM_AVX2 : f->hw_fma ? BN_VM_FMA : BN_VM_PLAIN;
     f->compat = o->compat;
     if ((unsigned)f->compat > BN_COMPAT_LLAMACPP) { bn_forward_free(f); return bn_errf(e, "forward: compat: %d unknown", (int)o->compat); }
@@ -2092,9 +1964,7 @@ int bn_forward_new(bn_forward **out, const bn_model *m, const bn_forward_opts *o
                     return -1;
                 }
     f->claims = aligned_alloc(64, (size_t)f->n_threads * sizeof *f->claims);
-    f->att_done = aligned_alloc(64, (size_t)f->n_threads * sizeof *f->att_done);
-    if (!f->claims || !f->att_done) { bn_forward_free(f); return bn_errf(e, "forward: out of memory"); }
-    for (int t = 0; t < f->n_threads; t++) atomic_init(&f->att_done[t].epoch, 0);
+    if (!f->claims) { bn_forward_free(f); return bn_errf(e, "forward: out of memory"); }
     if (f->n_threads > 1) { /* each thread's own one-token input (run_norm_matmul) */
         f->own = calloc((size_t)f->n_threads, sizeof *f->own);
         if (!f->own) { bn_forward_free(f); return bn_errf(e, "forward: out of memory"); }
@@ -2131,7 +2001,7 @@ void bn_forward_free(bn_forward *f) {
     }
     free(f->own);
     free(f->x); free(f->xn); free(f->qkv); free(f->att); free(f->gu); free(f->y); free(f->rope);
-    free(f->scores); free(f->qtmp); free(f->pvlanes); free(f->kvtmp); free(f->wrow); free(f->claims); free(f->att_done); bn_free_big(f->kc, f->k_bytes); bn_free_big(f->vc, f->v_bytes); free(f->f16tab);
+    free(f->scores); free(f->qtmp); free(f->pvlanes); free(f->kvtmp); free(f->wrow); free(f->claims); bn_free_big(f->kc, f->k_bytes); bn_free_big(f->vc, f->v_bytes); free(f->f16tab);
     free(f);
 }
 

@@ -15,7 +15,7 @@
 
 /* One step of a spin wait: a pause (the sibling hyperthread and the
  * memory system get the slot), a sched_yield every 1024 steps. */
-void bn_pool_relax(int i) {
+static inline void pool_relax(int i) {
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_ia32_pause();
 #elif defined(__aarch64__)
@@ -56,7 +56,7 @@ static unsigned pool_wait_gen(bn_pool *p, unsigned seen) {
     for (int i = 0; i < BN_POOL_SPIN; i++) {
         unsigned g = atomic_load_explicit(&p->gen, memory_order_acquire);
         if (g != seen) return g;
-        bn_pool_relax(i);
+        pool_relax(i);
     }
     pthread_mutex_lock(&p->mu);
     unsigned g;
@@ -155,7 +155,7 @@ int bn_pool_threads(const bn_pool *p) { return p->n; }
 static void pool_join(bn_pool *p) {
     for (int i = 0; i < BN_POOL_SPIN; i++) {
         if (atomic_load_explicit(&p->pending, memory_order_acquire) == 0) return;
-        bn_pool_relax(i);
+        pool_relax(i);
     }
     pthread_mutex_lock(&p->mu);
     while (atomic_load_explicit(&p->pending, memory_order_acquire) != 0)

@@ -45,11 +45,6 @@ int bn_pool_stats(const bn_pool *p, bn_pool_stat *out, int max);
 /* The share [*lo, *hi) of [0, n) for thread ith of nth, with boundaries
  * rounded to multiples of align (the last share takes the rest). */
 void bn_pool_split(int64_t n, int ith, int nth, int64_t align, int64_t *lo, int64_t *hi);
-
-/* One step i (0, 1, ...) of a spin wait inside a region, for threads that
- * wait on each other there: a pause, and a sched_yield every 1024 steps so
- * that more threads than cores still make progress. */
-void bn_pool_relax(int i);
 /* The same by cost: unit u costs cost(ctx, u) >= 0, and each share's
  * boundaries fall where the running cost passes ith/nth and (ith+1)/nth of
  * the total, on multiples of align; the shares cover [0, n) in order. */
